@@ -1,0 +1,74 @@
+from worker.dispatch.ordering import Decision, Lane, Work
+from worker.model import DeliveryTask
+
+
+def work(seq: int, *, hop: int = 0, topic: str = "deliveries") -> Work:
+    task = DeliveryTask(f"msg_{seq}", "sub", "ws", f"e{seq}", "x.created", b"{}", seq=seq,
+                        hop=hop)
+    return Work(task, topic, 0, seq)
+
+
+def test_one_in_flight_then_waiting_in_order():
+    lane = Lane()
+    first, second, third = work(1), work(2), work(3)
+    assert lane.on_fresh(first) is Decision.ATTEMPT
+    assert lane.on_fresh(second) is Decision.WAIT
+    assert lane.on_fresh(third) is Decision.WAIT
+    assert lane.resolved() is False
+    assert lane.next_work("parked", 0, 0) is second
+    lane.resolved()
+    assert lane.next_work("parked", 0, 0) is third
+    lane.resolved()
+    assert lane.next_work("parked", 0, 0) is None and lane.idle
+
+
+def test_failure_makes_a_head_and_parks_followers_once_durable():
+    lane = Lane()
+    first = work(1)
+    lane.on_fresh(first)
+    lane.on_fresh(work(2))
+    copy = DeliveryTask(**{**_fields(first.task), "hop": 1, "attempt": 1})
+    lane.set_head(copy)
+    # Until the head marker is durable, new tasks are held, not parked.
+    assert lane.on_fresh(work(3)) is Decision.HOLD
+    held = lane.head_marker_durable()
+    assert [w.task.seq for w in held] == [2, 3]
+    assert [t.seq for t in lane.parked] == [2, 3]
+    assert lane.on_fresh(work(4)) is Decision.PARK
+    # Nothing may start while the head waits in a delay topic.
+    assert lane.next_work("parked", 0, 0) is None
+    # Only the exact copy named by the head is attempted; an older copy is stale.
+    assert lane.on_retry_due(work(1, hop=0, topic="retry")) is Decision.DROP
+    retry = Work(copy, "retry", 0, 7)
+    assert lane.on_retry_due(retry) is Decision.ATTEMPT
+    assert lane.resolved() is True  # the head marker must be cleared
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.from_parked and nxt.task.seq == 2
+    lane.resolved()
+    assert [t.seq for t in lane.parked] == [3, 4]
+
+
+def test_replayed_tasks_at_or_below_durable_seq_are_dropped():
+    lane = Lane()
+    lane.on_fresh(work(5))
+    lane.set_head(DeliveryTask(**{**_fields(work(5).task), "hop": 1}))
+    lane.head_marker_durable()
+    assert lane.on_fresh(work(5)) is Decision.DROP
+    assert lane.on_fresh(work(3)) is Decision.DROP
+    assert lane.on_fresh(work(6)) is Decision.PARK
+    assert lane.on_fresh(work(6)) is Decision.DROP
+
+
+def test_parked_task_that_fails_becomes_the_head():
+    lane = Lane()
+    lane.park(work(2).task)
+    lane.park(work(3).task)
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.task.seq == 2
+    lane.set_head(DeliveryTask(**{**_fields(nxt.task), "hop": 1}))
+    assert [t.seq for t in lane.parked] == [3]
+    assert lane.head is not None and lane.head.seq == 2
+
+
+def _fields(task: DeliveryTask) -> dict:
+    return {name: getattr(task, name) for name in task.__slots__}

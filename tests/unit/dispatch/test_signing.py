@@ -1,0 +1,35 @@
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
+
+from worker.dispatch.signing import decode_secret, sign_headers
+from worker.subscriptions.secrets import generate_secret
+
+
+def test_standardwebhooks_verifies_our_signature():
+    secret = generate_secret()
+    body = b'{"event":"contact.created"}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = sign_headers("msg_1", now, body, [decode_secret(secret)])
+    assert Webhook(secret).verify(body, headers) == {"event": "contact.created"}
+
+
+def test_both_secrets_verify_during_rotation():
+    old, new = generate_secret(), generate_secret()
+    body = b'{"a":1}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = sign_headers("msg_2", now, body, [decode_secret(new), decode_secret(old)])
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    Webhook(old).verify(body, headers)
+    Webhook(new).verify(body, headers)
+
+
+def test_hex_body_signature():
+    import hashlib
+    import hmac
+
+    secret = generate_secret()
+    body = b"{}"
+    headers = sign_headers("msg_3", 1, body, [decode_secret(secret)])
+    expected = hmac.new(decode_secret(secret), body, hashlib.sha256).hexdigest()
+    assert headers["x-webhook-signature"] == expected

@@ -1,0 +1,3 @@
+"""webhook-worker: Kafka-native webhook delivery."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,180 @@
+"""The composition root: the only place that builds clients and stages and wires them.
+
+``run_worker`` runs the router, the dispatcher, or both in one asyncio loop, with the
+subscription table followed in a background thread and the health/metrics server on the
+same loop. Shutdown order (SIGTERM/SIGINT): stop polling, drain in-flight deliveries within
+WEBHOOK_SHUTDOWN_TIMEOUT, flush the producer, commit, close the consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, Producer
+
+from worker import __version__
+from worker.codec.avro import AvroCodec
+from worker.codec.records import RecordCodec
+from worker.config import Settings
+from worker.dispatch.delivery import Attempter
+from worker.dispatch.dispatcher import Dispatcher
+from worker.dispatch.http import HttpSender
+from worker.kafka.clients import make_consumer, make_producer
+from worker.kafka.topics import Topics
+from worker.observability.health import HealthServer, LoopHeartbeat
+from worker.observability.metrics import Metrics
+from worker.router import Router
+from worker.subscriptions.secrets import SecretBox
+from worker.subscriptions.table import SubscriptionTable, TableFollower
+
+__all__ = ["Codecs", "open_table", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "router", "dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class Codecs:
+    avro: AvroCodec
+    records: RecordCodec
+
+    @classmethod
+    def load(cls) -> Codecs:
+        avro = AvroCodec()
+        return cls(avro, RecordCodec(avro))
+
+
+def secret_box(settings: Settings) -> SecretBox | None:
+    return SecretBox(settings.secrets_key) if settings.secrets_key else None
+
+
+def open_table(settings: Settings, codecs: Codecs) -> TableFollower:
+    """Start following the subscriptions topic (call ``wait_caught_up`` before trusting it)."""
+    topics = Topics.from_settings(settings)
+    table = SubscriptionTable(decode=codecs.records.decode_subscription, box=secret_box(settings))
+    consumer = make_consumer(settings, None, **{"enable.partition.eof": "true"})
+    follower = TableFollower(consumer, topics.subscriptions, table)
+    follower.start()
+    return follower
+
+
+async def run_worker(
+    settings: Settings,
+    role: str = "all",
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives. ``on_started`` gets the bound
+    metrics port (useful with port 0)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (choose from {', '.join(ROLES)})")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+    topics = Topics.from_settings(settings)
+    codecs = Codecs.load()
+    metrics = Metrics(
+        input_topics=[t for t in settings.input_topic_list() if not t.startswith("^")],
+        retry_delays=[t.rsplit(".", 1)[-1] for t in topics.retry],
+    )
+    metrics.build_info(__version__)
+    heartbeat = LoopHeartbeat()
+    follower = open_table(settings, codecs)
+    producer = make_producer(settings)
+    stages: list[Router | Dispatcher] = []
+    sender: HttpSender | None = None
+    consumers: list[Consumer] = []
+
+    if role in ("all", "router"):
+        consumer = make_consumer(settings, f"{settings.group_id}-router")
+        consumers.append(consumer)
+        stages.append(
+            Router(
+                settings=settings,
+                topics=topics,
+                consumer=consumer,
+                producer=producer,
+                avro=codecs.avro,
+                codec=codecs.records,
+                index=follower.table.index,
+                metrics=metrics,
+                table_ready=follower.caught_up.is_set,
+                heartbeat=heartbeat.beat,
+            )
+        )
+    if role in ("all", "dispatcher"):
+        sender = HttpSender(
+            max_connections=settings.max_in_flight,
+            allow_private=settings.allow_private_networks,
+            user_agent=f"webhook-worker/{__version__}",
+        )
+        consumer = make_consumer(settings, f"{settings.group_id}-dispatcher")
+        consumers.append(consumer)
+        stages.append(
+            Dispatcher(
+                settings=settings,
+                topics=topics,
+                consumer=consumer,
+                producer=producer,
+                make_reader=lambda: make_consumer(
+                    settings, None, **{"enable.partition.eof": "true"}
+                ),
+                codec=codecs.records,
+                attempter=Attempter(
+                    lookup=follower.table.index.get, sender=sender, metrics=metrics
+                ),
+                metrics=metrics,
+                heartbeat=heartbeat.beat,
+            )
+        )
+
+    def ready() -> bool:
+        return follower.caught_up.is_set() and all(stage.assigned for stage in stages)
+
+    health = HealthServer(
+        metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive
+    )
+    await health.start()
+    try:
+        if on_started is not None:
+            started = on_started(health.port)
+            if started is not None:
+                await started
+        await _run_stages(stages, stop)
+    finally:
+        _flush(producer, settings)
+        follower.stop()
+        if sender is not None:
+            await sender.close()
+        await health.stop()
+
+
+async def _run_stages(stages: list[Router | Dispatcher], stop: asyncio.Event) -> None:
+    """Run every stage; if one fails, stop the others and re-raise its error."""
+    jobs = [asyncio.create_task(stage.run(stop)) for stage in stages]
+    try:
+        done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_EXCEPTION)
+        for job in done:
+            if job.exception() is not None:
+                stop.set()
+                await asyncio.gather(*jobs, return_exceptions=True)
+                raise job.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _flush(producer: Producer, settings: Settings) -> None:
+    remaining = producer.flush(settings.shutdown_timeout_ms / 1000)
+    if remaining:
+        log.error("%d records were not acknowledged before shutdown", remaining)

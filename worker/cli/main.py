@@ -1,0 +1,51 @@
+"""``webhook-worker``: the command line. One module per command group registers its
+sub-commands; this module parses, builds settings once, and turns failures into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from worker import __version__
+from worker.cli import events, runner, subs, topics
+from worker.cli.common import CommandError
+from worker.config import ConfigError
+from worker.observability.logging import setup_logging
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"webhook-worker: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="webhook-worker", description="Kafka-native webhook delivery.")
+    parser.add_argument("--version", action="version", version=f"webhook-worker {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--output", choices=("text", "json"), default="text")
+    common.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None,
+                        help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
+    common.add_argument("--topic-prefix", dest="topic_prefix", default=None,
+                        help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in (runner, topics, subs, events):
+        module.register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging("INFO" if args.command in ("run", "dev") else "WARNING")
+    try:
+        result: int = args.handler(args)
+        return result
+    except (CommandError, ConfigError) as exc:
+        sys.stderr.write(f"webhook-worker: error: {exc}\n")
+        return exc.code if isinstance(exc, CommandError) else 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,188 @@
+"""Settings: one frozen object, read from the environment once at start-up.
+
+Every variable is documented in the README's Configuration table. Nothing else in the
+package reads ``os.environ``; code receives a :class:`Settings` and asks it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["DEFAULT_RETRY_DELAYS", "ConfigError", "Settings", "format_duration", "parse_duration"]
+
+DEFAULT_RETRY_DELAYS = "5s,30s,2m,10m,30m,1h,2h"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+# Variables of ours that start with KAFKA_ but are not librdkafka properties.
+_NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable and the bad value."""
+
+
+def parse_duration(text: str) -> int:
+    """``"30s"`` -> 30000: a duration in milliseconds (units ms, s, m, h, d)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 5m, 2h, 1d)")
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+def format_duration(ms: int) -> str:
+    """30000 -> ``"30s"``: the shortest exact spelling, used in retry topic names."""
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0 and ms >= _UNIT_MS[unit]:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker and the CLI are configured with."""
+
+    bootstrap_servers: str | None = None
+    kafka_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
+    input_topics: str = "events"
+    topic_prefix: str = "webhooks."
+    group_id: str = "webhook-worker"
+    metrics_port: int = 9400
+    retry_delays_ms: tuple[int, ...] = tuple(
+        parse_duration(d) for d in DEFAULT_RETRY_DELAYS.split(",")
+    )
+    allow_http: bool = False
+    allow_private_networks: bool = False
+    secrets_key: str | None = field(default=None, repr=False)
+    max_event_bytes: int = 1_000_000
+    shutdown_timeout_ms: int = 30_000
+    max_in_flight: int = 512
+    max_in_flight_per_workspace: int = 50
+    default_timeout_ms: int = 15_000
+    max_endpoints_per_workspace: int = 0
+    disable_after_failures: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); ``overrides`` win (CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        simple = {
+            "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
+            "WEBHOOK_INPUT_TOPICS": "input_topics",
+            "WEBHOOK_TOPIC_PREFIX": "topic_prefix",
+            "WEBHOOK_GROUP_ID": "group_id",
+            "WEBHOOK_SECRETS_KEY": "secrets_key",
+        }
+        for var, attr in simple.items():
+            if env.get(var):
+                values[attr] = env[var]
+        ints = {
+            "WEBHOOK_METRICS_PORT": "metrics_port",
+            "WEBHOOK_MAX_EVENT_BYTES": "max_event_bytes",
+            "WEBHOOK_MAX_IN_FLIGHT": "max_in_flight",
+            "WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE": "max_in_flight_per_workspace",
+            "WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE": "max_endpoints_per_workspace",
+            "WEBHOOK_DISABLE_AFTER_FAILURES": "disable_after_failures",
+        }
+        for var, attr in ints.items():
+            if env.get(var):
+                values[attr] = _int(var, env[var])
+        durations = {
+            "WEBHOOK_SHUTDOWN_TIMEOUT": "shutdown_timeout_ms",
+            "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
+        }
+        for var, attr in durations.items():
+            if env.get(var):
+                values[attr] = _duration_var(var, env[var])
+        if env.get("WEBHOOK_RETRY_DELAYS"):
+            values["retry_delays_ms"] = parse_retry_delays(env["WEBHOOK_RETRY_DELAYS"])
+        for var, attr in (
+            ("WEBHOOK_ALLOW_HTTP", "allow_http"),
+            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "allow_private_networks"),
+        ):
+            if var in env:
+                values[attr] = _bool(var, env[var])
+        values["kafka_properties"] = {
+            key[len("KAFKA_") :].lower().replace("_", "."): value
+            for key, value in env.items()
+            if key.startswith("KAFKA_") and key not in _NOT_LIBRDKAFKA
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> None:
+        if not self.retry_delays_ms:
+            raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
+        if not self.input_topics.strip():
+            raise ConfigError("WEBHOOK_INPUT_TOPICS: empty")
+        if self.input_topics.startswith("^"):
+            try:
+                re.compile(self.input_topics)
+            except re.error as exc:
+                raise ConfigError(f"WEBHOOK_INPUT_TOPICS: bad regular expression: {exc}") from None
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts per delivery: one first try plus one per retry delay."""
+        return len(self.retry_delays_ms) + 1
+
+    def input_topic_list(self) -> list[str]:
+        """Topic names, or a single ``^regex`` (librdkafka subscribes to regexes natively)."""
+        if self.input_topics.startswith("^"):
+            return [self.input_topics]
+        return [t.strip() for t in self.input_topics.split(",") if t.strip()]
+
+    def to_librdkafka(self) -> dict[str, str]:
+        """Client properties shared by every producer, consumer and admin client."""
+        if not self.bootstrap_servers:
+            raise ConfigError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set (use `webhook-worker dev` for a local broker)"
+            )
+        config = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(self.kafka_properties)
+        return config
+
+
+def parse_retry_delays(text: str) -> tuple[int, ...]:
+    delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())
+    if not delays:
+        raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
+    if len({format_duration(d) for d in delays}) != len(delays):
+        raise ConfigError(f"WEBHOOK_RETRY_DELAYS: duplicate delay in {text!r}")
+    return delays
+
+
+def _duration_var(name: str, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None

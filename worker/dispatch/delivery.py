@@ -1,0 +1,128 @@
+"""One delivery attempt: look up the subscription, sign, POST, and describe the outcome.
+
+The :class:`Attempter` performs no Kafka I/O; the dispatcher turns its :class:`Outcome`
+into writes. Secrets never leave this module except as HMACs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.dispatch.http import HttpSender, TransportError
+from worker.dispatch.policy import Next, Verdict, classify, parse_retry_after
+from worker.dispatch.signing import decode_secret, sign_headers
+from worker.model import Attempt, DeliveryTask
+from worker.observability.metrics import Metrics
+from worker.subscriptions.model import Status, Subscription
+
+__all__ = ["Attempter", "Outcome"]
+
+BODY_EXCERPT = 1024
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "user-agent", "host", "webhook-id", "webhook-timestamp",
+     "webhook-signature", "x-webhook-signature", "transfer-encoding", "connection"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+    retry_after_ms: int | None = None
+    response_excerpt: str = ""
+    attempt: Attempt | None = None  # None when no HTTP attempt was made
+
+
+class Attempter:
+    """Performs attempts for the dispatcher. ``lookup`` reads the live subscription table."""
+
+    def __init__(
+        self,
+        *,
+        lookup: Callable[[str], Subscription | None],
+        sender: HttpSender,
+        metrics: Metrics,
+    ) -> None:
+        self._lookup = lookup
+        self._sender = sender
+        self._metrics = metrics
+        self._keys: dict[tuple[str, ...], list[bytes]] = {}
+
+    async def attempt(self, task: DeliveryTask) -> Outcome:
+        sub = self._lookup(task.subscription_id)
+        if sub is None:
+            return Outcome(Verdict(Next.DEAD_LETTER, "subscription_deleted"))
+        if sub.status is not Status.ACTIVE:
+            return Outcome(Verdict(Next.DEAD_LETTER, "endpoint_disabled"))
+        task.attempt += 1
+        now_s = time.time()
+        headers = self._headers(sub, task, int(now_s))
+        started_ms = int(now_s * 1000)
+        try:
+            response = await self._sender.post(sub.url, task.body, headers, sub.timeout_ms / 1000)
+        except TransportError as exc:
+            verdict = classify(None, exc.kind)
+            self._metrics.attempt(verdict.next.value, exc.kind, exc.latency_s)
+            return Outcome(
+                verdict,
+                error=f"{exc.kind}: {exc}",
+                attempt=self._record(task, sub, started_ms, exc.latency_s, verdict,
+                                     None, f"{exc.kind}: {exc}", b""),
+            )
+        verdict = classify(response.status, None)
+        self._metrics.attempt(verdict.next.value, f"{response.status // 100}xx", response.latency_s)
+        excerpt = response.body[:BODY_EXCERPT].decode("utf-8", "replace")
+        return Outcome(
+            verdict,
+            status=response.status,
+            retry_after_ms=parse_retry_after(response.retry_after, started_ms),
+            response_excerpt=excerpt,
+            attempt=self._record(task, sub, started_ms, response.latency_s, verdict,
+                                 response.status, None, response.body),
+        )
+
+    def crashed(self, task: DeliveryTask) -> Outcome:
+        return Outcome(Verdict(Next.RETRY, "internal_error"), error="internal error")
+
+    def _headers(self, sub: Subscription, task: DeliveryTask, now_s: int) -> dict[str, str]:
+        secrets = tuple(sub.active_secrets(now_s * 1000))
+        keys = self._keys.get(secrets)
+        if keys is None:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            keys = self._keys[secrets] = [decode_secret(s) for s in secrets]
+        headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
+        headers["content-type"] = "application/json"
+        headers.update(sign_headers(task.delivery_id, now_s, task.body, keys))
+        return headers
+
+    def _record(
+        self,
+        task: DeliveryTask,
+        sub: Subscription,
+        started_ms: int,
+        latency_s: float,
+        verdict: Verdict,
+        status: int | None,
+        error: str | None,
+        body: bytes,
+    ) -> Attempt:
+        return Attempt(
+            delivery_id=task.delivery_id,
+            subscription_id=task.subscription_id,
+            workspace=task.workspace,
+            event_id=task.event_id,
+            event_type=task.event_type,
+            attempt=task.attempt,
+            started_ms=started_ms,
+            latency_ms=round(latency_s * 1000, 3),
+            url=sub.url,
+            outcome=verdict.next.value,
+            status=status,
+            error=error,
+            request_body=task.body[:BODY_EXCERPT].decode("utf-8", "replace"),
+            response_body=body[:BODY_EXCERPT].decode("utf-8", "replace"),
+        )

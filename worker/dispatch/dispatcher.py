@@ -1,0 +1,481 @@
+"""The dispatcher: delivery tasks in, signed POSTs out, every outcome made durable.
+
+It consumes ``deliveries`` and every ``retry.<delay>`` topic in one consumer group with range
+assignment (so partition *p* of each lands on the same member), attempts deliveries with
+bounded concurrency on the event loop, and turns each outcome into Kafka writes: an
+``attempts`` record, then success, a copy in a delay topic, or a dead letter. A source offset
+is stored only when that outcome is acknowledged (see :mod:`worker.kafka.offsets`).
+
+Delay topics are read in order; a record that is not yet due pauses its partition (never a
+sleep in the loop) and the partition is resumed when it falls due. Ordered subscriptions go
+through :class:`worker.dispatch.ordering.Lane`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from worker.codec.records import RecordCodec
+from worker.config import Settings
+from worker.dispatch.delivery import Attempter, Outcome
+from worker.dispatch.ordering import Decision, Lane, Work
+from worker.dispatch.policy import Next, schedule_retry
+from worker.dispatch.rebuild import read_parked
+from worker.kafka.offsets import OffsetBook
+from worker.kafka.writes import produce
+from worker.kafka.topics import Topics
+from worker.model import DeadLetter, DeliveryTask
+from worker.observability.metrics import Metrics
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+POLL_BATCH = 500
+
+
+def head_key(sub_id: str) -> bytes:
+    return f"head/{sub_id}".encode()
+
+
+def task_key(sub_id: str, seq: int) -> bytes:
+    return f"task/{sub_id}/{seq:020d}".encode()
+
+
+class Dispatcher:
+    """Owns the dispatcher consumer loop. Built and wired by :mod:`worker.app`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        topics: Topics,
+        consumer: Consumer,
+        producer: Producer,
+        make_reader: Callable[[], Consumer],
+        codec: RecordCodec,
+        attempter: Attempter,
+        metrics: Metrics,
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._consumer = consumer
+        self._producer = producer
+        self._make_reader = make_reader
+        self._codec = codec
+        self._attempter = attempter
+        self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._retry_index = {t: i for i, t in enumerate(topics.retry)}
+        self._gen: dict[int, int] = {}
+        self._generations = 0
+        self._lanes: dict[int, dict[str, Lane]] = {}
+        self._offsets = OffsetBook()
+        self._delayed: dict[TP, deque[Work]] = {}
+        self._paused: set[TP] = set()
+        self._ready: deque[Work] = deque()
+        self._started: set[int] = set()  # id() of works whose attempt has started
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._fatal: str | None = None
+        self._assigned = False
+        self._backpressure = False
+
+    # -- public surface ---------------------------------------------------------------
+
+    @property
+    def assigned(self) -> bool:
+        return self._assigned
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._consumer.subscribe(
+            list(self._topics.dispatch_inputs),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                self._heartbeat()
+                busy = self._step()
+                if self._fatal:
+                    raise RuntimeError(self._fatal)
+                if busy:
+                    await asyncio.sleep(0)
+                else:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), 0.005)
+                    except TimeoutError:
+                        pass
+            await self._drain()
+        finally:
+            self._close()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        messages = self._consumer.consume(POLL_BATCH, timeout=0)
+        for message in messages:
+            self._on_message(message)
+        self._producer.poll(0)
+        self._release_due()
+        self._start_ready()
+        self._apply_backpressure()
+        self._offsets.store(self._consumer)
+        return bool(messages)
+
+    def _on_message(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        tracker = self._offsets.tracker(topic, partition)
+        tracker.start(offset)
+        try:
+            task = self._codec.decode_task(message.value())
+        except Exception as exc:  # our own topic: unreadable records are skipped, loudly
+            log.error("undecodable task at %s/%d/%d: %s", topic, partition, offset, exc)
+            tracker.finish(offset)
+            return
+        work = Work(task, topic, partition, offset, gen=self._gen.get(partition, 0))
+        if topic == self._topics.deliveries:
+            task.seq = offset
+            self._on_fresh(work)
+        else:
+            queue = self._delayed.setdefault((topic, partition), deque())
+            queue.append(work)
+            if task.due_ms > _now_ms() and (topic, partition) not in self._paused:
+                self._pause((topic, partition))
+
+    def _on_fresh(self, work: Work) -> None:
+        task = work.task
+        if not task.ordered:
+            self._ready.append(work)
+            return
+        lane = self._lane(work.partition, task.subscription_id)
+        decision = lane.on_fresh(work)
+        if decision is Decision.ATTEMPT:
+            self._ready.append(work)
+        elif decision is Decision.PARK:
+            self._write_parked(work, on_ack=lambda: self._finish(work))
+        elif decision is Decision.DROP:
+            self._finish(work)
+        self._metrics.parked(self._parked_count())
+
+    def _release_due(self) -> None:
+        now = _now_ms()
+        for tp, queue in self._delayed.items():
+            while queue and queue[0].task.due_ms <= now:
+                work = queue.popleft()
+                self._on_retry_due(work)
+            if not queue and tp in self._paused:
+                self._resume(tp)
+
+    def _on_retry_due(self, work: Work) -> None:
+        task = work.task
+        if not task.ordered:
+            self._ready.append(work)
+            return
+        lane = self._lane(work.partition, task.subscription_id)
+        if lane.on_retry_due(work) is Decision.ATTEMPT:
+            self._ready.append(work)
+        else:
+            self._finish(work)
+
+    def _start_ready(self) -> None:
+        limit = self._settings.max_in_flight
+        while self._ready and len(self._in_flight) < limit:
+            work = self._ready.popleft()
+            if work.gen != self._gen.get(work.partition, -1):
+                continue
+            self._started.add(id(work))
+            job = asyncio.get_running_loop().create_task(self._attempt(work))
+            self._in_flight.add(job)
+            job.add_done_callback(self._in_flight.discard)
+        self._metrics.set_in_flight(len(self._in_flight))
+
+    async def _attempt(self, work: Work) -> None:
+        try:
+            outcome = await self._attempter.attempt(work.task)
+        except Exception:  # a bug must not wedge the lane: treat as a network failure
+            log.exception("attempt crashed for %s", work.task.delivery_id)
+            outcome = self._attempter.crashed(work.task)
+        finally:
+            self._wake.set()
+        self._started.discard(id(work))
+        if work.gen != self._gen.get(work.partition, -1):
+            return  # revoked meanwhile: the new owner replays it
+        self._on_outcome(work, outcome)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _on_outcome(self, work: Work, outcome: Outcome) -> None:
+        task = work.task
+        if outcome.attempt is not None:
+            self._produce(
+                self._topics.attempts,
+                work.partition,
+                task.subscription_id.encode(),
+                self._codec.encode_attempt(outcome.attempt),
+            )
+        verdict = outcome.verdict
+        if verdict.next is Next.SUCCESS:
+            self._metrics.delivery_outcome("success")
+            if task.event_time_ms:
+                self._metrics.end_to_end(max(0.0, (_now_ms() - task.event_time_ms) / 1000))
+            self._finish(work)
+            self._advance(work)
+            return
+        if verdict.next is Next.RETRY:
+            now = _now_ms()
+            plan = schedule_retry(
+                task.attempt, self._settings.retry_delays_ms, now, outcome.retry_after_ms
+            )
+            if plan is not None:
+                self._retry(work, outcome, plan.topic_index, plan.due_ms)
+                return
+            self._dead_letter(work, outcome, "retries_exhausted")
+            return
+        self._dead_letter(work, outcome, verdict.reason)
+
+    def _retry(self, work: Work, outcome: Outcome, topic_index: int, due_ms: int) -> None:
+        task = work.task
+        copy = replace(
+            task,
+            hop=task.hop + 1,
+            due_ms=due_ms,
+            last_status=outcome.status,
+            last_error=outcome.error,
+        )
+        topic = self._topics.retry[topic_index]
+        self._metrics.retry_scheduled(topic.rsplit(".", 1)[-1])
+        if not task.ordered:
+            self._produce(topic, work.partition, task.subscription_id.encode(),
+                          self._codec.encode_task(copy), lambda: self._finish(work))
+            return
+        lane = self._lane(work.partition, task.subscription_id)
+        lane.set_head(copy)
+
+        def retry_durable() -> None:
+            self._produce(
+                self._topics.parked,
+                work.partition,
+                head_key(task.subscription_id),
+                self._codec.encode_parked("head", copy),
+                head_durable,
+            )
+
+        def head_durable() -> None:
+            if work.gen != self._gen.get(work.partition, -1):
+                return
+            for held in lane.head_marker_durable():
+                self._write_parked(held, on_ack=lambda held=held: self._finish(held))
+            if work.from_parked:
+                self._tombstone(work.partition, task_key(task.subscription_id, task.seq))
+            self._finish(work)
+            self._metrics.parked(self._parked_count())
+
+        self._produce(topic, work.partition, task.subscription_id.encode(),
+                      self._codec.encode_task(copy), retry_durable)
+
+    def _dead_letter(self, work: Work, outcome: Outcome, reason: str) -> None:
+        task = work.task
+        letter = DeadLetter(
+            task=task,
+            reason=reason,
+            attempts=task.attempt,
+            failed_ms=_now_ms(),
+            last_status=outcome.status,
+            last_error=outcome.error,
+            last_response_body=outcome.response_excerpt,
+        )
+        self._metrics.dead_letter(reason)
+        self._metrics.delivery_outcome("dead_letter")
+
+        def durable() -> None:
+            self._finish(work)
+            if work.gen == self._gen.get(work.partition, -1):
+                self._advance(work)
+
+        self._produce(self._topics.dlq, work.partition, task.subscription_id.encode(),
+                      self._codec.encode_dead_letter(letter), durable)
+
+    def _advance(self, work: Work) -> None:
+        """An ordered task is resolved: clear its markers and start the lane's next task."""
+        task = work.task
+        if not task.ordered:
+            return
+        lanes = self._lanes.get(work.partition)
+        lane = lanes.get(task.subscription_id) if lanes else None
+        if lane is None:
+            return
+        if lane.resolved():
+            self._tombstone(work.partition, head_key(task.subscription_id))
+        if work.from_parked:
+            self._tombstone(work.partition, task_key(task.subscription_id, task.seq))
+        nxt = lane.next_work(self._topics.parked, work.partition, work.gen)
+        if nxt is not None:
+            self._ready.append(nxt)
+        elif lane.idle and lanes is not None:
+            del lanes[task.subscription_id]
+
+    def _finish(self, work: Work) -> None:
+        if work.offset < 0 or work.gen != self._gen.get(work.partition, -1):
+            return
+        self._offsets.finish(work.topic, work.partition, work.offset)
+
+    # -- Kafka writes ---------------------------------------------------------------------
+
+    def _write_parked(self, work: Work, on_ack: Callable[[], None]) -> None:
+        task = work.task
+        self._produce(self._topics.parked, work.partition,
+                      task_key(task.subscription_id, task.seq),
+                      self._codec.encode_parked("task", task), on_ack)
+
+    def _tombstone(self, partition: int, key: bytes) -> None:
+        self._produce(self._topics.parked, partition, key, None)
+
+    def _produce(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        on_ack: Callable[[], None] | None = None,
+    ) -> None:
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self._fatal = f"write to {topic} failed: {err}"
+            elif on_ack is not None:
+                on_ack()
+
+        produce(self._producer, topic, value, key, report, partition)
+
+    # -- flow control ---------------------------------------------------------------------
+
+    def _apply_backpressure(self) -> None:
+        buffered = len(self._ready) + sum(
+            len(lane.waiting) for lanes in self._lanes.values() for lane in lanes.values()
+        )
+        limit = self._settings.max_in_flight * 8
+        if not self._backpressure and buffered > limit:
+            self._backpressure = True
+            self._consumer.pause(self._deliveries_partitions())
+        elif self._backpressure and buffered < limit // 2:
+            self._backpressure = False
+            self._consumer.resume(self._deliveries_partitions())
+
+    def _deliveries_partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(self._topics.deliveries, p) for p in self._gen]
+
+    def _pause(self, tp: TP) -> None:
+        self._paused.add(tp)
+        self._consumer.pause([TopicPartition(*tp)])
+
+    def _resume(self, tp: TP) -> None:
+        self._paused.discard(tp)
+        self._consumer.resume([TopicPartition(*tp)])
+
+    # -- assignment -----------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        new = sorted({tp.partition for tp in partitions} - set(self._gen))
+        rebuilt = read_parked(self._make_reader, self._topics.parked, new, self._codec)
+        for p in new:
+            self._generations += 1
+            self._gen[p] = self._generations
+            lanes = self._lanes[p] = rebuilt[p]
+            for sub_id, lane in lanes.items():
+                nxt = lane.next_work(self._topics.parked, p, self._gen[p])
+                if nxt is not None:
+                    self._ready.append(nxt)
+                log.debug("partition %d: lane %s rebuilt", p, sub_id)
+        self._backpressure = False
+        self._assigned = True
+        self._metrics.parked(self._parked_count())
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._producer.flush(10)
+        self._offsets.commit(consumer)
+        gone = {tp.partition for tp in partitions}
+        self._offsets.drop(gone)
+        for key in [k for k in self._delayed if k[1] in gone]:
+            del self._delayed[key]
+            self._paused.discard(key)
+        for p in gone:
+            self._gen.pop(p, None)
+            self._lanes.pop(p, None)
+        self._ready = deque(w for w in self._ready if w.partition not in gone)
+        self._assigned = bool(self._gen)
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Stop starting work, let in-flight attempts finish within the deadline, spill
+        what never started, and settle every write."""
+        deadline = self._settings.shutdown_timeout_ms / 1000
+        if self._in_flight:
+            _done, pending = await asyncio.wait(set(self._in_flight), timeout=deadline)
+            for job in pending:
+                job.cancel()
+        self._spill()
+        self._producer.flush(max(1.0, deadline))
+        self._offsets.store(self._consumer)
+
+    def _spill(self) -> None:
+        """Make never-started work durable elsewhere so the commit can pass it: unordered
+        tasks to the first delay topic (due now), idle ordered lanes' tasks to ``parked``."""
+        now = _now_ms()
+        for work in list(self._ready):
+            if not work.task.ordered and work.gen == self._gen.get(work.partition, -1):
+                copy = replace(work.task, hop=work.task.hop + 1, due_ms=now)
+                self._produce(self._topics.retry[0], work.partition,
+                              work.task.subscription_id.encode(), self._codec.encode_task(copy),
+                              lambda w=work: self._finish(w))
+        for lanes in self._lanes.values():
+            for lane in lanes.values():
+                self._spill_lane(lane)
+
+    def _spill_lane(self, lane: Lane) -> None:
+        if lane.head is not None:
+            return
+        busy = lane.busy
+        if busy is not None and id(busy) in self._started:
+            return  # still in flight: its lane replays from the source
+        works = ([busy] if busy is not None and not busy.from_parked else []) + list(lane.waiting)
+        for work in works:
+            self._write_parked(work, on_ack=lambda w=work: self._finish(w))
+
+    def _close(self) -> None:
+        try:
+            self._consumer.close()  # revokes: final commit happens in _on_revoke
+        except Exception as exc:
+            log.warning("closing consumer: %s", exc)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _lane(self, partition: int, sub_id: str) -> Lane:
+        lanes = self._lanes.setdefault(partition, {})
+        lane = lanes.get(sub_id)
+        if lane is None:
+            lane = lanes[sub_id] = Lane()
+        return lane
+
+    def _parked_count(self) -> int:
+        return sum(len(lane.parked) for lanes in self._lanes.values() for lane in lanes.values())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+

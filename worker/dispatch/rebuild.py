@@ -1,0 +1,83 @@
+"""Rebuild a partition's ordered lanes from the compacted ``parked`` topic on assignment.
+
+Last value per key wins and tombstones delete: the reader never relies on the broker
+having compacted the topic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from worker.codec.records import RecordCodec
+from worker.dispatch.ordering import Lane
+from worker.model import DeliveryTask
+
+__all__ = ["RebuildError", "read_parked"]
+
+REBUILD_TIMEOUT_S = 60.0
+
+
+class RebuildError(RuntimeError):
+    """The parked partition could not be read to its end in time."""
+
+
+def read_parked(
+    make_reader: Callable[[], Consumer],
+    topic: str,
+    partitions: list[int],
+    codec: RecordCodec,
+) -> dict[int, dict[str, Lane]]:
+    """Read each partition of ``topic`` from the beginning to its end; per partition, one
+    Lane per subscription that has parked state."""
+    entries: dict[int, dict[bytes, tuple[str, DeliveryTask]]] = {p: {} for p in partitions}
+    if not partitions:
+        return {}
+    reader = make_reader()
+    try:
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        remaining = set(partitions)
+        deadline = time.monotonic() + REBUILD_TIMEOUT_S
+        while remaining:
+            if time.monotonic() > deadline:
+                raise RebuildError(f"could not read {topic}{sorted(remaining)} to the end")
+            for message in reader.consume(1000, 0.2):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(message.partition())
+                        continue
+                    raise RebuildError(f"reading {topic}: {error}")
+                key = message.key()
+                if key is None:
+                    continue
+                table = entries[message.partition()]
+                value = message.value()
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = codec.decode_parked(value)
+    finally:
+        reader.close()
+    return {p: _lanes(table) for p, table in entries.items()}
+
+
+def _lanes(entries: dict[bytes, tuple[str, DeliveryTask]]) -> dict[str, Lane]:
+    lanes: dict[str, Lane] = {}
+    for kind, task in entries.values():
+        lane = lanes.setdefault(task.subscription_id, Lane())
+        if kind == "head":
+            lane.head = task
+            lane.head_durable = True
+            lane.max_seq = max(lane.max_seq, task.seq)
+        else:
+            lane.park(task)
+    for lane in lanes.values():
+        if lane.head is not None:
+            # A parked task that became the head is tombstoned only after its head marker
+            # is durable; a crash in between leaves both, and the head wins.
+            head_seq = lane.head.seq
+            lane.parked = [t for t in lane.parked if t.seq > head_seq]
+    return lanes

@@ -1,0 +1,48 @@
+"""Names of the worker's own topics, derived from the prefix and the retry delays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.config import Settings, format_duration
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The worker's topic names. ``retry`` is ordered like the configured delays."""
+
+    subscriptions: str
+    deliveries: str
+    retry: tuple[str, ...]
+    dlq: str
+    attempts: str
+    invalid_events: str
+    parked: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        p = settings.topic_prefix
+        return cls(
+            subscriptions=f"{p}subscriptions",
+            deliveries=f"{p}deliveries",
+            retry=tuple(f"{p}retry.{format_duration(d)}" for d in settings.retry_delays_ms),
+            dlq=f"{p}dlq",
+            attempts=f"{p}attempts",
+            invalid_events=f"{p}invalid-events",
+            parked=f"{p}parked",
+        )
+
+    @property
+    def dispatch_inputs(self) -> tuple[str, ...]:
+        """What the dispatcher consumes: fresh tasks and every delay topic (co-partitioned)."""
+        return (self.deliveries, *self.retry)
+
+    @property
+    def co_partitioned(self) -> tuple[str, ...]:
+        """Topics keyed by subscription id that must all have the same partition count."""
+        return (self.deliveries, *self.retry, self.parked, self.dlq, self.attempts)
+
+    def all(self) -> tuple[str, ...]:
+        return (self.subscriptions, *self.co_partitioned, self.invalid_events)

@@ -1,0 +1,30 @@
+"""Producing with back-pressure: a full local queue waits for room instead of failing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+__all__ = ["produce"]
+
+
+def produce(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    partition: int | None = None,
+) -> None:
+    """Produce, waiting for room when the local queue is full (back-pressure, not loss)."""
+    kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery else {}
+    if partition is not None:
+        kwargs["partition"] = partition
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)

@@ -1,0 +1,308 @@
+"""Prometheus metrics: the one facade the pipeline calls, and the only module that imports
+``prometheus_client``.
+
+Every :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`, so tests and
+several workers in one process never share series. Labels are few and bounded: topics, outcome
+and reason categories, retry delays, partitions. Never event ids, subscription ids or URLs.
+Free-text label values are normalised and capped per label (:data:`LABEL_VALUE_LIMIT` distinct
+values, then ``other``) so a caller's mistake cannot explode the series count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import re
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+
+__all__ = [
+    "ATTEMPT_OUTCOMES",
+    "DEAD_LETTER_REASONS",
+    "DELIVERY_OUTCOMES",
+    "LABEL_VALUE_LIMIT",
+    "STATUS_CLASSES",
+    "SUBSCRIPTION_STATUSES",
+    "Metrics",
+]
+
+ATTEMPT_OUTCOMES = ("success", "retry", "dead_letter")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "network", "timeout", "blocked")
+DELIVERY_OUTCOMES = ("success", "dead_letter")
+DEAD_LETTER_REASONS = (
+    "client_error",
+    "gone",
+    "redirect",
+    "destination_blocked",
+    "retries_exhausted",
+    "endpoint_disabled",
+)
+SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "BLOCKED", "TOO_MANY_ERRORS")
+LABEL_VALUE_LIMIT = 50
+OTHER = "other"
+
+# One HTTP attempt: from a 1 ms local receiver to the 30 s maximum timeout.
+ATTEMPT_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+)  # fmt: skip
+# Event time to 2xx: milliseconds when healthy, hours when the retry ladder was climbed.
+END_TO_END_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+
+_CATEGORY_CHARS = re.compile(r"[^a-z0-9_]+")
+
+
+def _category(value: str) -> str:
+    """``"Too Large"`` -> ``"too_large"``: a short snake_case category."""
+    cleaned = _CATEGORY_CHARS.sub("_", value.strip().lower()).strip("_")[:40]
+    return cleaned or "unknown"
+
+
+def _verbatim(value: str) -> str:
+    """Topic names and delays keep their spelling (topics are case-sensitive)."""
+    return value.strip()[:200] or "unknown"
+
+
+class _LabelGuard:
+    """Caps how many distinct values one label takes; later newcomers become ``other``."""
+
+    def __init__(self, known: Iterable[str] = (), limit: int = LABEL_VALUE_LIMIT) -> None:
+        self._seen: set[str] = set(known)
+        self._limit = max(limit, len(self._seen))
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+class Metrics:
+    """The worker's metrics, registered in ``registry`` (a fresh one by default).
+
+    ``input_topics`` and ``retry_delays`` (e.g. ``"30s"``) are optional: when given, their
+    series exist at 0 from the start, so dashboards and ``rate()`` see them before traffic.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        input_topics: Iterable[str] = (),
+        retry_delays: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        topics = [_verbatim(t) for t in input_topics]
+        delays = [_verbatim(d) for d in retry_delays]
+        self._topic = _LabelGuard(topics)
+        self._invalid_reason = _LabelGuard()
+        self._outcome = _LabelGuard(ATTEMPT_OUTCOMES)
+        self._status_class = _LabelGuard(STATUS_CLASSES)
+        self._delay = _LabelGuard(delays)
+        self._dead_reason = _LabelGuard(DEAD_LETTER_REASONS)
+        self._sub_status = _LabelGuard(SUBSCRIPTION_STATUSES)
+
+        self._consumed = Counter(
+            "webhook_events_consumed", "Input events read, by input topic.", ["topic"], registry=r
+        )
+        self._invalid = Counter(
+            "webhook_events_invalid",
+            "Input records that could not be decoded or validated, by category.",
+            ["reason"],
+            registry=r,
+        )
+        self._routed = Counter(
+            "webhook_deliveries_routed", "Delivery tasks written by the router.", registry=r
+        )
+        self._attempts = Counter(
+            "webhook_attempts",
+            "HTTP delivery attempts, by outcome and response class.",
+            ["outcome", "status_class"],
+            registry=r,
+        )
+        self._attempt_seconds = Histogram(
+            "webhook_attempt_duration_seconds",
+            "Duration of one HTTP attempt, by outcome.",
+            ["outcome"],
+            buckets=ATTEMPT_BUCKETS,
+            registry=r,
+        )
+        self._deliveries = Counter(
+            "webhook_deliveries",
+            "Deliveries finished for good, by outcome (success or dead_letter).",
+            ["outcome"],
+            registry=r,
+        )
+        self._end_to_end = Histogram(
+            "webhook_end_to_end_latency_seconds",
+            "From the event's timestamp to the endpoint's 2xx, retries included.",
+            buckets=END_TO_END_BUCKETS,
+            registry=r,
+        )
+        self._retries = Counter(
+            "webhook_retries_scheduled",
+            "Tasks handed to a retry topic, by delay.",
+            ["delay"],
+            registry=r,
+        )
+        self._dead_letters = Counter(
+            "webhook_dead_letters",
+            "Tasks written to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self._in_flight = Gauge(
+            "webhook_in_flight_deliveries", "HTTP attempts currently in progress.", registry=r
+        )
+        self._parked = Gauge(
+            "webhook_parked_tasks",
+            "Tasks of ordered subscriptions waiting behind an earlier task's retry.",
+            registry=r,
+        )
+        self._lag = Gauge(
+            "webhook_consumer_lag",
+            "Records between the committed offset and the end of the partition.",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self._subscriptions = Gauge(
+            "webhook_subscriptions",
+            "Subscriptions in the table, by status.",
+            ["status"],
+            registry=r,
+        )
+        self._oldest_due = Gauge(
+            "webhook_retry_oldest_due_seconds",
+            "How long the oldest due task of each retry topic has been waiting past its due time.",
+            ["delay"],
+            registry=r,
+        )
+        self._build = Info("webhook_build", "Version of the running worker.", registry=r)
+        self._preinitialise(topics, delays)
+
+    def _preinitialise(self, topics: list[str], delays: list[str]) -> None:
+        for topic in topics:
+            self._consumed.labels(topic=topic)
+        for outcome in ATTEMPT_OUTCOMES:
+            self._attempt_seconds.labels(outcome=outcome)
+        for outcome, status_class in (
+            ("success", "2xx"),
+            ("retry", "5xx"),
+            ("retry", "4xx"),
+            ("retry", "network"),
+            ("retry", "timeout"),
+            ("dead_letter", "4xx"),
+        ):
+            self._attempts.labels(outcome=outcome, status_class=status_class)
+        for outcome in DELIVERY_OUTCOMES:
+            self._deliveries.labels(outcome=outcome)
+        for reason in DEAD_LETTER_REASONS:
+            self._dead_letters.labels(reason=reason)
+        for delay in delays:
+            self._retries.labels(delay=delay)
+            self._oldest_due.labels(delay=delay)
+        for status in SUBSCRIPTION_STATUSES:
+            self._subscriptions.labels(status=status)
+
+    # Router
+
+    def event_consumed(self, topic: str) -> None:
+        """One input record read from ``topic``."""
+        self._consumed.labels(topic=self._topic(_verbatim(topic))).inc()
+
+    def event_invalid(self, reason: str) -> None:
+        """One input record rejected; ``reason`` is a category (decode, validation, too_large)."""
+        self._invalid.labels(reason=self._invalid_reason(_category(reason))).inc()
+
+    def tasks_routed(self, n: int) -> None:
+        """``n`` delivery tasks written for one event (0 when nothing matched)."""
+        if n > 0:
+            self._routed.inc(n)
+
+    # Dispatcher
+
+    def attempt(self, outcome: str, status_class: str, seconds: float) -> None:
+        """One HTTP attempt finished: ``outcome`` is success/retry/dead_letter, ``status_class``
+        2xx/4xx/5xx or the transport error kind (network, timeout, blocked)."""
+        outcome = self._outcome(_category(outcome))
+        status_class = self._status_class(_category(status_class))
+        self._attempts.labels(outcome=outcome, status_class=status_class).inc()
+        self._attempt_seconds.labels(outcome=outcome).observe(max(seconds, 0.0))
+
+    def delivery_outcome(self, outcome: str) -> None:
+        """A delivery finished for good: ``success`` or ``dead_letter``."""
+        self._deliveries.labels(outcome=self._outcome(_category(outcome))).inc()
+
+    def end_to_end(self, seconds: float) -> None:
+        """Event timestamp to 2xx, in seconds."""
+        self._end_to_end.observe(max(seconds, 0.0))
+
+    def retry_scheduled(self, delay: str) -> None:
+        """A task handed to the retry topic of ``delay`` (e.g. ``"30s"``)."""
+        self._retries.labels(delay=self._delay(_verbatim(delay))).inc()
+
+    def dead_letter(self, reason: str) -> None:
+        """A task written to the dead-letter topic for ``reason`` (e.g. retries_exhausted)."""
+        self._dead_letters.labels(reason=self._dead_reason(_category(reason))).inc()
+
+    def in_flight_inc(self) -> None:
+        self._in_flight.inc()
+
+    def in_flight_dec(self) -> None:
+        self._in_flight.dec()
+
+    def set_in_flight(self, n: int) -> None:
+        """Attempts in progress, for callers that track the count themselves."""
+        self._in_flight.set(max(n, 0))
+
+    def parked(self, n: int) -> None:
+        """Ordered tasks currently held back behind a retrying predecessor."""
+        self._parked.set(max(n, 0))
+
+    def oldest_due_retry(self, delay: str, seconds: float) -> None:
+        """How far past due the oldest task of retry topic ``delay`` is (0 when none is)."""
+        self._oldest_due.labels(delay=self._delay(_verbatim(delay))).set(max(seconds, 0.0))
+
+    # Kafka and the subscription table
+
+    def consumer_lag(self, group: str, topic: str, partition: int, lag: int) -> None:
+        """Lag of one assigned partition; negative values (stale watermarks) read as 0."""
+        self._lag.labels(group=group, topic=topic, partition=str(partition)).set(max(lag, 0))
+
+    def forget_partition(self, group: str, topic: str, partition: int) -> None:
+        """Drop a revoked partition's lag series so it does not linger at its last value."""
+        # Not reported yet, or already forgotten: nothing to drop.
+        with contextlib.suppress(KeyError):
+            self._lag.remove(group, topic, str(partition))
+
+    def subscriptions(self, counts: Mapping[str, int]) -> None:
+        """Subscription counts by status; known statuses missing from ``counts`` read 0."""
+        for status in SUBSCRIPTION_STATUSES:
+            if status not in counts:
+                self._subscriptions.labels(status=status).set(0)
+        for status, n in counts.items():
+            self._subscriptions.labels(status=self._sub_status(_verbatim(status))).set(n)
+
+    # Process
+
+    def build_info(self, version: str) -> None:
+        """``webhook_build_info{version, python}`` = 1."""
+        self._build.info({"version": version, "python": platform.python_version()})
+
+    def render(self) -> tuple[bytes, str]:
+        """The registry in Prometheus text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

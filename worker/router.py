@@ -1,0 +1,207 @@
+"""The router: input events in, one delivery task per matching subscription out.
+
+Each input record is decoded and validated; a bad one goes to ``invalid-events`` with the
+error (never a crash, never a stall). A good one is matched against the subscription table
+and fanned out to ``deliveries``, keyed by subscription id. The input offset is stored only
+once every task it produced (or its invalid-event record) is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from worker.codec.avro import AvroCodec
+from worker.codec.events import InvalidEventError, decode_event
+from worker.codec.records import RecordCodec
+from worker.config import Settings
+from worker.kafka.offsets import OffsetBook, OffsetTracker
+from worker.kafka.writes import produce
+from worker.kafka.topics import Topics
+from worker.model import DeliveryTask, Event, InvalidRecord
+from worker.observability.metrics import Metrics
+from worker.subscriptions.index import SubscriptionIndex
+from worker.subscriptions.model import Subscription
+from worker.subscriptions.render import render_body
+
+__all__ = ["Router", "delivery_id"]
+
+log = logging.getLogger(__name__)
+
+POLL_BATCH = 1000
+
+
+def delivery_id(event_id: str, subscription_id: str) -> str:
+    """The Standard Webhooks ``webhook-id``: derived, so a replayed event keeps its id."""
+    digest = hashlib.blake2b(f"{event_id}\0{subscription_id}".encode(), digest_size=15).digest()
+    return "msg_" + base64.b32encode(digest).decode().lower()
+
+
+class Router:
+    """Owns the router consumer loop. Built and wired by :mod:`worker.app`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        topics: Topics,
+        consumer: Consumer,
+        producer: Producer,
+        avro: AvroCodec,
+        codec: RecordCodec,
+        index: SubscriptionIndex,
+        metrics: Metrics,
+        table_ready: Callable[[], bool],
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._consumer = consumer
+        self._producer = producer
+        self._avro = avro
+        self._codec = codec
+        self._index = index
+        self._metrics = metrics
+        self._table_ready = table_ready
+        self._heartbeat = heartbeat
+        self._offsets = OffsetBook()
+        self._fatal: str | None = None
+        self._assigned = False
+
+    @property
+    def assigned(self) -> bool:
+        return self._assigned
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # Routing before the table has caught up would silently miss subscriptions.
+        while not self._table_ready():
+            self._heartbeat()
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.05)
+        self._consumer.subscribe(
+            self._settings.input_topic_list(),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                self._heartbeat()
+                messages = self._consumer.consume(POLL_BATCH, timeout=0)
+                for message in messages:
+                    self._route(message)
+                self._producer.poll(0)
+                self._offsets.store(self._consumer)
+                if self._fatal:
+                    raise RuntimeError(self._fatal)
+                await asyncio.sleep(0 if messages else 0.005)
+            self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
+            self._offsets.store(self._consumer)
+        finally:
+            try:
+                self._consumer.close()
+            except Exception as exc:
+                log.warning("closing router consumer: %s", exc)
+
+    def _route(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            return
+        topic, partition, offset = str(message.topic()), message.partition(), message.offset()
+        tracker = self._offsets.tracker(topic, partition)
+        tracker.start(offset)
+        self._metrics.event_consumed(topic)
+        _, timestamp_ms = message.timestamp()
+        try:
+            event = decode_event(
+                message.value(),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                timestamp_ms=timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+                max_bytes=self._settings.max_event_bytes,
+                avro=self._avro,
+            )
+        except InvalidEventError as exc:
+            self._invalid(message, str(exc), tracker)
+            return
+        subs = self._index.match(event)
+        if not subs:
+            tracker.finish(offset)
+            return
+        self._fan_out(event, subs, tracker, offset)
+
+    def _fan_out(
+        self, event: Event, subs: list[Subscription], tracker: OffsetTracker, offset: int
+    ) -> None:
+        remaining = len(subs)
+
+        def acked(err: KafkaError | None, _msg: Message) -> None:
+            nonlocal remaining
+            if err is not None:
+                self._fatal = f"write to {self._topics.deliveries} failed: {err}"
+                return
+            remaining -= 1
+            if remaining == 0:
+                tracker.finish(offset)
+
+        now_ms = int(time.time() * 1000)
+        for sub in subs:
+            task = DeliveryTask(
+                delivery_id=delivery_id(event.id, sub.id),
+                subscription_id=sub.id,
+                workspace=event.workspace,
+                event_id=event.id,
+                event_type=event.event,
+                body=render_body(event, sub),
+                ordered=sub.ordered,
+                event_time_ms=event.timestamp_ms,
+                created_ms=now_ms,
+                source=event.source,
+            )
+            produce(self._producer, self._topics.deliveries, self._codec.encode_task(task),
+                    sub.id.encode(), acked)
+        self._metrics.tasks_routed(len(subs))
+
+    def _invalid(self, message: Message, error: str, tracker: OffsetTracker) -> None:
+        offset = message.offset()
+        _, timestamp_ms = message.timestamp()
+        record = InvalidRecord(
+            error=error,
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=offset,
+            timestamp_ms=max(timestamp_ms, 0),
+            key=message.key(),
+            value=message.value(),
+            headers={k: v or b"" for k, v in (message.headers() or [])},
+        )
+        self._metrics.event_invalid(error.split(":", 1)[0][:40])
+        log.info("invalid event at %s: %s", f"{record.topic}/{record.partition}/{offset}", error)
+
+        def acked(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self._fatal = f"write to {self._topics.invalid_events} failed: {err}"
+            else:
+                tracker.finish(offset)
+
+        produce(self._producer, self._topics.invalid_events, self._codec.encode_invalid(record),
+                message.key(), acked)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = True
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._producer.flush(10)
+        self._offsets.commit(consumer)
+        for tp in partitions:
+            self._offsets.drop({tp.partition}, {tp.topic})

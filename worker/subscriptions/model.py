@@ -1,0 +1,62 @@
+"""The subscription record: what a customer asked to receive, where, and how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["Condition", "SecretEntry", "Status", "Subscription"]
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    BLOCKED = "BLOCKED"  # set by an operator (`subs disable`)
+    TOO_MANY_ERRORS = "TOO_MANY_ERRORS"  # set by the worker
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A filter on the event payload: ``path`` is dotted (``changes.stage.new``).
+
+    ``op`` is ``eq`` (value equals ``values[0]``), ``in`` (value is one of ``values``) or
+    ``exists``. Values compare as strings of the JSON scalar (``true``, ``42``, ``closed_won``).
+    """
+
+    path: str
+    op: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SecretEntry:
+    """A signing secret ``whsec_...`` (plaintext in memory; encrypted at rest when a key is
+    configured). ``expires_ms`` is set on the old secret during a rotation's grace period."""
+
+    secret: str = field(repr=False)
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    workspace: str
+    url: str
+    events: tuple[str, ...]
+    secrets: tuple[SecretEntry, ...] = field(repr=False)
+    name: str = ""
+    description: str = ""
+    entity: str | None = None
+    conditions: tuple[Condition, ...] = ()
+    fields: tuple[str, ...] = ()  # record fields to keep; empty = all
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout_ms: int = 15_000
+    rate_limit: float | None = None  # deliveries per second; None = unlimited
+    ordered: bool = True
+    status: Status = Status.ACTIVE
+    created_ms: int = 0
+    updated_ms: int = 0
+
+    def active_secrets(self, now_ms: int) -> list[str]:
+        """Secrets that sign a request sent at ``now_ms`` (newest first)."""
+        return [s.secret for s in self.secrets if s.expires_ms is None or s.expires_ms > now_ms]

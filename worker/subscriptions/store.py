@@ -1,0 +1,120 @@
+"""Writing subscriptions: validate, seal secrets, and produce to the compacted topic.
+
+Everything the CLI (or any platform code) does to a subscription goes through here, so the
+rules hold for every writer: URL policy, patterns, and encrypted secrets at rest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from confluent_kafka import Producer
+
+from worker.codec.records import RecordCodec
+from worker.config import Settings
+from worker.dispatch.destinations import is_public_address
+from worker.kafka.topics import Topics
+from worker.kafka.writes import produce
+from worker.subscriptions.model import Subscription
+from worker.subscriptions.patterns import validate_pattern
+from worker.subscriptions.secrets import SecretBox, seal_subscription
+
+__all__ = ["InvalidSubscription", "SubscriptionWriter", "new_subscription_id", "validate_url"]
+
+
+class InvalidSubscription(ValueError):
+    """The subscription breaks a rule; the message says which, in one line."""
+
+
+def new_subscription_id() -> str:
+    return "sub_" + uuid.uuid4().hex[:24]
+
+
+def validate_url(url: str, settings: Settings) -> str:
+    """Accept only absolute http(s) URLs allowed by the settings (HTTPS unless allowed)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidSubscription(f"malformed URL {url!r}: {exc}") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidSubscription(f"malformed URL {url!r}: expected https://host/path")
+    if parts.scheme == "http" and not settings.allow_http:
+        raise InvalidSubscription(
+            f"HTTP endpoints are rejected: {url} (use https, or WEBHOOK_ALLOW_HTTP=true)"
+        )
+    if parts.username or parts.password:
+        raise InvalidSubscription("URLs with credentials are rejected: use custom headers")
+    if port == 0:
+        raise InvalidSubscription(f"malformed URL {url!r}: port 0")
+    host = parts.hostname
+    if not settings.allow_private_networks:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            raise InvalidSubscription(f"destination is not publicly routable: {host}")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass  # a name: checked again on every attempt, after DNS resolution
+        else:
+            if not is_public_address(host):
+                raise InvalidSubscription(f"destination is not publicly routable: {host}")
+    return url
+
+
+class SubscriptionWriter:
+    """Produces subscription records (and tombstones) to the subscriptions topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Producer,
+        codec: RecordCodec,
+        box: SecretBox | None,
+    ) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._codec = codec
+        self._box = box
+        self._topic = Topics.from_settings(settings).subscriptions
+
+    def check(self, sub: Subscription) -> None:
+        validate_url(sub.url, self._settings)
+        if not sub.events:
+            raise InvalidSubscription("at least one event pattern is required")
+        for pattern in sub.events:
+            try:
+                validate_pattern(pattern)
+            except ValueError as exc:
+                raise InvalidSubscription(str(exc)) from None
+        if not sub.workspace.strip():
+            raise InvalidSubscription("workspace is required")
+        if not 1 <= sub.timeout_ms <= 30_000:
+            raise InvalidSubscription("timeout must be between 1ms and 30s")
+
+    def put(self, sub: Subscription) -> None:
+        """Validate and write ``sub`` (secrets sealed when a key is configured); waits for
+        the broker's acknowledgement."""
+        self.check(sub)
+        value = self._codec.encode_subscription(seal_subscription(sub, self._box))
+        self._write(sub.id, value)
+
+    def delete(self, sub_id: str) -> None:
+        self._write(sub_id, None)
+
+    def _write(self, key: str, value: bytes | None) -> None:
+        errors: list[str] = []
+
+        def acked(err: object, _msg: object) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        produce(self._producer, self._topic, value, key.encode(), acked)
+        if self._producer.flush(30) or errors:
+            raise RuntimeError(f"writing to {self._topic} failed: {errors or 'timed out'}")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
