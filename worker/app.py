@@ -108,7 +108,7 @@ async def run_worker(
                 codec=codecs.records,
                 index=follower.table.index,
                 metrics=metrics,
-                table_ready=follower.caught_up.is_set,
+                table_ready=follower.ready,
                 heartbeat=heartbeat.beat,
             )
         )
@@ -139,7 +139,7 @@ async def run_worker(
         )
 
     def ready() -> bool:
-        return follower.caught_up.is_set() and all(stage.assigned for stage in stages)
+        return follower.ready() and all(stage.assigned for stage in stages)
 
     health = HealthServer(
         metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive

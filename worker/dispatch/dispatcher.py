@@ -222,32 +222,35 @@ class Dispatcher:
 
     def _on_outcome(self, work: Work, outcome: Outcome) -> None:
         task = work.task
-        if outcome.attempt is not None:
+        verdict = outcome.verdict
+        plan = None
+        if verdict.next is Next.RETRY:
+            plan = schedule_retry(
+                task.attempt, self._settings.retry_delays_ms, _now_ms(), outcome.retry_after_ms
+            )
+        record = outcome.attempt
+        if record is not None:
+            if verdict.next is Next.RETRY and plan is None:
+                record.outcome = Next.DEAD_LETTER.value
+            record.next_attempt_ms = plan.due_ms if plan is not None else None
             self._produce(
                 self._topics.attempts,
                 work.partition,
                 task.subscription_id.encode(),
-                self._codec.encode_attempt(outcome.attempt),
+                self._codec.encode_attempt(record),
             )
-        verdict = outcome.verdict
         if verdict.next is Next.SUCCESS:
             self._metrics.delivery_outcome("success")
             if task.event_time_ms:
                 self._metrics.end_to_end(max(0.0, (_now_ms() - task.event_time_ms) / 1000))
             self._finish(work)
             self._advance(work)
-            return
-        if verdict.next is Next.RETRY:
-            now = _now_ms()
-            plan = schedule_retry(
-                task.attempt, self._settings.retry_delays_ms, now, outcome.retry_after_ms
-            )
-            if plan is not None:
-                self._retry(work, outcome, plan.topic_index, plan.due_ms)
-                return
+        elif plan is not None:
+            self._retry(work, outcome, plan.topic_index, plan.due_ms)
+        elif verdict.next is Next.RETRY:
             self._dead_letter(work, outcome, "retries_exhausted")
-            return
-        self._dead_letter(work, outcome, verdict.reason)
+        else:
+            self._dead_letter(work, outcome, verdict.reason)
 
     def _retry(self, work: Work, outcome: Outcome, topic_index: int, due_ms: int) -> None:
         task = work.task

@@ -1,0 +1,70 @@
+"""Shared fixtures: one real broker per session (or KAFKA_BOOTSTRAP_SERVERS), a topic
+prefix per test, and settings pointing at both."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.config import Settings, parse_retry_delays
+from worker.kafka.admin import ensure_topics
+from worker.kafka.clients import make_admin
+from worker.kafka.devbroker import DevBroker
+from worker.kafka.topics import Topics
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    with DevBroker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def settings_factory(kafka_bootstrap: str, topic_prefix: str) -> Callable[..., Settings]:
+    """Settings for one test, with its topics created (``partitions`` of them)."""
+
+    def make(*, partitions: int = 3, retry_delays: str = "200ms,400ms", **overrides: Any) -> Settings:
+        settings = Settings.from_env(
+            {},
+            bootstrap_servers=kafka_bootstrap,
+            topic_prefix=topic_prefix,
+            input_topics=f"{topic_prefix}events",
+            group_id=f"{topic_prefix}group",
+            metrics_port=0,
+            allow_http=True,
+            allow_private_networks=True,
+            retry_delays_ms=parse_retry_delays(retry_delays),
+            shutdown_timeout_ms=10_000,
+            **overrides,
+        )
+        ensure_topics(
+            make_admin(settings),
+            Topics.from_settings(settings),
+            partitions=partitions,
+            replication_factor=1,
+            input_topics=settings.input_topic_list(),
+        )
+        return settings
+
+    return make

@@ -1,0 +1,168 @@
+"""Real webhook receivers for tests: an aiohttp server on 127.0.0.1 in its own thread.
+
+Every request is verified with the ``standardwebhooks`` package (what receivers use) and
+recorded; each endpoint's behaviour decides the reply (status, delay, hang, reset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    hang: bool = False
+    reset: bool = False
+
+
+Behaviour = Callable[[int, bytes], Reply]
+
+
+@dataclass
+class Received:
+    path: str
+    arrived: float  # time.monotonic()
+    wall: float
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    verified: bool
+    error: str | None
+    status_sent: int
+
+
+def always(status: int) -> Behaviour:
+    return lambda n, body: Reply(status=status)
+
+
+def fail_first(count: int, status: int = 500) -> Behaviour:
+    return lambda n, body: Reply(status=status if n <= count else 200)
+
+
+def random_failures(rate: float, seed: int, status: int = 503) -> Behaviour:
+    rng = random.Random(seed)
+    return lambda n, body: Reply(status=status if rng.random() < rate else 200)
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self._endpoints: dict[str, tuple[Webhook, Behaviour]] = {}
+        self._received: dict[str, list[Received]] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            if self._runner:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def start() -> None:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("*", "/{name}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            self._ready.set()
+
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
+        self._loop.close()
+
+    def endpoint(self, name: str, secret: str, behaviour: Behaviour | None = None) -> str:
+        with self._lock:
+            self._endpoints[name] = (Webhook(secret), behaviour or (lambda n, b: Reply()))
+            self._received.setdefault(name, [])
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with self._lock:
+            hook, behaviour = self._endpoints.get(name, (None, None))
+            count = len(self._received.get(name, [])) + 1
+        if hook is None or behaviour is None:
+            return web.Response(status=404)
+        try:
+            hook.verify(body, headers)
+            verified, error = True, None
+        except WebhookVerificationError as exc:
+            verified, error = False, str(exc)
+        reply = behaviour(count, body)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        with self._lock:
+            self._received[name].append(Received(name, time.monotonic(), time.time(), headers,
+                                                 body, data, verified, error, reply.status))
+        if reply.hang:
+            await asyncio.sleep(3600)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.reset and request.transport is not None:
+            request.transport.abort()
+            return web.Response(status=500)
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    def received(self, name: str) -> list[Received]:
+        with self._lock:
+            return list(self._received.get(name, []))
+
+    def wait_for(self, name: str, count: int, timeout: float) -> list[Received]:
+        return self._wait(name, lambda got: len(got) >= count, timeout, f"{count} requests")
+
+    def wait_for_success(self, name: str, count: int, timeout: float) -> list[Received]:
+        def done(got: list[Received]) -> bool:
+            return sum(1 for r in got if 200 <= r.status_sent < 300) >= count
+
+        return self._wait(name, done, timeout, f"{count} successes")
+
+    def wait_for_ids(self, name: str, ids: set[str], timeout: float) -> list[Received]:
+        def done(got: list[Received]) -> bool:
+            return ids <= {r.json["id"] for r in got if isinstance(r.json, dict)}
+
+        return self._wait(name, done, timeout, f"{len(ids)} distinct events")
+
+    def _wait(self, name: str, done: Callable[[list[Received]], bool], timeout: float,
+              what: str) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.received(name)
+            if done(got):
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}: waited {timeout}s for {what}, got {len(got)}")
+            time.sleep(0.02)

@@ -1,0 +1,139 @@
+"""Input events: decode (JSON or Avro single-object) and validate the envelope.
+
+Never raises anything but :class:`InvalidEventError`, whatever the bytes: the router sends
+the record to ``invalid-events`` with the message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from worker.codec.avro import MARKER, AvroCodec, CodecError
+from worker.model import Event
+
+__all__ = ["InvalidEventError", "decode_event", "encode_event_avro"]
+
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_MAX_NAME = 200
+
+
+class InvalidEventError(ValueError):
+    """The record is not a valid event; the message is one line saying why."""
+
+
+def decode_event(
+    value: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    max_bytes: int,
+    avro: AvroCodec,
+) -> Event:
+    if not value:
+        raise InvalidEventError("empty record: no value")
+    if len(value) > max_bytes:
+        raise InvalidEventError(
+            f"too_large: event is {len(value)} bytes, above the limit of {max_bytes}"
+        )
+    if value[:2] == MARKER:
+        data = _from_avro(value, avro)
+    elif value[:1] == b"\x00" and len(value) >= 5:
+        raise InvalidEventError("decode: Confluent Schema Registry framing is not supported")
+    else:
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEventError(f"validation: expected a JSON object, got {type(data).__name__}")
+    return _validate(data, topic, partition, offset, timestamp_ms)
+
+
+def _from_avro(value: bytes, avro: AvroCodec) -> dict[str, Any]:
+    try:
+        record = avro.decode_as("Event", value)
+    except CodecError as exc:
+        raise InvalidEventError(f"decode: {exc}") from None
+    for name in ("record", "changes"):
+        text = record.get(name)
+        if text is None:
+            record.pop(name, None)
+            continue
+        try:
+            record[name] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise InvalidEventError(f"decode: Avro field {name} is not JSON") from None
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def _validate(
+    data: dict[str, Any], topic: str, partition: int, offset: int, timestamp_ms: int
+) -> Event:
+    event = data.get("event")
+    if not isinstance(event, str) or not _EVENT_TYPE.match(event):
+        raise InvalidEventError(
+            "validation: 'event' is required: a string of letters, digits and . _ : -"
+        )
+    workspace = data.get("workspace")
+    if not isinstance(workspace, str) or not workspace.strip() or len(workspace) > _MAX_NAME:
+        raise InvalidEventError("validation: 'workspace' is required: a non-empty string")
+    for name in ("id", "entity", "user"):
+        if name in data and data[name] is not None and not isinstance(data[name], str):
+            raise InvalidEventError(f"validation: '{name}' must be a string")
+    for name in ("record", "changes"):
+        if name in data and data[name] is not None and not isinstance(data[name], dict):
+            raise InvalidEventError(f"validation: '{name}' must be an object")
+    event_id = data.get("id")
+    if not event_id:
+        event_id = f"{topic}-{partition}-{offset}"
+        data["id"] = event_id
+    stamp = data.get("timestamp")
+    if stamp is None:
+        when = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        data["timestamp"] = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        event_ms = timestamp_ms
+    else:
+        event_ms = _parse_time(stamp)
+    entity = data.get("entity")
+    return Event(
+        id=event_id,
+        event=event,
+        workspace=workspace,
+        entity=entity if isinstance(entity, str) else None,
+        timestamp_ms=event_ms,
+        data=data,
+        source=f"{topic}/{partition}/{offset}",
+    )
+
+
+def _parse_time(stamp: Any) -> int:
+    if not isinstance(stamp, str):
+        raise InvalidEventError("validation: 'timestamp' must be an RFC 3339 string")
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidEventError(f"validation: 'timestamp' is not RFC 3339: {stamp[:40]!r}") from None
+    if when.tzinfo is None:
+        raise InvalidEventError("validation: 'timestamp' needs a UTC offset (e.g. Z)")
+    return int(when.timestamp() * 1000)
+
+
+def encode_event_avro(data: dict[str, Any], avro: AvroCodec) -> bytes:
+    """The producer side of the Avro form (used by ``events emit --format avro``)."""
+    record = {
+        "id": data.get("id"),
+        "event": data["event"],
+        "workspace": data["workspace"],
+        "entity": data.get("entity"),
+        "timestamp": data.get("timestamp"),
+        "user": data.get("user"),
+        "record": orjson.dumps(data["record"]).decode() if "record" in data else None,
+        "changes": orjson.dumps(data["changes"]).decode() if "changes" in data else None,
+    }
+    return avro.encode("Event", record)

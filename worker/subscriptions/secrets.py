@@ -1,0 +1,80 @@
+"""Signing secrets: generation, and encryption at rest with AES-256-GCM (``cryptography``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import replace
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from worker.subscriptions.model import SecretEntry, Subscription
+
+__all__ = ["SecretBox", "SecretsError", "generate_secret", "open_subscription",
+           "seal_subscription"]
+
+SEALED_PREFIX = "enc:v1:"
+
+
+class SecretsError(RuntimeError):
+    """Secrets cannot be opened (no key, wrong key, tampered)."""
+
+
+def generate_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+class SecretBox:
+    """Seals and opens secret strings with WEBHOOK_SECRETS_KEY (base64 of 32 bytes)."""
+
+    def __init__(self, key: str) -> None:
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(
+                "WEBHOOK_SECRETS_KEY must be base64 of 32 random bytes "
+                "(e.g. python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
+            )
+        self._aead = AESGCM(raw)
+
+    @staticmethod
+    def generate_key() -> str:
+        return base64.b64encode(os.urandom(32)).decode()
+
+    def seal(self, plaintext: str) -> str:
+        nonce = os.urandom(12)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode(), b"webhook-worker")
+        return SEALED_PREFIX + base64.b64encode(sealed).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            raw = base64.b64decode(sealed[len(SEALED_PREFIX) :])
+            return self._aead.decrypt(raw[:12], raw[12:], b"webhook-worker").decode()
+        except (InvalidTag, ValueError, binascii.Error):
+            raise SecretsError("a subscription secret cannot be decrypted: wrong "
+                               "WEBHOOK_SECRETS_KEY or tampered record") from None
+
+
+def seal_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
+    if box is None:
+        return sub
+    return replace(sub, secrets=tuple(
+        SecretEntry(s.secret if s.secret.startswith(SEALED_PREFIX) else box.seal(s.secret),
+                    s.expires_ms)
+        for s in sub.secrets))
+
+
+def open_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
+    if not any(s.secret.startswith(SEALED_PREFIX) for s in sub.secrets):
+        return sub
+    if box is None:
+        raise SecretsError(f"subscription {sub.id} has encrypted secrets but "
+                           "WEBHOOK_SECRETS_KEY is not set")
+    return replace(sub, secrets=tuple(
+        SecretEntry(box.open(s.secret) if s.secret.startswith(SEALED_PREFIX) else s.secret,
+                    s.expires_ms)
+        for s in sub.secrets))
