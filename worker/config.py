@@ -176,8 +176,6 @@ def parse_retry_delays(text: str) -> tuple[int, ...]:
     delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())
     if not delays:
         raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
-    if len({format_duration(d) for d in delays}) != len(delays):
-        raise ConfigError(f"WEBHOOK_RETRY_DELAYS: duplicate delay in {text!r}")
     return delays
 
 

@@ -74,7 +74,6 @@ class Dispatcher:
         self._attempter = attempter
         self._metrics = metrics
         self._heartbeat = heartbeat
-        self._retry_index = {t: i for i, t in enumerate(topics.retry)}
         self._gen: dict[int, int] = {}
         self._generations = 0
         self._lanes: dict[int, dict[str, Lane]] = {}
@@ -246,13 +245,13 @@ class Dispatcher:
             self._finish(work)
             self._advance(work)
         elif plan is not None:
-            self._retry(work, outcome, plan.topic_index, plan.due_ms)
+            self._retry(work, outcome, self._topics.retry_topic(plan.delay_ms), plan.due_ms)
         elif verdict.next is Next.RETRY:
             self._dead_letter(work, outcome, "retries_exhausted")
         else:
             self._dead_letter(work, outcome, verdict.reason)
 
-    def _retry(self, work: Work, outcome: Outcome, topic_index: int, due_ms: int) -> None:
+    def _retry(self, work: Work, outcome: Outcome, topic: str, due_ms: int) -> None:
         task = work.task
         copy = replace(
             task,
@@ -261,7 +260,6 @@ class Dispatcher:
             last_status=outcome.status,
             last_error=outcome.error,
         )
-        topic = self._topics.retry[topic_index]
         self._metrics.retry_scheduled(topic.rsplit(".", 1)[-1])
         if not task.ordered:
             self._produce(topic, work.partition, task.subscription_id.encode(),

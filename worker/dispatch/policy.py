@@ -54,7 +54,7 @@ def classify(status: int | None, error_kind: str | None) -> Verdict:
 
 @dataclass(frozen=True, slots=True)
 class RetryPlan:
-    topic_index: int  # which delay topic receives the task
+    delay_ms: int  # the configured delay whose topic receives the task
     due_ms: int
 
 
@@ -75,7 +75,7 @@ def schedule_retry(
         wait = min(retry_after_ms, MAX_RETRY_AFTER_MS)
         index = next((i for i, d in enumerate(delays_ms) if d >= wait), len(delays_ms) - 1)
         index = max(index, attempts_made - 1)
-    return RetryPlan(topic_index=index, due_ms=now_ms + wait)
+    return RetryPlan(delay_ms=delays_ms[index], due_ms=now_ms + wait)
 
 
 def parse_retry_after(value: str | None, now_ms: int) -> int | None:

@@ -27,12 +27,18 @@ class Topics:
         return cls(
             subscriptions=f"{p}subscriptions",
             deliveries=f"{p}deliveries",
-            retry=tuple(f"{p}retry.{format_duration(d)}" for d in settings.retry_delays_ms),
+            # One topic per distinct delay: "1s,1s,30s" repeats retry.1s.
+            retry=tuple(
+                dict.fromkeys(f"{p}retry.{format_duration(d)}" for d in settings.retry_delays_ms)
+            ),
             dlq=f"{p}dlq",
             attempts=f"{p}attempts",
             invalid_events=f"{p}invalid-events",
             parked=f"{p}parked",
         )
+
+    def retry_topic(self, delay_ms: int) -> str:
+        return f"{self.deliveries.removesuffix('deliveries')}retry.{format_duration(delay_ms)}"
 
     @property
     def dispatch_inputs(self) -> tuple[str, ...]:

@@ -26,18 +26,18 @@ def test_schedule_follows_delays_and_ends():
     assert schedule_retry(1, DELAYS, 0, None).due_ms == 1000
     assert schedule_retry(2, DELAYS, 0, None).due_ms == 30_000
     plan = schedule_retry(3, DELAYS, 10, None)
-    assert (plan.topic_index, plan.due_ms) == (2, 300_010)
+    assert (plan.delay_ms, plan.due_ms) == (300_000, 300_010)
     assert schedule_retry(4, DELAYS, 0, None) is None  # attempts = delays + 1
 
 
 def test_retry_after_is_a_lower_bound():
     shorter = schedule_retry(2, DELAYS, 0, 5_000)
-    assert (shorter.topic_index, shorter.due_ms) == (1, 30_000)
+    assert (shorter.delay_ms, shorter.due_ms) == (30_000, 30_000)
     longer = schedule_retry(1, DELAYS, 0, 60_000)
     assert longer.due_ms == 60_000
-    assert longer.topic_index == 2  # the first delay topic at least that long
+    assert longer.delay_ms == 300_000  # the first delay topic at least that long
     beyond = schedule_retry(1, DELAYS, 0, 3_600_000)
-    assert beyond.topic_index == 2 and beyond.due_ms == 3_600_000
+    assert beyond.delay_ms == 300_000 and beyond.due_ms == 3_600_000
 
 
 def test_parse_retry_after():
