@@ -44,7 +44,9 @@ def topic_prefix() -> str:
 def settings_factory(kafka_bootstrap: str, topic_prefix: str) -> Callable[..., Settings]:
     """Settings for one test, with its topics created (``partitions`` of them)."""
 
-    def make(*, partitions: int = 3, retry_delays: str = "200ms,400ms", **overrides: Any) -> Settings:
+    def make(
+        *, partitions: int = 3, retry_delays: str = "200ms,400ms", **overrides: Any
+    ) -> Settings:
         settings = Settings.from_env(
             {},
             bootstrap_servers=kafka_bootstrap,

@@ -141,9 +141,7 @@ async def run_worker(
     def ready() -> bool:
         return follower.ready() and all(stage.assigned for stage in stages)
 
-    health = HealthServer(
-        metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive
-    )
+    health = HealthServer(metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive)
     await health.start()
     try:
         if on_started is not None:

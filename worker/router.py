@@ -21,9 +21,9 @@ from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_event
 from worker.codec.records import RecordCodec
 from worker.config import Settings
-from worker.kafka.offsets import OffsetBook, OffsetTracker
-from worker.kafka.writes import produce
+from worker.kafka.offsets import OffsetBook, OffsetTracker, position
 from worker.kafka.topics import Topics
+from worker.kafka.writes import produce
 from worker.model import DeliveryTask, Event, InvalidRecord
 from worker.observability.metrics import Metrics
 from worker.subscriptions.index import SubscriptionIndex
@@ -116,7 +116,7 @@ class Router:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", error)
             return
-        topic, partition, offset = str(message.topic()), message.partition(), message.offset()
+        topic, partition, offset = position(message)
         tracker = self._offsets.tracker(topic, partition)
         tracker.start(offset)
         self._metrics.event_consumed(topic)
@@ -132,7 +132,7 @@ class Router:
                 avro=self._avro,
             )
         except InvalidEventError as exc:
-            self._invalid(message, str(exc), tracker)
+            self._invalid(message, str(exc), tracker, offset)
             return
         subs = self._index.match(event)
         if not subs:
@@ -168,22 +168,27 @@ class Router:
                 created_ms=now_ms,
                 source=event.source,
             )
-            produce(self._producer, self._topics.deliveries, self._codec.encode_task(task),
-                    sub.id.encode(), acked)
+            produce(
+                self._producer,
+                self._topics.deliveries,
+                self._codec.encode_task(task),
+                sub.id.encode(),
+                acked,
+            )
         self._metrics.tasks_routed(len(subs))
 
-    def _invalid(self, message: Message, error: str, tracker: OffsetTracker) -> None:
-        offset = message.offset()
+    def _invalid(self, message: Message, error: str, tracker: OffsetTracker, offset: int) -> None:
+        topic, partition, _ = position(message)
         _, timestamp_ms = message.timestamp()
         record = InvalidRecord(
             error=error,
-            topic=message.topic(),
-            partition=message.partition(),
+            topic=topic,
+            partition=partition,
             offset=offset,
             timestamp_ms=max(timestamp_ms, 0),
             key=message.key(),
             value=message.value(),
-            headers={k: v or b"" for k, v in (message.headers() or [])},
+            headers=_headers(message),
         )
         self._metrics.event_invalid(error.split(":", 1)[0][:40])
         log.info("invalid event at %s: %s", f"{record.topic}/{record.partition}/{offset}", error)
@@ -194,8 +199,13 @@ class Router:
             else:
                 tracker.finish(offset)
 
-        produce(self._producer, self._topics.invalid_events, self._codec.encode_invalid(record),
-                message.key(), acked)
+        produce(
+            self._producer,
+            self._topics.invalid_events,
+            self._codec.encode_invalid(record),
+            message.key(),
+            acked,
+        )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
@@ -205,3 +215,11 @@ class Router:
         self._offsets.commit(consumer)
         for tp in partitions:
             self._offsets.drop({tp.partition}, {tp.topic})
+
+
+def _headers(message: Message) -> dict[str, bytes]:
+    headers = message.headers() or []
+    return {
+        str(k): (v.encode() if isinstance(v, str) else (v or b""))
+        for k, v in (headers.items() if isinstance(headers, dict) else headers)
+    }

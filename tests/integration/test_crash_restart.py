@@ -29,10 +29,12 @@ def test_kill_9_then_restart_loses_nothing(settings_factory):
             url = receiver.endpoint(f"e{i}", secret, lambda n, body: Reply(delay_s=0.002))
             writer.create("acme", url, ["*"], secret=secret, ordered=i % 2 == 0)
             names.append(f"e{i}")
-        events = [{"event": "contact.created", "workspace": "acme", "id": f"k{n}"}
-                  for n in range(2000)]
-        produce_json(settings.bootstrap_servers, settings.input_topics, events,
-                     key=lambda e: e["id"])
+        events = [
+            {"event": "contact.created", "workspace": "acme", "id": f"k{n}"} for n in range(2000)
+        ]
+        produce_json(
+            settings.bootstrap_servers, settings.input_topics, events, key=lambda e: e["id"]
+        )
         port = free_port()
         first = ProcessWorker(settings, port)
         try:

@@ -15,9 +15,22 @@ def test_dev_runs_the_demo_end_to_end():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "WEBHOOK_"))}
     env["WEBHOOK_METRICS_PORT"] = "0"
     proc = subprocess.run(
-        [sys.executable, "-m", "worker", "dev", "--events", "8", "--exit-after", "8",
-         "--output", "json"],
-        env=env, cwd=REPO, capture_output=True, timeout=110,
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "dev",
+            "--events",
+            "8",
+            "--exit-after",
+            "8",
+            "--output",
+            "json",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=110,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     lines = [orjson.loads(line) for line in proc.stdout.splitlines() if line.strip()]

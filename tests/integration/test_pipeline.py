@@ -8,17 +8,29 @@ from collections import defaultdict
 import orjson
 
 from tests.support.kafka import consume_all, produce_json
-from tests.support.receiver import Receiver, Reply, always, fail_first, random_failures
+from tests.support.receiver import Receiver, always, fail_first, random_failures
 from tests.support.subs import SubsWriter
 from tests.support.worker import running
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.subscriptions.secrets import generate_secret
 
-EVENT_TYPES = ["contact.created", "contact.updated", "deal.created", "deal.updated",
-               "incident.raised"]
-PATTERNS = [["*"], ["contact.*"], ["deal.created"], ["contact.saved"], ["deal.*", "incident.*"],
-            ["incident.raised"], ["contact.created", "deal.updated"]]
+EVENT_TYPES = [
+    "contact.created",
+    "contact.updated",
+    "deal.created",
+    "deal.updated",
+    "incident.raised",
+]
+PATTERNS = [
+    ["*"],
+    ["contact.*"],
+    ["deal.created"],
+    ["contact.saved"],
+    ["deal.*", "incident.*"],
+    ["incident.raised"],
+    ["contact.created", "deal.updated"],
+]
 
 
 def _matches(patterns: list[str], event: str) -> bool:
@@ -47,16 +59,26 @@ def test_fan_out_matches_exactly_and_signs_every_request(settings_factory, topic
             subs.append((f"s{i}", sub, patterns))
         events = []
         for n in range(10_000):
-            events.append({"id": f"e{n}", "event": rng.choice(EVENT_TYPES),
-                           "workspace": f"ws{rng.randrange(3)}", "record": {"id": str(n)}})
+            events.append(
+                {
+                    "id": f"e{n}",
+                    "event": rng.choice(EVENT_TYPES),
+                    "workspace": f"ws{rng.randrange(3)}",
+                    "record": {"id": str(n)},
+                }
+            )
         expected: dict[str, set[str]] = defaultdict(set)
         for event in events:
             for name, sub, patterns in subs:
                 if sub.workspace == event["workspace"] and _matches(patterns, event["event"]):
                     expected[name].add(event["id"])
         with running(settings):
-            produce_json(settings.bootstrap_servers, settings.input_topics,
-                         events, key=lambda e: e["workspace"])
+            produce_json(
+                settings.bootstrap_servers,
+                settings.input_topics,
+                events,
+                key=lambda e: e["workspace"],
+            )
             for name, _, _ in subs:
                 receiver.wait_for(name, len(expected[name]), timeout=90)
         total = 0
@@ -72,8 +94,10 @@ def test_fan_out_matches_exactly_and_signs_every_request(settings_factory, topic
 
 def _dead_letters(settings) -> list:
     codec = RecordCodec(AvroCodec())
-    return [codec.decode_dead_letter(m.value)
-            for m in consume_all(settings.bootstrap_servers, settings.topic_prefix + "dlq")]
+    return [
+        codec.decode_dead_letter(m.value)
+        for m in consume_all(settings.bootstrap_servers, settings.topic_prefix + "dlq")
+    ]
 
 
 def test_retry_then_success_respects_delays(settings_factory):
@@ -82,10 +106,13 @@ def test_retry_then_success_respects_delays(settings_factory):
     with Receiver() as receiver:
         secret = generate_secret()
         url = receiver.endpoint("flaky", secret, fail_first(2, status=500))
-        sub = writer.create("acme", url, ["*"], secret=secret)
+        writer.create("acme", url, ["*"], secret=secret)
         with running(settings):
-            produce_json(settings.bootstrap_servers, settings.input_topics,
-                         [{"event": "contact.created", "workspace": "acme", "id": "one"}])
+            produce_json(
+                settings.bootstrap_servers,
+                settings.input_topics,
+                [{"event": "contact.created", "workspace": "acme", "id": "one"}],
+            )
             got = receiver.wait_for("flaky", 3, timeout=30)
             assert [r.status_sent for r in got] == [500, 500, 200]
             assert len({r.headers["webhook-id"] for r in got}) == 1
@@ -102,8 +129,11 @@ def test_client_error_dead_letters_at_once(settings_factory):
         url = receiver.endpoint("bad", secret, always(400))
         sub = writer.create("acme", url, ["*"], secret=secret)
         with running(settings):
-            produce_json(settings.bootstrap_servers, settings.input_topics,
-                         [{"event": "contact.created", "workspace": "acme", "id": "x1"}])
+            produce_json(
+                settings.bootstrap_servers,
+                settings.input_topics,
+                [{"event": "contact.created", "workspace": "acme", "id": "x1"}],
+            )
             receiver.wait_for("bad", 1, timeout=30)
             letters = wait_dead_letters(settings, 1)
     assert len(receiver.received("bad")) == 1
@@ -121,8 +151,11 @@ def test_always_503_exhausts_delays_then_dead_letters(settings_factory):
         url = receiver.endpoint("down", secret, always(503))
         writer.create("acme", url, ["*"], secret=secret)
         with running(settings):
-            produce_json(settings.bootstrap_servers, settings.input_topics,
-                         [{"event": "contact.created", "workspace": "acme", "id": "x2"}])
+            produce_json(
+                settings.bootstrap_servers,
+                settings.input_topics,
+                [{"event": "contact.created", "workspace": "acme", "id": "x2"}],
+            )
             receiver.wait_for("down", 4, timeout=30)
             letters = wait_dead_letters(settings, 1)
     assert len(receiver.received("down")) == 4
@@ -145,8 +178,9 @@ def wait_dead_letters(settings, count: int, timeout: float = 20) -> list:
 
 def test_ordered_endpoint_with_random_failures_keeps_order(settings_factory):
     # One partition: the flaky and the healthy endpoint share it.
-    settings = settings_factory(partitions=1, retry_delays="50ms,100ms,100ms,100ms,100ms,"
-                                "100ms,100ms,100ms,100ms,100ms")
+    settings = settings_factory(
+        partitions=1, retry_delays="50ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms"
+    )
     writer = SubsWriter(settings)
     with Receiver() as receiver:
         secret = generate_secret()
@@ -156,10 +190,13 @@ def test_ordered_endpoint_with_random_failures_keeps_order(settings_factory):
         ok_url = receiver.endpoint("healthy", secret)
         writer.create("acme", ok_url, ["*"], secret=secret)
         with running(settings):
-            events = [{"event": "contact.updated", "workspace": "acme", "id": f"o{n:04d}"}
-                      for n in range(500)]
-            produce_json(settings.bootstrap_servers, settings.input_topics, events,
-                         key=lambda e: "acme")
+            events = [
+                {"event": "contact.updated", "workspace": "acme", "id": f"o{n:04d}"}
+                for n in range(500)
+            ]
+            produce_json(
+                settings.bootstrap_servers, settings.input_topics, events, key=lambda e: "acme"
+            )
             healthy = receiver.wait_for("healthy", 500, timeout=60)
             healthy_done = healthy[-1].arrived
             flaky = receiver.wait_for_success("flaky", 500, timeout=120)
@@ -185,11 +222,18 @@ def test_invalid_input_goes_to_invalid_events_and_valid_flows(settings_factory):
         url = receiver.endpoint("ok", secret)
         writer.create("acme", url, ["*"], secret=secret)
         with running(settings) as worker:
-            good = [orjson.dumps({"event": "a.created", "workspace": "acme", "id": f"g{i}"})
-                    for i in range(20)]
-            bad = [b"{not json", orjson.dumps({"event": "a.created"}), b"\xc3\x01" + b"\x00" * 12,
-                   bytes(random.Random(1).randrange(256) for _ in range(64)), b"[1,2]",
-                   orjson.dumps({"event": "", "workspace": "acme"})]
+            good = [
+                orjson.dumps({"event": "a.created", "workspace": "acme", "id": f"g{i}"})
+                for i in range(20)
+            ]
+            bad = [
+                b"{not json",
+                orjson.dumps({"event": "a.created"}),
+                b"\xc3\x01" + b"\x00" * 12,
+                bytes(random.Random(1).randrange(256) for _ in range(64)),
+                b"[1,2]",
+                orjson.dumps({"event": "", "workspace": "acme"}),
+            ]
             mixed: list[bytes] = []
             for i, value in enumerate(good):
                 mixed.append(value)
@@ -202,8 +246,9 @@ def test_invalid_input_goes_to_invalid_events_and_valid_flows(settings_factory):
 
             deadline = time.monotonic() + 20
             while len(invalid) < len(bad) and time.monotonic() < deadline:
-                invalid = consume_all(settings.bootstrap_servers,
-                                      settings.topic_prefix + "invalid-events")
+                invalid = consume_all(
+                    settings.bootstrap_servers, settings.topic_prefix + "invalid-events"
+                )
                 time.sleep(0.2)
             import httpx
 

@@ -27,8 +27,9 @@ def produce_json(
     key: Callable[[Any], str] | None = None,
     raw: bool = False,
 ) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True}
+    )
     for value in values:
         data = value if raw else orjson.dumps(value)
         k = key(value).encode() if key else None
@@ -43,8 +44,14 @@ def produce_json(
 
 def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]:
     """Every record of ``topic`` from the beginning to its end (partition-EOF events)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                         "enable.partition.eof": True, "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = sorted(meta.partitions)

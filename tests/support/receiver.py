@@ -126,8 +126,19 @@ class Receiver:
         except orjson.JSONDecodeError:
             data = None
         with self._lock:
-            self._received[name].append(Received(name, time.monotonic(), time.time(), headers,
-                                                 body, data, verified, error, reply.status))
+            self._received[name].append(
+                Received(
+                    name,
+                    time.monotonic(),
+                    time.time(),
+                    headers,
+                    body,
+                    data,
+                    verified,
+                    error,
+                    reply.status,
+                )
+            )
         if reply.hang:
             await asyncio.sleep(3600)
         if reply.delay_s:
@@ -156,8 +167,9 @@ class Receiver:
 
         return self._wait(name, done, timeout, f"{len(ids)} distinct events")
 
-    def _wait(self, name: str, done: Callable[[list[Received]], bool], timeout: float,
-              what: str) -> list[Received]:
+    def _wait(
+        self, name: str, done: Callable[[list[Received]], bool], timeout: float, what: str
+    ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while True:
             got = self.received(name)

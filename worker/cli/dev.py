@@ -85,9 +85,7 @@ class DemoReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         return f"http://127.0.0.1:{self.port}/hooks"
 
     async def stop(self) -> None:
@@ -114,7 +112,8 @@ async def run_dev(args: argparse.Namespace) -> int:
     with _broker(base) as bootstrap:
         settings = base.with_overrides(
             bootstrap_servers=bootstrap,
-            retry_delays_ms=parse_retry_delays("1s,5s,30s") if base.bootstrap_servers is None
+            retry_delays_ms=parse_retry_delays("1s,5s,30s")
+            if base.bootstrap_servers is None
             else None,
         )
         _say(args.output, f"broker: {bootstrap}")
@@ -130,13 +129,20 @@ async def run_dev(args: argparse.Namespace) -> int:
         url = await receiver.start()
         try:
             sub = await asyncio.to_thread(
-                create_subscription, settings, workspace="demo", url=url,
-                events=["*"], name="demo receiver", secret=secret,
+                create_subscription,
+                settings,
+                workspace="demo",
+                url=url,
+                events=["*"],
+                name="demo receiver",
+                secret=secret,
             )
             _say(args.output, f"subscription {sub.id} -> {url} (challenge passed)")
             _emit_samples(settings, args.events)
-            _say(args.output, f"emitted {args.events} sample events; deliveries follow "
-                 "(Ctrl-C to stop)")
+            _say(
+                args.output,
+                f"emitted {args.events} sample events; deliveries follow (Ctrl-C to stop)",
+            )
             stop = asyncio.Event()
             worker = asyncio.create_task(run_worker(settings, "all", stop=stop))
             if args.exit_after:
@@ -158,10 +164,13 @@ def _emit_samples(settings: Settings, count: int) -> None:
     topic = settings.input_topic_list()[0]
     for i in range(count):
         event = SAMPLE_EVENTS[i % len(SAMPLE_EVENTS)]
-        data = build_event("demo", event, entity=event.split(".")[0],
-                           record={"id": f"r{i % 5}", "name": f"Record {i % 5}"},
-                           changes={"stage": {"old": "a", "new": "b"}}
-                           if event.endswith("updated") else None)
+        data = build_event(
+            "demo",
+            event,
+            entity=event.split(".")[0],
+            record={"id": f"r{i % 5}", "name": f"Record {i % 5}"},
+            changes={"stage": {"old": "a", "new": "b"}} if event.endswith("updated") else None,
+        )
         produce(producer, topic, orjson.dumps(data), b"demo")
     producer.flush(30)
 

@@ -83,16 +83,24 @@ def _emit(args: argparse.Namespace) -> int:
     ids = []
     start = time.perf_counter()
     for _ in range(args.count):
-        data = build_event(args.workspace, args.event, entity=args.entity,
-                           record=record, changes=changes)
+        data = build_event(
+            args.workspace, args.event, entity=args.entity, record=record, changes=changes
+        )
         ids.append(data["id"])
         value = encode_event_avro(data, avro) if avro is not None else orjson.dumps(data)
-        produce(producer, topic, value, args.workspace.encode(),
-                lambda err, _m: errors.append(str(err)) if err else None)
+        produce(
+            producer,
+            topic,
+            value,
+            args.workspace.encode(),
+            lambda err, _m: errors.append(str(err)) if err else None,
+        )
     if producer.flush(30) or errors:
         raise CommandError(f"could not write to {topic}: {errors[:1] or 'timed out'}")
     elapsed = time.perf_counter() - start
-    emit(args.output, {"topic": topic, "count": args.count, "ids": ids[:100],
-                       "seconds": round(elapsed, 3)},
-         f"emitted {args.count} event(s) to {topic}")
+    emit(
+        args.output,
+        {"topic": topic, "count": args.count, "ids": ids[:100], "seconds": round(elapsed, 3)},
+        f"emitted {args.count} event(s) to {topic}",
+    )
     return 0

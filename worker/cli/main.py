@@ -27,10 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"webhook-worker {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--output", choices=("text", "json"), default="text")
-    common.add_argument("--bootstrap-servers", dest="bootstrap_servers", default=None,
-                        help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
-    common.add_argument("--topic-prefix", dest="topic_prefix", default=None,
-                        help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)")
+    common.add_argument(
+        "--bootstrap-servers",
+        dest="bootstrap_servers",
+        default=None,
+        help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    common.add_argument(
+        "--topic-prefix",
+        dest="topic_prefix",
+        default=None,
+        help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (runner, topics, subs, events):
         module.register(commands, common)

@@ -26,7 +26,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     dev.add_argument("--events", type=int, default=20, help="sample events to emit")
     dev.add_argument("--metrics-port", dest="metrics_port", type=int, default=None)
     dev.add_argument(
-        "--exit-after", dest="exit_after", type=int, default=0,
+        "--exit-after",
+        dest="exit_after",
+        type=int,
+        default=0,
         help="stop once this many deliveries arrived (0: run until Ctrl-C)",
     )
     dev.set_defaults(handler=_dev)

@@ -112,8 +112,9 @@ def create_subscription(
         if secret is not None and not secret.startswith("whsec_"):
             raise InvalidSubscription("secrets look like whsec_<base64>")
         if challenge:
-            run_challenge(url, [s.secret for s in sub.secrets],
-                          allow_private=settings.allow_private_networks)
+            run_challenge(
+                url, [s.secret for s in sub.secrets], allow_private=settings.allow_private_networks
+            )
         writer.put(sub)
     except (InvalidSubscription, ChallengeFailed) as exc:
         raise CommandError(str(exc)) from None
@@ -143,8 +144,11 @@ def _create(args: argparse.Namespace) -> int:
         challenge=not args.skip_challenge,
     )
     secret = sub.secrets[0].secret
-    emit(args.output, {**public_view(sub), "secret": secret},
-         f"created {sub.id}\nsecret: {secret} (shown only now)")
+    emit(
+        args.output,
+        {**public_view(sub), "secret": secret},
+        f"created {sub.id}\nsecret: {secret} (shown only now)",
+    )
     return 0
 
 
@@ -189,8 +193,9 @@ def _show(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     sub = _get(settings, args.id)
-    writer = SubscriptionWriter(settings, make_producer(settings), Codecs.load().records,
-                                secret_box(settings))
+    writer = SubscriptionWriter(
+        settings, make_producer(settings), Codecs.load().records, secret_box(settings)
+    )
     writer.delete(sub.id)
     emit(args.output, {"id": sub.id, "deleted": True}, f"deleted {sub.id}")
     return 0

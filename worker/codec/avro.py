@@ -21,7 +21,13 @@ __all__ = ["MARKER", "AvroCodec", "CodecError", "schema_dir"]
 MARKER = b"\xc3\x01"
 # Load order: a schema may only name types defined by the ones before it.
 SCHEMA_FILES = (
-    "delivery_task", "attempt", "dead_letter", "invalid_event", "parked", "subscription", "event",
+    "delivery_task",
+    "attempt",
+    "dead_letter",
+    "invalid_event",
+    "parked",
+    "subscription",
+    "event",
 )
 
 

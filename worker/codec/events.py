@@ -118,7 +118,9 @@ def _parse_time(stamp: Any) -> int:
     try:
         when = datetime.fromisoformat(stamp.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise InvalidEventError(f"validation: 'timestamp' is not RFC 3339: {stamp[:40]!r}") from None
+        raise InvalidEventError(
+            f"validation: 'timestamp' is not RFC 3339: {stamp[:40]!r}"
+        ) from None
     if when.tzinfo is None:
         raise InvalidEventError("validation: 'timestamp' needs a UTC offset (e.g. Z)")
     return int(when.timestamp() * 1000)

@@ -94,15 +94,12 @@ class RecordCodec:
                 "workspace": sub.workspace,
                 "url": sub.url,
                 "events": list(sub.events),
-                "secrets": [
-                    {"secret": s.secret, "expires_ms": s.expires_ms} for s in sub.secrets
-                ],
+                "secrets": [{"secret": s.secret, "expires_ms": s.expires_ms} for s in sub.secrets],
                 "name": sub.name,
                 "description": sub.description,
                 "entity": sub.entity,
                 "conditions": [
-                    {"path": c.path, "op": c.op, "values": list(c.values)}
-                    for c in sub.conditions
+                    {"path": c.path, "op": c.op, "values": list(c.values)} for c in sub.conditions
                 ],
                 "fields": list(sub.fields),
                 "headers": [{"name": k, "value": v} for k, v in sub.headers],

@@ -21,8 +21,18 @@ __all__ = ["Attempter", "Outcome"]
 
 BODY_EXCERPT = 1024
 RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "user-agent", "host", "webhook-id", "webhook-timestamp",
-     "webhook-signature", "x-webhook-signature", "transfer-encoding", "connection"}
+    {
+        "content-type",
+        "content-length",
+        "user-agent",
+        "host",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-webhook-signature",
+        "transfer-encoding",
+        "connection",
+    }
 )
 
 
@@ -69,8 +79,9 @@ class Attempter:
             return Outcome(
                 verdict,
                 error=f"{exc.kind}: {exc}",
-                attempt=self._record(task, sub, started_ms, exc.latency_s, verdict,
-                                     None, f"{exc.kind}: {exc}", b""),
+                attempt=self._record(
+                    task, sub, started_ms, exc.latency_s, verdict, None, f"{exc.kind}: {exc}", b""
+                ),
             )
         verdict = classify(response.status, None)
         self._metrics.attempt(verdict.next.value, f"{response.status // 100}xx", response.latency_s)
@@ -80,8 +91,16 @@ class Attempter:
             status=response.status,
             retry_after_ms=parse_retry_after(response.retry_after, started_ms),
             response_excerpt=excerpt,
-            attempt=self._record(task, sub, started_ms, response.latency_s, verdict,
-                                 response.status, None, response.body),
+            attempt=self._record(
+                task,
+                sub,
+                started_ms,
+                response.latency_s,
+                verdict,
+                response.status,
+                None,
+                response.body,
+            ),
         )
 
     def crashed(self, task: DeliveryTask) -> Outcome:

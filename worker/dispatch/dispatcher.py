@@ -14,11 +14,14 @@ through :class:`worker.dispatch.ordering.Lane`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
+
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from worker.codec.records import RecordCodec
@@ -27,10 +30,10 @@ from worker.dispatch.delivery import Attempter, Outcome
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import read_parked
-from worker.kafka.offsets import OffsetBook
-from worker.kafka.writes import produce
+from worker.kafka.offsets import OffsetBook, position
 from worker.kafka.topics import Topics
-from worker.model import DeadLetter, DeliveryTask
+from worker.kafka.writes import produce
+from worker.model import DeadLetter
 from worker.observability.metrics import Metrics
 
 __all__ = ["Dispatcher"]
@@ -111,10 +114,8 @@ class Dispatcher:
                     await asyncio.sleep(0)
                 else:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), 0.005)
-                    except TimeoutError:
-                        pass
             await self._drain()
         finally:
             self._close()
@@ -138,7 +139,7 @@ class Dispatcher:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", error)
             return
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        topic, partition, offset = position(message)
         tracker = self._offsets.tracker(topic, partition)
         tracker.start(offset)
         try:
@@ -262,8 +263,13 @@ class Dispatcher:
         )
         self._metrics.retry_scheduled(topic.rsplit(".", 1)[-1])
         if not task.ordered:
-            self._produce(topic, work.partition, task.subscription_id.encode(),
-                          self._codec.encode_task(copy), lambda: self._finish(work))
+            self._produce(
+                topic,
+                work.partition,
+                task.subscription_id.encode(),
+                self._codec.encode_task(copy),
+                lambda: self._finish(work),
+            )
             return
         lane = self._lane(work.partition, task.subscription_id)
         lane.set_head(copy)
@@ -281,14 +287,19 @@ class Dispatcher:
             if work.gen != self._gen.get(work.partition, -1):
                 return
             for held in lane.head_marker_durable():
-                self._write_parked(held, on_ack=lambda held=held: self._finish(held))
+                self._write_parked(held, on_ack=partial(self._finish, held))
             if work.from_parked:
                 self._tombstone(work.partition, task_key(task.subscription_id, task.seq))
             self._finish(work)
             self._metrics.parked(self._parked_count())
 
-        self._produce(topic, work.partition, task.subscription_id.encode(),
-                      self._codec.encode_task(copy), retry_durable)
+        self._produce(
+            topic,
+            work.partition,
+            task.subscription_id.encode(),
+            self._codec.encode_task(copy),
+            retry_durable,
+        )
 
     def _dead_letter(self, work: Work, outcome: Outcome, reason: str) -> None:
         task = work.task
@@ -309,8 +320,13 @@ class Dispatcher:
             if work.gen == self._gen.get(work.partition, -1):
                 self._advance(work)
 
-        self._produce(self._topics.dlq, work.partition, task.subscription_id.encode(),
-                      self._codec.encode_dead_letter(letter), durable)
+        self._produce(
+            self._topics.dlq,
+            work.partition,
+            task.subscription_id.encode(),
+            self._codec.encode_dead_letter(letter),
+            durable,
+        )
 
     def _advance(self, work: Work) -> None:
         """An ordered task is resolved: clear its markers and start the lane's next task."""
@@ -340,9 +356,13 @@ class Dispatcher:
 
     def _write_parked(self, work: Work, on_ack: Callable[[], None]) -> None:
         task = work.task
-        self._produce(self._topics.parked, work.partition,
-                      task_key(task.subscription_id, task.seq),
-                      self._codec.encode_parked("task", task), on_ack)
+        self._produce(
+            self._topics.parked,
+            work.partition,
+            task_key(task.subscription_id, task.seq),
+            self._codec.encode_parked("task", task),
+            on_ack,
+        )
 
     def _tombstone(self, partition: int, key: bytes) -> None:
         self._produce(self._topics.parked, partition, key, None)
@@ -441,9 +461,13 @@ class Dispatcher:
         for work in list(self._ready):
             if not work.task.ordered and work.gen == self._gen.get(work.partition, -1):
                 copy = replace(work.task, hop=work.task.hop + 1, due_ms=now)
-                self._produce(self._topics.retry[0], work.partition,
-                              work.task.subscription_id.encode(), self._codec.encode_task(copy),
-                              lambda w=work: self._finish(w))
+                self._produce(
+                    self._topics.retry[0],
+                    work.partition,
+                    work.task.subscription_id.encode(),
+                    self._codec.encode_task(copy),
+                    partial(self._finish, work),
+                )
         for lanes in self._lanes.values():
             for lane in lanes.values():
                 self._spill_lane(lane)
@@ -456,7 +480,7 @@ class Dispatcher:
             return  # still in flight: its lane replays from the source
         works = ([busy] if busy is not None and not busy.from_parked else []) + list(lane.waiting)
         for work in works:
-            self._write_parked(work, on_ack=lambda w=work: self._finish(w))
+            self._write_parked(work, on_ack=partial(self._finish, work))
 
     def _close(self) -> None:
         try:
@@ -479,4 +503,3 @@ class Dispatcher:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-

@@ -47,13 +47,13 @@ def read_parked(
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(message.partition())
+                        remaining.discard(message.partition() or 0)
                         continue
                     raise RebuildError(f"reading {topic}: {error}")
                 key = message.key()
                 if key is None:
                     continue
-                table = entries[message.partition()]
+                table = entries[message.partition() or 0]
                 value = message.value()
                 if value is None:
                     table.pop(key, None)

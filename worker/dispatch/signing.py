@@ -26,8 +26,7 @@ def sign_headers(
     """Signature headers for one attempt. ``keys`` are decoded secrets, newest first."""
     signed = b"%s.%d.%s" % (delivery_id.encode(), timestamp_s, body)
     signatures = " ".join(
-        "v1," + base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
-        for key in keys
+        "v1," + base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode() for key in keys
     )
     headers = {
         "webhook-id": delivery_id,

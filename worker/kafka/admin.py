@@ -80,8 +80,9 @@ def ensure_topics(
         new = [
             NewTopic(
                 name,
-                num_partitions=target if name in topics.co_partitioned else
-                (1 if name == topics.subscriptions else partitions),
+                num_partitions=target
+                if name in topics.co_partitioned
+                else (1 if name == topics.subscriptions else partitions),
                 replication_factor=replication_factor,
                 config=wanted[name],
             )

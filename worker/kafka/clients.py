@@ -71,4 +71,5 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
 
 
 def make_admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.to_librdkafka())
+    config: dict[str, Any] = dict(settings.to_librdkafka())
+    return AdminClient(config)

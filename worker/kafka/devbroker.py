@@ -47,8 +47,16 @@ class DevBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
-                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
+                [
+                    str(binary),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -62,16 +70,18 @@ class DevBroker:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise DevBrokerError(f"Tansu exited with {self._proc.returncode}; "
-                                     f"see {self.log_path}")
+                raise DevBrokerError(
+                    f"Tansu exited with {self._proc.returncode}; see {self.log_path}"
+                )
             try:
                 admin.list_topics(timeout=1)
                 return
             except Exception:
                 time.sleep(0.1)
         self.stop()
-        raise DevBrokerError(f"Tansu did not answer within {START_TIMEOUT_S:.0f}s; "
-                             f"see {self.log_path}")
+        raise DevBrokerError(
+            f"Tansu did not answer within {START_TIMEOUT_S:.0f}s; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

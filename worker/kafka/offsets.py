@@ -10,9 +10,9 @@ from __future__ import annotations
 import heapq
 import logging
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-__all__ = ["OffsetBook", "OffsetTracker"]
+__all__ = ["OffsetBook", "OffsetTracker", "position"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +106,9 @@ class OffsetBook:
     def pending(self) -> int:
         return sum(t.pending for t in self._trackers.values())
 
+
+def position(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed record (never None for a real record)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

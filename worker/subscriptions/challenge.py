@@ -50,8 +50,9 @@ def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
         text = str(exc)
         if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
             raise ChallengeFailed(f"challenge to {url} failed: TLS error: {text}") from None
-        raise ChallengeFailed(f"challenge to {url} failed: connection refused or unreachable: "
-                              f"{text}") from None
+        raise ChallengeFailed(
+            f"challenge to {url} failed: connection refused or unreachable: {text}"
+        ) from None
     except httpx.HTTPError as exc:
         raise ChallengeFailed(f"challenge to {url} failed: {type(exc).__name__}: {exc}") from None
     if not 200 <= response.status_code < 300:

@@ -20,8 +20,9 @@ def parse_condition(text: str) -> Condition:
     """Parse a ``--filter``: ``changes.stage.new=closed_won`` (equals), ``record.stage=a|b``
     (one of), ``record.email?`` (exists)."""
     text = text.strip()
+    values: tuple[str, ...] = ()
     if text.endswith("?") and "=" not in text:
-        path, op, values = text[:-1], "exists", ()
+        path, op = text[:-1], "exists"
     elif "=" in text:
         path, raw = text.split("=", 1)
         parts = tuple(raw.split("|"))

@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from worker.subscriptions.model import SecretEntry, Subscription
 
-__all__ = ["SecretBox", "SecretsError", "generate_secret", "open_subscription",
-           "seal_subscription"]
+__all__ = ["SecretBox", "SecretsError", "generate_secret", "open_subscription", "seal_subscription"]
 
 SEALED_PREFIX = "enc:v1:"
 
@@ -37,7 +36,7 @@ class SecretBox:
         if len(raw) != 32:
             raise ValueError(
                 "WEBHOOK_SECRETS_KEY must be base64 of 32 random bytes "
-                "(e.g. python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
+                "(generate one with: openssl rand -base64 32)"
             )
         self._aead = AESGCM(raw)
 
@@ -55,26 +54,39 @@ class SecretBox:
             raw = base64.b64decode(sealed[len(SEALED_PREFIX) :])
             return self._aead.decrypt(raw[:12], raw[12:], b"webhook-worker").decode()
         except (InvalidTag, ValueError, binascii.Error):
-            raise SecretsError("a subscription secret cannot be decrypted: wrong "
-                               "WEBHOOK_SECRETS_KEY or tampered record") from None
+            raise SecretsError(
+                "a subscription secret cannot be decrypted: wrong "
+                "WEBHOOK_SECRETS_KEY or tampered record"
+            ) from None
 
 
 def seal_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
     if box is None:
         return sub
-    return replace(sub, secrets=tuple(
-        SecretEntry(s.secret if s.secret.startswith(SEALED_PREFIX) else box.seal(s.secret),
-                    s.expires_ms)
-        for s in sub.secrets))
+    return replace(
+        sub,
+        secrets=tuple(
+            SecretEntry(
+                s.secret if s.secret.startswith(SEALED_PREFIX) else box.seal(s.secret), s.expires_ms
+            )
+            for s in sub.secrets
+        ),
+    )
 
 
 def open_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
     if not any(s.secret.startswith(SEALED_PREFIX) for s in sub.secrets):
         return sub
     if box is None:
-        raise SecretsError(f"subscription {sub.id} has encrypted secrets but "
-                           "WEBHOOK_SECRETS_KEY is not set")
-    return replace(sub, secrets=tuple(
-        SecretEntry(box.open(s.secret) if s.secret.startswith(SEALED_PREFIX) else s.secret,
-                    s.expires_ms)
-        for s in sub.secrets))
+        raise SecretsError(
+            f"subscription {sub.id} has encrypted secrets but WEBHOOK_SECRETS_KEY is not set"
+        )
+    return replace(
+        sub,
+        secrets=tuple(
+            SecretEntry(
+                box.open(s.secret) if s.secret.startswith(SEALED_PREFIX) else s.secret, s.expires_ms
+            )
+            for s in sub.secrets
+        ),
+    )

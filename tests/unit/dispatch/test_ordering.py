@@ -3,8 +3,7 @@ from worker.model import DeliveryTask
 
 
 def work(seq: int, *, hop: int = 0, topic: str = "deliveries") -> Work:
-    task = DeliveryTask(f"msg_{seq}", "sub", "ws", f"e{seq}", "x.created", b"{}", seq=seq,
-                        hop=hop)
+    task = DeliveryTask(f"msg_{seq}", "sub", "ws", f"e{seq}", "x.created", b"{}", seq=seq, hop=hop)
     return Work(task, topic, 0, seq)
 
 
