@@ -60,3 +60,45 @@ def test_kill_9_then_restart_loses_nothing(settings_factory):
         got = [r.json["id"] for r in receiver.received(name)]
         assert set(got) == {e["id"] for e in events}
         assert all(r.verified for r in receiver.received(name))
+
+
+def test_sigterm_then_restart_loses_nothing_and_duplicates_nothing(settings_factory):
+    settings = settings_factory(partitions=3, retry_delays="200ms,400ms")
+    writer = SubsWriter(settings)
+    with Receiver() as receiver:
+        names = []
+        for i in range(4):
+            secret = generate_secret()
+            url = receiver.endpoint(f"e{i}", secret, lambda n, body: Reply(delay_s=0.002))
+            writer.create("acme", url, ["*"], secret=secret, ordered=i % 2 == 0)
+            names.append(f"e{i}")
+        events = [
+            {"event": "contact.created", "workspace": "acme", "id": f"t{n}"} for n in range(2000)
+        ]
+        produce_json(
+            settings.bootstrap_servers, settings.input_topics, events, key=lambda e: e["id"]
+        )
+        first = ProcessWorker(settings, free_port())
+        try:
+            first.wait_ready()
+            deadline = time.monotonic() + 60
+            while sum(len(receiver.received(n)) for n in names) < 1500:
+                assert time.monotonic() < deadline, "no progress before SIGTERM"
+                time.sleep(0.05)
+            assert first.terminate() == 0
+        finally:
+            first.close()
+        before = sum(len(receiver.received(n)) for n in names)
+        assert before < 4 * 2000, "SIGTERM came too late to prove anything"
+        second = ProcessWorker(settings, free_port())
+        try:
+            second.wait_ready()
+            for name in names:
+                receiver.wait_for_ids(name, {e["id"] for e in events}, timeout=90)
+            time.sleep(1)  # anything duplicated would arrive now
+        finally:
+            second.terminate()
+            second.close()
+    for name in names:
+        got = [r.json["id"] for r in receiver.received(name)]
+        assert sorted(got) == sorted(e["id"] for e in events), f"{name}: lost or duplicated"
