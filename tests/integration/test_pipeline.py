@@ -13,6 +13,7 @@ from tests.support.subs import SubsWriter
 from tests.support.worker import running
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
+from worker.model import DeliveryTask
 from worker.subscriptions.secrets import generate_secret
 
 EVENT_TYPES = [
@@ -221,6 +222,10 @@ def test_invalid_input_goes_to_invalid_events_and_valid_flows(settings_factory):
         secret = generate_secret()
         url = receiver.endpoint("ok", secret)
         writer.create("acme", url, ["*"], secret=secret)
+        # Valid Avro, but of another schema than the event's.
+        wrong_avro = RecordCodec(avro).encode_task(
+            DeliveryTask("m", "s", "acme", "e", "a.created", b"{}")
+        )
         with running(settings) as worker:
             good = [
                 orjson.dumps({"event": "a.created", "workspace": "acme", "id": f"g{i}"})
@@ -230,6 +235,7 @@ def test_invalid_input_goes_to_invalid_events_and_valid_flows(settings_factory):
                 b"{not json",
                 orjson.dumps({"event": "a.created"}),
                 b"\xc3\x01" + b"\x00" * 12,
+                wrong_avro,
                 bytes(random.Random(1).randrange(256) for _ in range(64)),
                 b"[1,2]",
                 orjson.dumps({"event": "", "workspace": "acme"}),

@@ -90,6 +90,7 @@ class Dispatcher:
         self._fatal: str | None = None
         self._assigned = False
         self._backpressure = False
+        self._next_housekeeping = 0.0
 
     # -- public surface ---------------------------------------------------------------
 
@@ -129,7 +130,11 @@ class Dispatcher:
         self._producer.poll(0)
         self._release_due()
         self._start_ready()
-        self._apply_backpressure()
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + 0.2
+            self._apply_backpressure()
+            self._metrics.parked(self._parked_count())
         self._offsets.store(self._consumer)
         return bool(messages)
 
@@ -171,7 +176,6 @@ class Dispatcher:
             self._write_parked(work, on_ack=lambda: self._finish(work))
         elif decision is Decision.DROP:
             self._finish(work)
-        self._metrics.parked(self._parked_count())
 
     def _release_due(self) -> None:
         now = _now_ms()
@@ -291,7 +295,6 @@ class Dispatcher:
             if work.from_parked:
                 self._tombstone(work.partition, task_key(task.subscription_id, task.seq))
             self._finish(work)
-            self._metrics.parked(self._parked_count())
 
         self._produce(
             topic,
@@ -424,7 +427,6 @@ class Dispatcher:
                 log.debug("partition %d: lane %s rebuilt", p, sub_id)
         self._backpressure = False
         self._assigned = True
-        self._metrics.parked(self._parked_count())
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
