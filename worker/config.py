@@ -173,7 +173,11 @@ class Settings:
 
 
 def parse_retry_delays(text: str) -> tuple[int, ...]:
-    delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())
+    """``"1s,30s"`` -> ``(1000, 30000)``; errors name ``WEBHOOK_RETRY_DELAYS``."""
+    try:
+        delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"WEBHOOK_RETRY_DELAYS: {exc}") from None
     if not delays:
         raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
     return delays

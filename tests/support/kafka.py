@@ -14,8 +14,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 @dataclass
 class Record:
+    """One consumed record."""
+
     key: bytes | None
     value: bytes | None
+    headers: dict[str, bytes]
     partition: int
     offset: int
 
@@ -24,15 +27,21 @@ def produce_json(
     bootstrap: str,
     topic: str,
     values: Iterable[Any],
-    key: Callable[[Any], str] | None = None,
+    key: str | bytes | Callable[[Any], str] | None = None,
     raw: bool = False,
 ) -> None:
+    """Produce ``values`` as JSON (or as given bytes with ``raw``) and flush.
+
+    ``key`` is one key for every record, or a function of the value giving its key.
+    """
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True}
     )
     for value in values:
         data = value if raw else orjson.dumps(value)
-        k = key(value).encode() if key else None
+        k = key(value) if callable(key) else key
+        if isinstance(k, str):
+            k = k.encode()
         while True:
             try:
                 producer.produce(topic, data, k)
@@ -43,7 +52,11 @@ def produce_json(
 
 
 def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]:
-    """Every record of ``topic`` from the beginning to its end (partition-EOF events)."""
+    """Every record of ``topic`` from the beginning to its end, partition by partition.
+
+    The end is librdkafka's partition-EOF event, not the high watermark (which Tansu can
+    report short of the last batch). Fails when some partition does not reach its end in time.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -65,7 +78,8 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]
                     if msg.error().code() == KafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())
                     continue
-                out.append(Record(msg.key(), msg.value(), msg.partition(), msg.offset()))
+                headers = {name: data or b"" for name, data in msg.headers() or []}
+                out.append(Record(msg.key(), msg.value(), headers, msg.partition(), msg.offset()))
         assert not pending, f"did not reach the end of {topic} {sorted(pending)}"
         return out
     finally:

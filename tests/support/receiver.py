@@ -21,6 +21,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 @dataclass
 class Reply:
+    """How an endpoint answers: ``hang`` never answers, ``reset`` drops the connection."""
+
     status: int = 200
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
@@ -34,6 +36,8 @@ Behaviour = Callable[[int, bytes], Reply]
 
 @dataclass
 class Received:
+    """One request as it arrived, with the signature check's outcome."""
+
     path: str
     arrived: float  # time.monotonic()
     wall: float
@@ -46,21 +50,30 @@ class Received:
 
 
 def always(status: int) -> Behaviour:
+    """Answer every request with ``status``."""
     return lambda n, body: Reply(status=status)
 
 
 def fail_first(count: int, status: int = 500) -> Behaviour:
+    """Answer ``status`` to the first ``count`` requests, 200 afterwards."""
     return lambda n, body: Reply(status=status if n <= count else 200)
 
 
 def random_failures(rate: float, seed: int, status: int = 503) -> Behaviour:
+    """Answer ``status`` to a ``rate`` share of requests, reproducibly for one ``seed``."""
     rng = random.Random(seed)
     return lambda n, body: Reply(status=status if rng.random() < rate else 200)
 
 
 class Receiver:
+    """``with Receiver() as r: url = r.endpoint("a", secret)``; then ``r.wait_for("a", n, 10)``.
+
+    Endpoints are ``/name`` paths; unknown paths answer 404 and are not recorded.
+    """
+
     def __init__(self) -> None:
         self._endpoints: dict[str, tuple[Webhook, Behaviour]] = {}
+        self._counts: dict[str, int] = {}
         self._received: dict[str, list[Received]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -89,7 +102,10 @@ class Receiver:
         async def start() -> None:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_route("*", "/{name}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            # A short shutdown timeout: hanging handlers are cancelled, not awaited for 60 s.
+            self._runner = web.AppRunner(
+                app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
             await site.start()
@@ -101,6 +117,10 @@ class Receiver:
         self._loop.close()
 
     def endpoint(self, name: str, secret: str, behaviour: Behaviour | None = None) -> str:
+        """Register ``/name`` (verifying with ``secret``) and return its URL.
+
+        ``behaviour(n, body)`` gets the 1-based number of this request on the endpoint.
+        """
         with self._lock:
             self._endpoints[name] = (Webhook(secret), behaviour or (lambda n, b: Reply()))
             self._received.setdefault(name, [])
@@ -112,9 +132,9 @@ class Receiver:
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self._lock:
             hook, behaviour = self._endpoints.get(name, (None, None))
-            count = len(self._received.get(name, [])) + 1
-        if hook is None or behaviour is None:
-            return web.Response(status=404)
+            if hook is None or behaviour is None:
+                return web.Response(status=404)
+            count = self._counts[name] = self._counts.get(name, 0) + 1
         try:
             hook.verify(body, headers)
             verified, error = True, None
@@ -149,10 +169,12 @@ class Receiver:
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     def received(self, name: str) -> list[Received]:
+        """What arrived on ``name`` so far, in arrival order."""
         with self._lock:
             return list(self._received.get(name, []))
 
     def wait_for(self, name: str, count: int, timeout: float) -> list[Received]:
+        """Wait until ``count`` requests arrived on ``name``; AssertionError on timeout."""
         return self._wait(name, lambda got: len(got) >= count, timeout, f"{count} requests")
 
     def wait_for_success(self, name: str, count: int, timeout: float) -> list[Received]:
@@ -176,5 +198,8 @@ class Receiver:
             if done(got):
                 return got
             if time.monotonic() > deadline:
-                raise AssertionError(f"{name}: waited {timeout}s for {what}, got {len(got)}")
+                summary = [(r.status_sent, r.verified, r.body[:80]) for r in got]
+                raise AssertionError(
+                    f"{name}: waited {timeout}s for {what}, got {len(got)}: {summary}"
+                )
             time.sleep(0.02)

@@ -4,6 +4,7 @@ sub-commands; this module parses, builds settings once, and turns failures into 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging("INFO" if args.command in ("run", "dev") else "WARNING")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         result: int = args.handler(args)
         return result

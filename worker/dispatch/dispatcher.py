@@ -414,6 +414,11 @@ class Dispatcher:
     # -- assignment -----------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Assign here (not after the callback) so the partitions can be resumed: librdkafka
+        # keeps a partition's pause flag across rebalances, and a partition we paused before
+        # losing it must start fetching again when it comes back.
+        consumer.assign(partitions)
+        consumer.resume(partitions)
         new = sorted({tp.partition for tp in partitions} - set(self._gen))
         rebuilt = read_parked(self._make_reader, self._topics.parked, new, self._codec)
         for p in new:

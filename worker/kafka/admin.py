@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from worker.kafka.topics import Topics
@@ -25,14 +26,19 @@ class TopicsError(RuntimeError):
 
 @dataclass
 class EnsureReport:
+    """What ``ensure_topics`` did: topics it created, topics that were already right, and
+    problems it found but did not fix (the CLI exits non-zero on any)."""
+
     created: list[str] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """``{"created": [...], "ok": [...], "problems": [...]}``."""
         return {"created": self.created, "ok": self.ok, "problems": self.problems}
 
     def summary(self) -> str:
+        """One line per topic and problem, for humans."""
         lines = [f"created {t}" for t in self.created] + [f"ok      {t}" for t in self.ok]
         lines += [f"PROBLEM {p}" for p in self.problems]
         return "\n".join(lines)
@@ -51,7 +57,9 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}
     for name in input_topics:
-        wanted.setdefault(name, {})
+        # A ``^regex`` subscribes to topics that exist; there is nothing to create.
+        if not name.startswith("^"):
+            wanted.setdefault(name, {})
     return wanted
 
 
@@ -64,43 +72,71 @@ def ensure_topics(
     input_topics: list[str],
     timeout: float = 30.0,
 ) -> EnsureReport:
+    """Create the missing topics and check the existing ones.
+
+    New co-partitioned topics get the partition count of an existing ``deliveries`` (else
+    ``partitions``); ``subscriptions`` gets one partition (every instance reads all of it).
+    Returns once the created topics are visible in metadata. Raises :class:`TopicsError`
+    when a co-partitioned topic's count differs from ``deliveries`` or creation fails.
+    """
     report = EnsureReport()
     wanted = _wanted(topics, input_topics)
     existing = admin.list_topics(timeout=timeout).topics
     counts = {name: len(existing[name].partitions) for name in wanted if name in existing}
-    target = counts.get(topics.deliveries, partitions)
+    shared = _co_partition_count(topics, counts, partitions)
     missing = [name for name in wanted if name not in existing]
-    for name in topics.co_partitioned:
-        if name in counts and counts[name] != target:
-            raise TopicsError(
-                f"{name} has {counts[name]} partitions but {topics.deliveries} has {target}: "
-                "co-partitioned topics must match (recreate or add partitions)"
-            )
     if missing:
         new = [
             NewTopic(
                 name,
-                num_partitions=target
-                if name in topics.co_partitioned
-                else (1 if name == topics.subscriptions else partitions),
+                num_partitions=_partitions_for(name, topics, shared, partitions),
                 replication_factor=replication_factor,
                 config=wanted[name],
             )
             for name in missing
         ]
-        for name, future in admin.create_topics(new, request_timeout=timeout).items():
-            try:
-                future.result()
-                report.created.append(name)
-            except Exception as exc:
-                if "TOPIC_ALREADY_EXISTS" in str(exc):
-                    report.ok.append(name)
-                else:
-                    raise TopicsError(f"cannot create {name}: {exc}") from None
+        _create(admin, new, report, timeout)
         _wait_visible(admin, missing, timeout)
-    _check_configs(admin, topics, report, [n for n in wanted if n in existing])
-    report.ok.extend(n for n in wanted if n in existing)
+    present = [name for name in wanted if name in existing]
+    _check_configs(admin, topics, report, present)
+    report.ok.extend(present)
     return report
+
+
+def _co_partition_count(topics: Topics, counts: dict[str, int], default: int) -> int:
+    """The partition count every co-partitioned topic must have: that of ``deliveries``, or
+    of the first existing co-partitioned topic, else ``default``."""
+    existing = [name for name in topics.co_partitioned if name in counts]
+    if not existing:
+        return default
+    reference = topics.deliveries if topics.deliveries in counts else existing[0]
+    for name in existing:
+        if counts[name] != counts[reference]:
+            raise TopicsError(
+                f"{name} has {counts[name]} partitions but {reference} has {counts[reference]}: "
+                "topics keyed by subscription id must match (recreate or add partitions)"
+            )
+    return counts[reference]
+
+
+def _partitions_for(name: str, topics: Topics, shared: int, default: int) -> int:
+    if name in topics.co_partitioned:
+        return shared
+    # One partition keeps subscription changes in one total order; every instance reads it all.
+    return 1 if name == topics.subscriptions else default
+
+
+def _create(admin: AdminClient, new: list[NewTopic], report: EnsureReport, timeout: float) -> None:
+    for name, future in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result()
+            report.created.append(name)
+        except KafkaException as exc:
+            # Another instance created it between our listing and our request.
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                report.ok.append(name)
+            else:
+                raise TopicsError(f"cannot create {name}: {exc.args[0].str()}") from None
 
 
 def _check_configs(

@@ -1,0 +1,76 @@
+"""The embedded broker: starts, serves real clients, stops, and fails in one clear line."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.kafka import consume_all, produce_json
+from worker.kafka.devbroker import DevBroker, DevBrokerError
+
+
+def accepts_connections(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_start_produce_consume_stop() -> None:
+    with DevBroker() as broker:
+        assert broker.running
+        assert broker.bootstrap == f"127.0.0.1:{broker.port}"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("t", num_partitions=2)])["t"].result(10)
+        produce_json(broker.bootstrap, "t", [{"n": 1}, {"n": 2}], key="k")
+        records = consume_all(broker.bootstrap, "t")
+        assert sorted(r.value for r in records) == [b'{"n":1}', b'{"n":2}']
+        assert len({r.partition for r in records}) == 1
+        log_dir = broker.log_path.parent
+    assert not broker.running
+    assert not accepts_connections(broker.port)
+    assert not log_dir.exists(), "logs of a clean run are removed"
+    with pytest.raises(DevBrokerError, match="not running"):
+        _ = broker.bootstrap
+
+
+def test_stop_is_idempotent() -> None:
+    broker = DevBroker().start()
+    broker.stop()
+    broker.stop()
+    assert not broker.running
+
+
+def test_a_broker_that_exits_gives_one_line_with_the_log(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'address already in use' >&2\nexit 3\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(DevBrokerError) as caught:
+        DevBroker(port=1, binary=str(fake)).start()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "exited with status 3" in message and "address already in use" in message
+    log = Path(message.rsplit("log: ", 1)[1])
+    assert log.is_file(), "the log of a failed start is kept"
+    log.unlink()
+    log.parent.rmdir()
+
+
+def test_a_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DevBrokerError, match="cannot run the Tansu broker"):
+        DevBroker(binary=str(tmp_path / "nope")).start()
+
+
+def test_a_broker_that_never_answers_times_out(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    broker = DevBroker(binary=str(fake), start_timeout=1.5)
+    with pytest.raises(DevBrokerError, match=r"did not answer .* within 2s; log: "):
+        broker.start()
+    assert not broker.running
+    shutil.rmtree(broker.log_path.parent)

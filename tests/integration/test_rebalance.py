@@ -1,0 +1,66 @@
+"""A second worker joins and the first leaves mid-run, while ordered endpoints wait on
+retries: nothing lost, order kept, nothing left paused."""
+
+from __future__ import annotations
+
+import time
+
+from tests.support.kafka import produce_json
+from tests.support.receiver import Receiver, random_failures
+from tests.support.subs import SubsWriter
+from tests.support.worker import ThreadWorker
+from worker.subscriptions.secrets import generate_secret
+
+
+def first_arrivals(receiver: Receiver, name: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in receiver.received(name):
+        seen.setdefault(r.json["id"], None)
+    return list(seen)
+
+
+def test_join_and_leave_mid_run_keeps_order_and_loses_nothing(settings_factory):
+    settings = settings_factory(partitions=4, retry_delays="100ms,200ms,200ms,200ms,200ms,200ms")
+    writer = SubsWriter(settings)
+    names = [f"o{i}" for i in range(4)]
+    with Receiver() as receiver:
+        for i, name in enumerate(names):
+            secret = generate_secret()
+            url = receiver.endpoint(name, secret, random_failures(0.25, seed=i))
+            writer.create("acme", url, ["*"], secret=secret)
+        events = [
+            {"event": "deal.updated", "workspace": "acme", "id": f"r{n:04d}"} for n in range(400)
+        ]
+        produce_json(
+            settings.bootstrap_servers, settings.input_topics, events, key=lambda e: "acme"
+        )
+
+        def progress() -> int:
+            return min(len(first_arrivals(receiver, n)) for n in names)
+
+        def wait_progress(target: int) -> None:
+            deadline = time.monotonic() + 60
+            while progress() < target:
+                assert time.monotonic() < deadline, f"stuck at {progress()}"
+                time.sleep(0.05)
+
+        a = ThreadWorker(settings).start()
+        b = None
+        try:
+            a.wait_ready()
+            wait_progress(80)
+            b = ThreadWorker(settings).start()
+            b.wait_ready()
+            wait_progress(200)
+            a.stop()
+            for name in names:
+                receiver.wait_for_success(name, 400, timeout=90)
+        finally:
+            a.stop()
+            if b is not None:
+                b.stop()
+    expected = [e["id"] for e in events]
+    for name in names:
+        assert first_arrivals(receiver, name) == expected, name
+        successes = {r.json["id"] for r in receiver.received(name) if r.status_sent == 200}
+        assert successes == set(expected)
