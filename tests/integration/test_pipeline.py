@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+import httpx
 import orjson
 
 from tests.support.kafka import consume_all, produce_json
@@ -151,7 +152,7 @@ def test_always_503_exhausts_delays_then_dead_letters(settings_factory):
         secret = generate_secret()
         url = receiver.endpoint("down", secret, always(503))
         writer.create("acme", url, ["*"], secret=secret)
-        with running(settings):
+        with running(settings) as worker:
             produce_json(
                 settings.bootstrap_servers,
                 settings.input_topics,
@@ -159,10 +160,24 @@ def test_always_503_exhausts_delays_then_dead_letters(settings_factory):
             )
             receiver.wait_for("down", 4, timeout=30)
             letters = wait_dead_letters(settings, 1)
+            metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics").text
+        attempts = read_records(settings, "attempts")
     assert len(receiver.received("down")) == 4
+    assert [a.attempt for a in attempts] == [1, 2, 3, 4]
+    assert [a.outcome for a in attempts] == ["retry", "retry", "retry", "dead_letter"]
+    assert all(a.status == 503 and a.latency_ms >= 0 for a in attempts)
+    assert 'webhook_dead_letters_total{reason="retries_exhausted"} 1.0' in metrics
+    assert 'webhook_retries_scheduled_total{delay="100ms"} 1.0' in metrics
+    assert 'webhook_retries_scheduled_total{delay="300ms"} 1.0' in metrics
     assert letters[0].reason == "retries_exhausted"
     assert letters[0].attempts == 4
     assert letters[0].last_status == 503
+
+
+def read_records(settings, topic: str) -> list:
+    codec = RecordCodec(AvroCodec())
+    records = consume_all(settings.bootstrap_servers, settings.topic_prefix + topic)
+    return sorted((codec.decode_attempt(m.value) for m in records), key=lambda a: a.attempt)
 
 
 def wait_dead_letters(settings, count: int, timeout: float = 20) -> list:
