@@ -21,6 +21,7 @@ INTEGRATION = Path(__file__).parent / "integration"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration needs the broker: ``-m "not integration"`` skips it."""
     for item in items:
         if INTEGRATION in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
@@ -28,6 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` when set, else one embedded broker for the whole session."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         return
@@ -37,12 +39,16 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture
 def topic_prefix() -> str:
+    """A unique prefix per test, so tests never share topics or groups."""
     return f"t{uuid.uuid4().hex[:8]}."
 
 
 @pytest.fixture
-def settings_factory(kafka_bootstrap: str, topic_prefix: str) -> Callable[..., Settings]:
-    """Settings for one test, with its topics created (``partitions`` of them)."""
+def settings_factory(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> Callable[..., Settings]:
+    """``make(partitions=3, retry_delays="200ms,400ms", **overrides) -> Settings`` for one
+    test, with its topics (and its input topic) already created."""
 
     def make(
         *, partitions: int = 3, retry_delays: str = "200ms,400ms", **overrides: Any
@@ -58,6 +64,7 @@ def settings_factory(kafka_bootstrap: str, topic_prefix: str) -> Callable[..., S
             allow_private_networks=True,
             retry_delays_ms=parse_retry_delays(retry_delays),
             shutdown_timeout_ms=10_000,
+            challenge_cache=str(tmp_path / "challenges.json"),
             **overrides,
         )
         ensure_topics(

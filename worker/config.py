@@ -84,6 +84,8 @@ class Settings:
     default_timeout_ms: int = 15_000
     max_endpoints_per_workspace: int = 0
     disable_after_failures: int = 20
+    disable_after_ms: int = 5 * 86_400_000
+    challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -96,6 +98,7 @@ class Settings:
             "WEBHOOK_TOPIC_PREFIX": "topic_prefix",
             "WEBHOOK_GROUP_ID": "group_id",
             "WEBHOOK_SECRETS_KEY": "secrets_key",
+            "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -114,6 +117,7 @@ class Settings:
         durations = {
             "WEBHOOK_SHUTDOWN_TIMEOUT": "shutdown_timeout_ms",
             "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
+            "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
         }
         for var, attr in durations.items():
             if env.get(var):

@@ -116,6 +116,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WEBHOOK_ALLOW_PRIVATE_NETWORKS=str(settings.allow_private_networks).lower(),
         WEBHOOK_SHUTDOWN_TIMEOUT=f"{settings.shutdown_timeout_ms}ms",
         WEBHOOK_MAX_IN_FLIGHT=str(settings.max_in_flight),
+        WEBHOOK_CHALLENGE_CACHE=settings.challenge_cache,
+        WEBHOOK_DISABLE_AFTER_FAILURES=str(settings.disable_after_failures),
     )
     for key, value in settings.kafka_properties.items():
         env["KAFKA_" + key.upper().replace(".", "_")] = value

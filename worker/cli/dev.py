@@ -31,6 +31,7 @@ from worker.kafka.clients import make_admin, make_producer
 from worker.kafka.devbroker import DevBroker
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
+from worker.subscriptions.edit import Changes
 
 __all__ = ["run_dev"]
 
@@ -132,9 +133,7 @@ async def run_dev(args: argparse.Namespace) -> int:
                 create_subscription,
                 settings,
                 workspace="demo",
-                url=url,
-                events=["*"],
-                name="demo receiver",
+                changes=Changes(url=url, events="*", name="demo receiver"),
                 secret=secret,
             )
             _say(args.output, f"subscription {sub.id} -> {url} (challenge passed)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,9 +17,42 @@ from worker import __version__
 from worker.dispatch.destinations import is_public_address
 from worker.dispatch.signing import decode_secret, sign_headers
 
-__all__ = ["ChallengeFailed", "run_challenge"]
+__all__ = ["ChallengeCache", "ChallengeFailed", "run_challenge"]
 
 CHALLENGE_TIMEOUT_S = 5.0
+CACHE_TTL_S = 3600.0
+
+
+class ChallengeCache:
+    """URLs that passed a challenge recently (1 hour), in a small JSON file of the CLI user's.
+
+    A convenience, not a security boundary: it only spares an endpoint a second challenge
+    when several subscriptions point at it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path).expanduser()
+
+    def _load(self) -> dict[str, float]:
+        try:
+            data = orjson.loads(self._path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        return {k: float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def recent(self, url: str, now: float | None = None) -> bool:
+        passed = self._load().get(url)
+        return passed is not None and (now or time.time()) - passed < CACHE_TTL_S
+
+    def remember(self, url: str, now: float | None = None) -> None:
+        now = now or time.time()
+        data = {k: v for k, v in self._load().items() if now - v < CACHE_TTL_S}
+        data[url] = now
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.write_bytes(orjson.dumps(data))
+        except OSError:
+            pass  # a read-only home only costs a repeated challenge
 
 
 class ChallengeFailed(Exception):
