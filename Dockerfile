@@ -1,4 +1,5 @@
 # syntax=docker/dockerfile:1
+# Build: wheels for the project and its dependencies. Run: a slim image, non-root.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -7,10 +8,14 @@ COPY schemas ./schemas
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin worker
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin worker
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels webhook-worker
 USER 10001
+WORKDIR /home/worker
 EXPOSE 9400
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9400/healthz', timeout=2)"]
 ENTRYPOINT ["webhook-worker"]
 CMD ["run", "--role", "all"]

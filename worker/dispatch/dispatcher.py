@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -27,6 +29,8 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.dispatch.delivery import Attempter, Outcome
+from worker.dispatch.disabling import FailureTracker
+from worker.dispatch.limits import RateLimiter, WorkspaceSlots
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import read_parked
@@ -35,6 +39,7 @@ from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter
 from worker.observability.metrics import Metrics
+from worker.subscriptions.model import Subscription
 
 __all__ = ["Dispatcher"]
 
@@ -65,6 +70,8 @@ class Dispatcher:
         make_reader: Callable[[], Consumer],
         codec: RecordCodec,
         attempter: Attempter,
+        lookup: Callable[[str], Subscription | None],
+        failures: FailureTracker,
         metrics: Metrics,
         heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
@@ -77,6 +84,13 @@ class Dispatcher:
         self._attempter = attempter
         self._metrics = metrics
         self._heartbeat = heartbeat
+        self._lookup = lookup
+        self._failures = failures
+        self._slots = WorkspaceSlots(settings.max_in_flight_per_workspace)
+        self._rates = RateLimiter()
+        self._ws_waiting: dict[str, deque[Work]] = {}
+        self._timed: list[tuple[float, int, Work]] = []  # rate-limited starts (heap)
+        self._timed_seq = itertools.count()
         self._gen: dict[int, int] = {}
         self._generations = 0
         self._lanes: dict[int, dict[str, Lane]] = {}
@@ -178,6 +192,9 @@ class Dispatcher:
             self._finish(work)
 
     def _release_due(self) -> None:
+        timed, clock = self._timed, time.monotonic()
+        while timed and timed[0][0] <= clock:
+            self._ready.append(heapq.heappop(timed)[2])
         now = _now_ms()
         for tp, queue in self._delayed.items():
             while queue and queue[0].task.due_ms <= now:
@@ -199,15 +216,34 @@ class Dispatcher:
 
     def _start_ready(self) -> None:
         limit = self._settings.max_in_flight
+        now = time.monotonic()
         while self._ready and len(self._in_flight) < limit:
             work = self._ready.popleft()
             if work.gen != self._gen.get(work.partition, -1):
+                continue
+            workspace = work.task.workspace
+            if not self._slots.try_take(workspace):
+                self._ws_waiting.setdefault(workspace, deque()).append(work)
+                continue
+            sub = self._lookup(work.task.subscription_id)
+            wait = self._rates.delay(sub.id, sub.rate_limit, now) if sub is not None else 0.0
+            if wait > 0:
+                self._slots.give_back(workspace)
+                heapq.heappush(self._timed, (now + wait, next(self._timed_seq), work))
                 continue
             self._started.add(id(work))
             job = asyncio.get_running_loop().create_task(self._attempt(work))
             self._in_flight.add(job)
             job.add_done_callback(self._in_flight.discard)
         self._metrics.set_in_flight(len(self._in_flight))
+
+    def _slot_freed(self, workspace: str) -> None:
+        self._slots.give_back(workspace)
+        waiting = self._ws_waiting.get(workspace)
+        if waiting:
+            self._ready.appendleft(waiting.popleft())
+            if not waiting:
+                del self._ws_waiting[workspace]
 
     async def _attempt(self, work: Work) -> None:
         try:
@@ -217,6 +253,7 @@ class Dispatcher:
             outcome = self._attempter.crashed(work.task)
         finally:
             self._wake.set()
+            self._slot_freed(work.task.workspace)
         self._started.discard(id(work))
         if work.gen != self._gen.get(work.partition, -1):
             return  # revoked meanwhile: the new owner replays it
@@ -234,6 +271,12 @@ class Dispatcher:
             )
         record = outcome.attempt
         if record is not None:
+            if verdict.next is Next.SUCCESS:
+                self._failures.success(task.subscription_id)
+            else:
+                self._failures.failure(
+                    task.subscription_id, _now_ms(), gone=verdict.disable_endpoint
+                )
             if verdict.next is Next.RETRY and plan is None:
                 record.outcome = Next.DEAD_LETTER.value
             record.next_attempt_ms = plan.due_ms if plan is not None else None
@@ -445,6 +488,14 @@ class Dispatcher:
             self._gen.pop(p, None)
             self._lanes.pop(p, None)
         self._ready = deque(w for w in self._ready if w.partition not in gone)
+        self._timed = [t for t in self._timed if t[2].partition not in gone]
+        heapq.heapify(self._timed)
+        for workspace, queue in list(self._ws_waiting.items()):
+            kept = deque(w for w in queue if w.partition not in gone)
+            if kept:
+                self._ws_waiting[workspace] = kept
+            else:
+                del self._ws_waiting[workspace]
         self._assigned = bool(self._gen)
 
     # -- shutdown -------------------------------------------------------------------------
@@ -465,7 +516,9 @@ class Dispatcher:
         """Make never-started work durable elsewhere so the commit can pass it: unordered
         tasks to the first delay topic (due now), idle ordered lanes' tasks to ``parked``."""
         now = _now_ms()
-        for work in list(self._ready):
+        unstarted = [*self._ready, *(t[2] for t in self._timed)]
+        unstarted += [w for queue in self._ws_waiting.values() for w in queue]
+        for work in unstarted:
             if not work.task.ordered and work.gen == self._gen.get(work.partition, -1):
                 copy = replace(work.task, hop=work.task.hop + 1, due_ms=now)
                 self._produce(

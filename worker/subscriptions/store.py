@@ -7,6 +7,7 @@ rules hold for every writer: URL policy, patterns, and encrypted secrets at rest
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from worker.subscriptions.patterns import validate_pattern
 from worker.subscriptions.secrets import SecretBox, seal_subscription
 
 __all__ = ["InvalidSubscription", "SubscriptionWriter", "new_subscription_id", "validate_url"]
+
+log = logging.getLogger(__name__)
 
 
 class InvalidSubscription(ValueError):
@@ -100,6 +103,17 @@ class SubscriptionWriter:
         self.check(sub)
         value = self._codec.encode_subscription(seal_subscription(sub, self._box))
         self._write(sub.id, value)
+
+    def put_nowait(self, sub: Subscription) -> None:
+        """Write without waiting (the worker's status changes); the caller polls the
+        producer. A failed write is logged: the next failure will try again."""
+
+        def acked(err: object, _msg: object) -> None:
+            if err is not None:
+                log.error("could not write subscription %s: %s", sub.id, err)
+
+        value = self._codec.encode_subscription(seal_subscription(sub, self._box))
+        produce(self._producer, self._topic, value, sub.id.encode(), acked)
 
     def delete(self, sub_id: str) -> None:
         self._write(sub_id, None)
