@@ -153,7 +153,8 @@ async def run_worker(
             started = on_started(health.port)
             if started is not None:
                 await started
-        await _run_stages(stages, stop)
+        await _wait_for_table(follower, stop)
+        await _run_stages(stages, stop, watch=_watch_table(follower, stop))
     finally:
         _flush(producer, settings)
         follower.stop()
@@ -162,9 +163,25 @@ async def run_worker(
         await health.stop()
 
 
-async def _run_stages(stages: list[Router | Dispatcher], stop: asyncio.Event) -> None:
+async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:
+    """No stage starts before the table has caught up: a dispatcher with an empty table would
+    dead-letter every task as ``subscription_deleted``. Raises if the follower died."""
+    while not follower.ready() and not stop.is_set():
+        await asyncio.sleep(0.05)
+
+
+async def _watch_table(follower: TableFollower, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        follower.ready()  # raises once the follower has died
+        await asyncio.sleep(0.5)
+
+
+async def _run_stages(
+    stages: list[Router | Dispatcher], stop: asyncio.Event, watch: Awaitable[None]
+) -> None:
     """Run every stage; if one fails, stop the others and re-raise its error."""
     jobs = [asyncio.create_task(stage.run(stop)) for stage in stages]
+    jobs.append(asyncio.ensure_future(watch))
     try:
         done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_EXCEPTION)
         for job in done:

@@ -316,3 +316,119 @@ def test_challenge_outcomes_and_cache(settings_factory):
         challenges = [r for r in receiver.received("ok") if "challenge" in (r.json or {})]
         assert len(challenges) == 1 and challenges[0].verified
         assert len(cli(settings, "subs", "list")) == 2
+
+
+def test_more_error_paths_write_nothing(settings_factory):
+    settings = settings_factory()
+    base = [
+        "subs",
+        "create",
+        "--workspace",
+        "acme",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--events",
+        "*",
+        "--skip-challenge",
+    ]
+    assert "malformed filter" in cli_fails(settings, *base, "--filter", "stage")
+    assert "malformed header" in cli_fails(settings, *base, "--header", "nocolon")
+    assert "at most 30s" in cli_fails(settings, *base, "--timeout", "1m")
+    assert "secrets look like whsec_" in cli_fails(settings, *base, "--secret", "plain")
+    for action in (
+        ["update", "sub_x", "--name", "n"],
+        ["enable", "sub_x"],
+        ["disable", "sub_x"],
+        ["roll-secret", "sub_x"],
+    ):
+        assert "unknown subscription sub_x" in cli_fails(settings, "subs", *action)
+    assert consume_all(settings.bootstrap_servers, settings.topic_prefix + "subscriptions") == []
+
+
+def test_endpoint_limit_per_workspace(settings_factory):
+    settings = settings_factory(max_endpoints_per_workspace=2)
+    base = ["subs", "create", "--url", "http://127.0.0.1:9/x", "--events", "*", "--skip-challenge"]
+    cli(settings, *base, "--workspace", "acme")
+    cli(settings, *base, "--workspace", "acme")
+    err = cli_fails_env(
+        settings, {"WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE": "2"}, *base, "--workspace", "acme"
+    )
+    assert "already has 2 endpoints" in err
+    cli(settings, *base, "--workspace", "globex")
+    assert len(cli(settings, "subs", "list")) == 3
+
+
+def cli_fails_env(settings, env: dict[str, str], *args: str) -> str:
+    full = settings_env(settings)
+    full.update(env)
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", *args], env=full, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert result.returncode != 0, args
+    return result.stderr.decode().strip()
+
+
+def test_update_disable_and_show_never_print_secrets(settings_factory):
+    settings = settings_factory()
+    secret = generate_secret()
+    sub = cli(
+        settings,
+        "subs",
+        "create",
+        "--workspace",
+        "acme",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--events",
+        "*",
+        "--secret",
+        secret,
+        "--skip-challenge",
+    )
+    updated = cli(
+        settings,
+        "subs",
+        "update",
+        sub["id"],
+        "--name",
+        "renamed",
+        "--events",
+        "deal.*",
+        "--timeout",
+        "5s",
+        "--header",
+        "X-Team: core",
+        "--skip-challenge",
+    )
+    assert updated["name"] == "renamed" and updated["events"] == ["deal.*"]
+    assert cli(settings, "subs", "disable", sub["id"])["status"] == "BLOCKED"
+    shown = cli(settings, "subs", "show", sub["id"])
+    assert shown["status"] == "BLOCKED" and shown["timeout_ms"] == 5000
+    assert shown["headers"] == ["X-Team"]
+    assert cli(settings, "subs", "list", "--status", "BLOCKED")[0]["id"] == sub["id"]
+    assert secret not in orjson.dumps(shown).decode()
+
+
+def test_worker_refuses_encrypted_secrets_without_key(settings_factory):
+    key = SecretBox.generate_key()
+    settings = settings_factory(secrets_key=key)
+    cli(
+        settings,
+        "subs",
+        "create",
+        "--workspace",
+        "acme",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--events",
+        "*",
+        "--skip-challenge",
+    )
+    env = settings_env(settings)
+    env.pop("WEBHOOK_SECRETS_KEY")
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "run"], env=env, cwd=REPO, capture_output=True, timeout=60
+    )
+    err = result.stderr.decode().strip().splitlines()
+    assert result.returncode != 0
+    assert any("WEBHOOK_SECRETS_KEY is not set" in line for line in err), err[-3:]

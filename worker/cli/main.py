@@ -12,7 +12,11 @@ from worker import __version__
 from worker.cli import events, runner, subs, topics
 from worker.cli.common import CommandError
 from worker.config import ConfigError
+from worker.kafka.admin import TopicsError
+from worker.kafka.devbroker import DevBrokerError
 from worker.observability.logging import setup_logging
+from worker.subscriptions.secrets import SecretsError
+from worker.subscriptions.table import TableError
 
 __all__ = ["main"]
 
@@ -54,7 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
-    except (CommandError, ConfigError) as exc:
+    except (
+        CommandError,
+        ConfigError,
+        SecretsError,
+        TableError,
+        DevBrokerError,
+        TopicsError,
+    ) as exc:
         sys.stderr.write(f"webhook-worker: error: {exc}\n")
         return exc.code if isinstance(exc, CommandError) else 2
     except KeyboardInterrupt:

@@ -18,9 +18,14 @@ from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.secrets import SecretBox, SecretsError, open_subscription
 
-__all__ = ["SubscriptionTable", "TableFollower"]
+__all__ = ["SubscriptionTable", "TableError", "TableFollower"]
 
 log = logging.getLogger(__name__)
+
+
+class TableError(RuntimeError):
+    """The subscriptions topic cannot be followed (missing topic, broker error)."""
+
 
 Listener = Callable[[Subscription | None, Subscription | None], None]
 
@@ -76,15 +81,15 @@ class TableFollower:
 
     def ready(self) -> bool:
         """True once caught up; raises the follower's error if it died (fail, don't guess)."""
+        if isinstance(self.error, SecretsError):
+            raise self.error
         if self.error is not None:
-            raise RuntimeError(f"subscription table failed: {self.error}")
+            raise TableError(f"subscription table failed: {self.error}")
         return self.caught_up.is_set()
 
     def wait_caught_up(self, timeout: float) -> bool:
         self.caught_up.wait(timeout)
-        if self.error is not None:
-            raise self.error
-        return self.caught_up.is_set()
+        return self.ready()
 
     def stop(self) -> None:
         self._stop.set()
