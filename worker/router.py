@@ -111,14 +111,10 @@ class Router:
                 log.warning("closing router consumer: %s", exc)
 
     def _route(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", error)
+        begun = self._offsets.begin(message)
+        if begun is None:
             return
-        topic, partition, offset = position(message)
-        tracker = self._offsets.tracker(topic, partition)
-        tracker.start(offset)
+        topic, partition, offset, tracker = begun
         self._metrics.event_consumed(topic)
         _, timestamp_ms = message.timestamp()
         try:

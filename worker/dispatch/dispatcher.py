@@ -34,7 +34,7 @@ from worker.dispatch.limits import RateLimiter, WorkspaceSlots
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import read_parked
-from worker.kafka.offsets import OffsetBook, position
+from worker.kafka.offsets import OffsetBook
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter
@@ -153,14 +153,10 @@ class Dispatcher:
         return bool(messages)
 
     def _on_message(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", error)
+        begun = self._offsets.begin(message)
+        if begun is None:
             return
-        topic, partition, offset = position(message)
-        tracker = self._offsets.tracker(topic, partition)
-        tracker.start(offset)
+        topic, partition, offset, tracker = begun
         try:
             task = self._codec.decode_task(message.value())
         except Exception as exc:  # our own topic: unreadable records are skipped, loudly

@@ -75,6 +75,19 @@ class OffsetBook:
             tracker = self._trackers[(topic, partition)] = OffsetTracker()
         return tracker
 
+    def begin(self, message: Message) -> tuple[str, int, int, OffsetTracker] | None:
+        """Start tracking a consumed record; None for an error event (logged unless it is a
+        partition EOF)."""
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            return None
+        topic, partition, offset = position(message)
+        tracker = self.tracker(topic, partition)
+        tracker.start(offset)
+        return topic, partition, offset, tracker
+
     def finish(self, topic: str, partition: int, offset: int) -> None:
         tracker = self._trackers.get((topic, partition))
         if tracker is not None:
