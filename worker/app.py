@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -154,7 +156,7 @@ async def run_worker(
             if started is not None:
                 await started
         await _wait_for_table(follower, stop)
-        await _run_stages(stages, stop, watch=_watch_table(follower, stop))
+        await _run_stages(stages, stop, watch=_watch_table(follower, stop, metrics))
     finally:
         _flush(producer, settings)
         follower.stop()
@@ -170,9 +172,16 @@ async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _watch_table(follower: TableFollower, stop: asyncio.Event) -> None:
+async def _watch_table(follower: TableFollower, stop: asyncio.Event, metrics: Metrics) -> None:
+    """Fails the worker if the table follower dies; publishes subscriptions by status."""
+    next_count = 0.0
     while not stop.is_set():
         follower.ready()  # raises once the follower has died
+        now = time.monotonic()
+        if now >= next_count:
+            next_count = now + 5.0
+            counts = Counter(sub.status.value for sub in follower.table.index.all())
+            metrics.subscriptions({status.value: counts.get(status.value, 0) for status in Status})
         await asyncio.sleep(0.5)
 
 

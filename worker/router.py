@@ -21,6 +21,7 @@ from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_event
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
@@ -73,6 +74,8 @@ class Router:
         self._offsets = OffsetBook()
         self._fatal: str | None = None
         self._assigned = False
+        self._next_lag_report = 0.0
+        self._lag = LagReporter(consumer, f"{settings.group_id}-router", metrics)
 
     @property
     def assigned(self) -> bool:
@@ -99,6 +102,9 @@ class Router:
                     self._route(message)
                 self._producer.poll(0)
                 self._offsets.store(self._consumer)
+                if time.monotonic() >= self._next_lag_report:
+                    self._next_lag_report = time.monotonic() + 2.0
+                    self._lag.report()
                 if self._fatal:
                     raise RuntimeError(self._fatal)
                 await asyncio.sleep(0 if messages else 0.005)

@@ -169,6 +169,7 @@ def test_always_503_exhausts_delays_then_dead_letters(settings_factory):
     assert 'webhook_dead_letters_total{reason="retries_exhausted"} 1.0' in metrics
     assert 'webhook_retries_scheduled_total{delay="100ms"} 1.0' in metrics
     assert 'webhook_retries_scheduled_total{delay="300ms"} 1.0' in metrics
+    assert 'webhook_subscriptions{status="ACTIVE"} 1.0' in metrics
     assert letters[0].reason == "retries_exhausted"
     assert letters[0].attempts == 4
     assert letters[0].last_status == 503

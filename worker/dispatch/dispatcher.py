@@ -34,6 +34,7 @@ from worker.dispatch.limits import RateLimiter, WorkspaceSlots
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import read_parked
+from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
@@ -105,6 +106,8 @@ class Dispatcher:
         self._assigned = False
         self._backpressure = False
         self._next_housekeeping = 0.0
+        self._next_lag_report = 0.0
+        self._lag = LagReporter(consumer, f"{settings.group_id}-dispatcher", metrics)
 
     # -- public surface ---------------------------------------------------------------
 
@@ -149,6 +152,10 @@ class Dispatcher:
             self._next_housekeeping = now + 0.2
             self._apply_backpressure()
             self._metrics.parked(self._parked_count())
+            self._report_retry_age()
+        if now >= self._next_lag_report:
+            self._next_lag_report = now + 2.0
+            self._lag.report()
         self._offsets.store(self._consumer)
         return bool(messages)
 
@@ -438,6 +445,17 @@ class Dispatcher:
         elif self._backpressure and buffered < limit // 2:
             self._backpressure = False
             self._consumer.resume(self._deliveries_partitions())
+
+    def _report_retry_age(self) -> None:
+        """Per delay topic: how long its oldest due record has waited past its due time."""
+        now = _now_ms()
+        oldest: dict[str, float] = {topic.rsplit(".", 1)[-1]: 0.0 for topic in self._topics.retry}
+        for (topic, _), queue in self._delayed.items():
+            if queue and queue[0].task.due_ms <= now:
+                delay = topic.rsplit(".", 1)[-1]
+                oldest[delay] = max(oldest[delay], (now - queue[0].task.due_ms) / 1000)
+        for delay, seconds in oldest.items():
+            self._metrics.oldest_due_retry(delay, seconds)
 
     def _deliveries_partitions(self) -> list[TopicPartition]:
         return [TopicPartition(self._topics.deliveries, p) for p in self._gen]
