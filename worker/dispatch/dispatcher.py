@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter, Outcome
 from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.limits import RateLimiter, WorkspaceSlots
@@ -96,8 +97,7 @@ class Dispatcher:
         self._generations = 0
         self._lanes: dict[int, dict[str, Lane]] = {}
         self._offsets = OffsetBook()
-        self._delayed: dict[TP, deque[Work]] = {}
-        self._paused: set[TP] = set()
+        self._delayed = DelayQueues(consumer)
         self._ready: deque[Work] = deque()
         self._started: set[int] = set()  # id() of works whose attempt has started
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -175,10 +175,7 @@ class Dispatcher:
             task.seq = offset
             self._on_fresh(work)
         else:
-            queue = self._delayed.setdefault((topic, partition), deque())
-            queue.append(work)
-            if task.due_ms > _now_ms() and (topic, partition) not in self._paused:
-                self._pause((topic, partition))
+            self._delayed.add(work, _now_ms())
 
     def _on_fresh(self, work: Work) -> None:
         task = work.task
@@ -198,13 +195,7 @@ class Dispatcher:
         timed, clock = self._timed, time.monotonic()
         while timed and timed[0][0] <= clock:
             self._ready.append(heapq.heappop(timed)[2])
-        now = _now_ms()
-        for tp, queue in self._delayed.items():
-            while queue and queue[0].task.due_ms <= now:
-                work = queue.popleft()
-                self._on_retry_due(work)
-            if not queue and tp in self._paused:
-                self._resume(tp)
+        self._delayed.release(_now_ms(), self._on_retry_due)
 
     def _on_retry_due(self, work: Work) -> None:
         task = work.task
@@ -450,23 +441,14 @@ class Dispatcher:
         """Per delay topic: how long its oldest due record has waited past its due time."""
         now = _now_ms()
         oldest: dict[str, float] = {topic.rsplit(".", 1)[-1]: 0.0 for topic in self._topics.retry}
-        for (topic, _), queue in self._delayed.items():
-            if queue and queue[0].task.due_ms <= now:
-                delay = topic.rsplit(".", 1)[-1]
-                oldest[delay] = max(oldest[delay], (now - queue[0].task.due_ms) / 1000)
+        for topic, seconds in self._delayed.overdue(now):
+            delay = topic.rsplit(".", 1)[-1]
+            oldest[delay] = max(oldest[delay], seconds)
         for delay, seconds in oldest.items():
             self._metrics.oldest_due_retry(delay, seconds)
 
     def _deliveries_partitions(self) -> list[TopicPartition]:
         return [TopicPartition(self._topics.deliveries, p) for p in self._gen]
-
-    def _pause(self, tp: TP) -> None:
-        self._paused.add(tp)
-        self._consumer.pause([TopicPartition(*tp)])
-
-    def _resume(self, tp: TP) -> None:
-        self._paused.discard(tp)
-        self._consumer.resume([TopicPartition(*tp)])
 
     # -- assignment -----------------------------------------------------------------------
 
@@ -495,9 +477,7 @@ class Dispatcher:
         self._offsets.commit(consumer)
         gone = {tp.partition for tp in partitions}
         self._offsets.drop(gone)
-        for key in [k for k in self._delayed if k[1] in gone]:
-            del self._delayed[key]
-            self._paused.discard(key)
+        self._delayed.drop(gone)
         for p in gone:
             self._gen.pop(p, None)
             self._lanes.pop(p, None)
