@@ -8,17 +8,14 @@ import sys
 
 import orjson
 
+from tests.support.cli import run_cli
 from tests.support.kafka import consume_all
 from tests.support.receiver import Receiver, always
-from tests.support.worker import REPO, settings_env
+from tests.support.worker import REPO
 
 
 def cli(settings, *args: str, extra_env: dict[str, str] | None = None):
-    env = settings_env(settings)
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args], env=env, cwd=REPO, capture_output=True, timeout=60
-    )
+    return run_cli(settings, *args, env=extra_env)
 
 
 def test_topics_subs_and_events_commands(settings_factory):

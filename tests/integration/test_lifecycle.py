@@ -11,6 +11,7 @@ import time
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.cli import cli_error, cli_json
 from tests.support.kafka import consume_all, produce_json
 from tests.support.receiver import Receiver, Reply, always
 from tests.support.worker import REPO, running, settings_env
@@ -21,32 +22,8 @@ from worker.subscriptions.secrets import SecretBox, generate_secret
 CODEC = RecordCodec(AvroCodec())
 
 
-def cli(settings, *args: str, env: dict[str, str] | None = None) -> dict | list:
-    full = settings_env(settings)
-    full.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "-m", "worker", *args, "--output", "json"],
-        env=full,
-        cwd=REPO,
-        capture_output=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return orjson.loads(result.stdout)
-
-
-def cli_fails(settings, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        env=settings_env(settings),
-        cwd=REPO,
-        capture_output=True,
-        timeout=60,
-    )
-    assert result.returncode != 0, args
-    err = result.stderr.decode().strip()
-    assert len(err.splitlines()) == 1, err
-    return err
+cli = cli_json
+cli_fails = cli_error
 
 
 def emit(settings, events: list[dict]) -> None:
@@ -350,22 +327,12 @@ def test_endpoint_limit_per_workspace(settings_factory):
     base = ["subs", "create", "--url", "http://127.0.0.1:9/x", "--events", "*", "--skip-challenge"]
     cli(settings, *base, "--workspace", "acme")
     cli(settings, *base, "--workspace", "acme")
-    err = cli_fails_env(
-        settings, {"WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE": "2"}, *base, "--workspace", "acme"
+    err = cli_error(
+        settings, *base, "--workspace", "acme", env={"WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE": "2"}
     )
     assert "already has 2 endpoints" in err
     cli(settings, *base, "--workspace", "globex")
     assert len(cli(settings, "subs", "list")) == 3
-
-
-def cli_fails_env(settings, env: dict[str, str], *args: str) -> str:
-    full = settings_env(settings)
-    full.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "worker", *args], env=full, cwd=REPO, capture_output=True, timeout=60
-    )
-    assert result.returncode != 0, args
-    return result.stderr.decode().strip()
 
 
 def test_update_disable_and_show_never_print_secrets(settings_factory):
