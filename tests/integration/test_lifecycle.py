@@ -26,6 +26,25 @@ cli = cli_json
 cli_fails = cli_error
 
 
+def create_sub(settings, url: str, secret: str, *flags: str) -> dict:
+    """``subs create`` in workspace acme for every event, without a challenge."""
+    return cli(
+        settings,
+        "subs",
+        "create",
+        "--workspace",
+        "acme",
+        "--url",
+        url,
+        "--events",
+        "*",
+        "--secret",
+        secret,
+        "--skip-challenge",
+        *flags,
+    )
+
+
 def emit(settings, events: list[dict]) -> None:
     produce_json(
         settings.bootstrap_servers, settings.input_topics, events, key=lambda e: e["workspace"]
@@ -49,21 +68,7 @@ def test_too_many_errors_disables_then_enable_resumes(settings_factory):
         healthy = [False]
         secret = generate_secret()
         url = receiver.endpoint("flaky", secret, lambda n, b: Reply(200 if healthy[0] else 500))
-        sub = cli(
-            settings,
-            "subs",
-            "create",
-            "--workspace",
-            "acme",
-            "--url",
-            url,
-            "--events",
-            "*",
-            "--secret",
-            secret,
-            "--skip-challenge",
-            "--unordered",
-        )
+        sub = create_sub(settings, url, secret, "--unordered")
         with running(settings):
             emit(
                 settings,
@@ -103,20 +108,7 @@ def test_410_gone_disables_at_once(settings_factory):
     with Receiver() as receiver:
         secret = generate_secret()
         url = receiver.endpoint("gone", secret, always(410))
-        sub = cli(
-            settings,
-            "subs",
-            "create",
-            "--workspace",
-            "acme",
-            "--url",
-            url,
-            "--events",
-            "*",
-            "--secret",
-            secret,
-            "--skip-challenge",
-        )
+        sub = create_sub(settings, url, secret)
         with running(settings):
             emit(settings, [{"event": "a.created", "workspace": "acme", "id": "g1"}])
             receiver.wait_for("gone", 1, timeout=30)
@@ -130,20 +122,7 @@ def test_roll_secret_signs_with_both_during_grace_then_only_new(settings_factory
     with Receiver() as receiver:
         old = generate_secret()
         url = receiver.endpoint("rot", old)
-        sub = cli(
-            settings,
-            "subs",
-            "create",
-            "--workspace",
-            "acme",
-            "--url",
-            url,
-            "--events",
-            "*",
-            "--secret",
-            old,
-            "--skip-challenge",
-        )
+        sub = create_sub(settings, url, old)
         with running(settings):
             rolled = cli(
                 settings,
