@@ -64,7 +64,7 @@ class HttpSender:
                 async with self._session.post(
                     url, data=body, headers=headers, allow_redirects=False
                 ) as resp:
-                    content = await resp.content.read(RESPONSE_READ_CAP)
+                    content = await _read_capped(resp)
                     return Response(
                         resp.status,
                         content,
@@ -86,3 +86,17 @@ class HttpSender:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body up to RESPONSE_READ_CAP bytes; the whole of it must arrive within the
+    attempt's timeout (a body that dribbles in is a timeout, not a success)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < RESPONSE_READ_CAP:
+        chunk = await resp.content.read(RESPONSE_READ_CAP - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
