@@ -3,6 +3,7 @@ timing. Real servers on 127.0.0.1, including a raw TCP one for broken HTTP."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -133,7 +134,7 @@ def test_every_fault_ends_as_the_contract_says(settings_factory):
 
 def arrival_gaps(receiver: Receiver, name: str) -> list[float]:
     times = [r.arrived for r in receiver.received(name)]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def wait_letters(settings, names: set[str], timeout: float = 40) -> list:
