@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -134,19 +135,26 @@ class ProcessWorker:
         env = settings_env(settings)
         env["WEBHOOK_METRICS_PORT"] = str(port)
         self.port = port
+        # A file, not a pipe: a chatty worker must never block on a full pipe.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run", "--role", role],
             env=env,
             cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 40) -> None:
         wait_ready(self.port, timeout, lambda: self.proc.poll() is not None and self._err())
 
     def _err(self) -> str:
-        return self.proc.stderr.read().decode() if self.proc.stderr else ""
+        return self.output()[-2000:]
+
+    def output(self) -> str:
+        """Everything the worker wrote to stdout and stderr so far."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -159,5 +167,4 @@ class ProcessWorker:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.kill()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self._log.close()
