@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from worker import __version__
-from worker.cli import events, runner, subs, topics
+from worker.cli import events, logs, runner, subs, testfire, topics
 from worker.cli.common import CommandError
 from worker.config import ConfigError
 from worker.kafka.admin import TopicsError
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (runner, topics, subs, events):
+    for module in (runner, topics, subs, events, testfire, logs):
         module.register(commands, common)
     return parser
 

@@ -17,7 +17,7 @@ from worker import __version__
 from worker.dispatch.destinations import is_public_address
 from worker.dispatch.signing import decode_secret, sign_headers
 
-__all__ = ["ChallengeCache", "ChallengeFailed", "run_challenge"]
+__all__ = ["ChallengeCache", "ChallengeFailed", "check_destination", "run_challenge"]
 
 CHALLENGE_TIMEOUT_S = 5.0
 CACHE_TTL_S = 3600.0
@@ -62,7 +62,7 @@ class ChallengeFailed(Exception):
 def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
     """POST the challenge; return the challenge value on success, raise ChallengeFailed."""
     if not allow_private:
-        _check_destination(url)
+        check_destination(url)
     challenge = str(uuid.uuid4())
     body = orjson.dumps({"challenge": challenge})
     headers = {
@@ -96,7 +96,8 @@ def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
     return challenge
 
 
-def _check_destination(url: str) -> None:
+def check_destination(url: str) -> None:
+    """Refuse a URL whose host resolves to no public address (ChallengeFailed)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
