@@ -33,3 +33,31 @@ def test_hex_body_signature():
     headers = sign_headers("msg_3", 1, body, [decode_secret(secret)])
     expected = hmac.new(decode_secret(secret), body, hashlib.sha256).hexdigest()
     assert headers["x-webhook-signature"] == expected
+
+
+def test_custom_headers_cannot_override_signature_or_content_headers():
+    from worker.dispatch.delivery import Attempter
+    from worker.model import DeliveryTask
+    from worker.subscriptions.model import SecretEntry, Subscription
+
+    secret = generate_secret()
+    sub = Subscription(
+        "s",
+        "w",
+        "https://x",
+        ("*",),
+        (SecretEntry(secret),),
+        headers=(
+            ("X-Team", "core"),
+            ("webhook-signature", "forged"),
+            ("Content-Type", "text/plain"),
+        ),
+    )
+    attempter = Attempter(lookup=lambda _: sub, sender=None, metrics=None)  # type: ignore[arg-type]
+    task = DeliveryTask("msg_1", "s", "w", "e", "x.created", b"{}")
+    headers = attempter._headers(sub, task, int(datetime.now(UTC).timestamp()))
+    assert headers["X-Team"] == "core"
+    assert headers["content-type"] == "application/json"
+    assert "Content-Type" not in headers
+    assert headers["webhook-signature"].startswith("v1,")
+    Webhook(secret).verify(b"{}", headers)
