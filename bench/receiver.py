@@ -1,5 +1,7 @@
-"""A fast webhook receiver for the benchmark, in its own process: counts requests, answers
-200 after an optional delay, and reports arrival latencies (from the event's timestamp)."""
+"""A webhook receiver for the benchmark, in its own process: counts requests, answers 200
+after an optional delay, never answers the names it is told to hang on, and records each
+arrival's latency from the event's ``sent`` field (Unix seconds, set by the bench's producer
+on the same clock) in milliseconds."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import time
 
 import orjson
 from aiohttp import web
+
+MAX_LATENCIES = 200_000
 
 
 def main(port: int, delay_ms: int) -> None:
@@ -22,17 +26,21 @@ def main(port: int, delay_ms: int) -> None:
         if name in hang:
             await asyncio.sleep(3600)
         body = await request.read()
+        arrived = time.time()
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         count += 1
-        if len(latencies) < 200_000:
+        if len(latencies) < MAX_LATENCIES and b'"sent"' in body:
             sent = orjson.loads(body).get("sent")
             if sent:
-                latencies.append(time.time() - sent)
+                latencies.append((arrived - sent) * 1000)
         return web.Response(text="ok")
 
-    async def stats(_request: web.Request) -> web.Response:
-        return web.json_response({"count": count, "latencies": latencies[-50_000:]})
+    async def stats(request: web.Request) -> web.Response:
+        data: dict[str, object] = {"count": count}
+        if request.query.get("latencies"):
+            data["latencies_ms"] = latencies
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def reset(_request: web.Request) -> web.Response:
         nonlocal count
@@ -50,7 +58,15 @@ def main(port: int, delay_ms: int) -> None:
     app.router.add_post("/_reset", reset)
     app.router.add_post("/_hang", set_hang)
     app.router.add_post("/{name}", hook)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+        backlog=4096,
+        shutdown_timeout=1,
+    )
 
 
 if __name__ == "__main__":
