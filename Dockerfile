@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build: wheels for the project and its dependencies. Run: a slim image, non-root.
 FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY worker ./worker
@@ -8,14 +9,15 @@ COPY schemas ./schemas
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin worker
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels webhook-worker
 USER 10001
 WORKDIR /home/worker
+# /metrics, /healthz and /readyz (WEBHOOK_METRICS_PORT).
 EXPOSE 9400
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9400/healthz', timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WEBHOOK_METRICS_PORT', '9400') + '/healthz', timeout=2)"]
 ENTRYPOINT ["webhook-worker"]
 CMD ["run", "--role", "all"]

@@ -1,0 +1,2 @@
+"""Dead letters after the fact: reading them back (:mod:`.store`) and re-driving them
+(:mod:`.redrive`)."""
