@@ -21,9 +21,10 @@ INTEGRATION = Path(__file__).parent / "integration"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration needs the broker: ``-m "not integration"`` skips it."""
+    """Everything under tests/integration (and tests/reliability) needs the broker:
+    ``-m "not integration"`` skips it."""
     for item in items:
-        if INTEGRATION in Path(str(item.fspath)).parents:
+        if {INTEGRATION, INTEGRATION.parent / "reliability"} & set(Path(str(item.fspath)).parents):
             item.add_marker(pytest.mark.integration)
 
 

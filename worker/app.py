@@ -17,19 +17,21 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from worker import __version__
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.dispatch.delivery import Attempter
+from worker.dispatch.destinations import DestinationPolicy
 from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
 from worker.dispatch.http import HttpSender
 from worker.kafka.clients import make_consumer, make_producer
+from worker.kafka.offsets import OffsetBook
 from worker.kafka.topics import Topics
-from worker.observability.health import HealthServer, LoopHeartbeat
+from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
 from worker.router import Router
 from worker.subscriptions.model import Status, Subscription
@@ -42,6 +44,7 @@ __all__ = ["Codecs", "open_table", "run_worker"]
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "router", "dispatcher")
+_BROKER_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +123,21 @@ async def run_worker(
     if role in ("all", "dispatcher"):
         sender = HttpSender(
             max_connections=settings.max_in_flight,
-            allow_private=settings.allow_private_networks,
+            destinations=DestinationPolicy.from_settings(settings),
             user_agent=f"webhook-worker/{__version__}",
         )
-        consumer = make_consumer(settings, f"{settings.group_id}-dispatcher")
+        # The broker's commit confirmations bound what the finished-past-commit record holds.
+        offsets = OffsetBook()
+        consumer = make_consumer(
+            settings, f"{settings.group_id}-dispatcher", on_commit=offsets.on_commit
+        )
         consumers.append(consumer)
         stages.append(
             Dispatcher(
                 settings=settings,
                 topics=topics,
                 consumer=consumer,
+                offsets=offsets,
                 producer=producer,
                 make_reader=lambda: make_consumer(
                     settings, None, **{"enable.partition.eof": "true"}
@@ -145,11 +153,20 @@ async def run_worker(
             )
         )
 
-    def ready() -> bool:
-        return follower.ready() and all(stage.assigned for stage in stages)
+    broker = PeriodicProbe(
+        "broker unreachable", _broker_probe(producer, topics.deliveries), interval_s=1.0
+    )
+
+    def ready() -> tuple[bool, str]:
+        if not follower.ready():
+            return False, "subscription table catching up"
+        if not all(stage.assigned for stage in stages):
+            return False, "no partitions assigned"
+        return broker.check()
 
     health = HealthServer(metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive)
     await health.start()
+    broker.start()
     try:
         if on_started is not None:
             started = on_started(health.port)
@@ -158,11 +175,30 @@ async def run_worker(
         await _wait_for_table(follower, stop)
         await _run_stages(stages, stop, watch=_watch_table(follower, stop, metrics))
     finally:
+        broker.stop()
         _flush(producer, settings)
         follower.stop()
         if sender is not None:
             await sender.close()
         await health.stop()
+
+
+def _broker_probe(producer: Producer, topic: str) -> Callable[[], None]:
+    """Readiness follows broker connectivity through a real metadata round-trip on the
+    producer's connections, once a second. Chosen over librdkafka's error_cb:
+    ``_ALL_BROKERS_DOWN`` has no matching "up" event, ``_TRANSPORT`` is raised for a single
+    connection (one broker of many, or an idle connection the broker closed), and the
+    consumers and producer mostly retry silently. A metadata request either reaches the
+    cluster or times out, whatever the cause. One topic, not all: cheap on a big cluster."""
+
+    def probe() -> None:
+        try:
+            producer.list_topics(topic, timeout=_BROKER_PROBE_TIMEOUT_S)
+        except KafkaException as exc:
+            error = exc.args[0]
+            raise ConnectionError(error.str() if isinstance(error, KafkaError) else exc) from None
+
+    return probe
 
 
 async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:

@@ -6,13 +6,23 @@ package reads ``os.environ``; code receives a :class:`Settings` and asks it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["DEFAULT_RETRY_DELAYS", "ConfigError", "Settings", "format_duration", "parse_duration"]
+__all__ = [
+    "DEFAULT_RETRY_DELAYS",
+    "ConfigError",
+    "Network",
+    "Settings",
+    "format_duration",
+    "parse_dns_servers",
+    "parse_duration",
+    "parse_networks",
+]
 
 DEFAULT_RETRY_DELAYS = "5s,30s,2m,10m,30m,1h,2h"
 
@@ -20,6 +30,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 # Variables of ours that start with KAFKA_ but are not librdkafka properties.
 _NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -76,6 +88,8 @@ class Settings:
     )
     allow_http: bool = False
     allow_private_networks: bool = False
+    allowed_networks: tuple[Network, ...] = ()
+    dns_servers: tuple[str, ...] = ()
     secrets_key: str | None = field(default=None, repr=False)
     max_event_bytes: int = 1_000_000
     shutdown_timeout_ms: int = 30_000
@@ -86,6 +100,7 @@ class Settings:
     disable_after_failures: int = 20
     disable_after_ms: int = 5 * 86_400_000
     challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
+    demo_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +114,7 @@ class Settings:
             "WEBHOOK_GROUP_ID": "group_id",
             "WEBHOOK_SECRETS_KEY": "secrets_key",
             "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
+            "WEBHOOK_DEMO_SECRET": "demo_secret",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -122,6 +138,10 @@ class Settings:
         for var, attr in durations.items():
             if env.get(var):
                 values[attr] = _duration_var(var, env[var])
+        if env.get("WEBHOOK_ALLOWED_NETWORKS"):
+            values["allowed_networks"] = parse_networks(env["WEBHOOK_ALLOWED_NETWORKS"])
+        if env.get("WEBHOOK_DNS_SERVERS"):
+            values["dns_servers"] = parse_dns_servers(env["WEBHOOK_DNS_SERVERS"])
         if env.get("WEBHOOK_RETRY_DELAYS"):
             values["retry_delays_ms"] = parse_retry_delays(env["WEBHOOK_RETRY_DELAYS"])
         for var, attr in (
@@ -185,6 +205,39 @@ def parse_retry_delays(text: str) -> tuple[int, ...]:
     if not delays:
         raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
     return delays
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``"127.0.0.1/32,10.1.0.0/16"`` -> networks; errors name ``WEBHOOK_ALLOWED_NETWORKS``."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part))
+        except ValueError as exc:
+            raise ConfigError(f"WEBHOOK_ALLOWED_NETWORKS: not a CIDR: {part!r} ({exc})") from None
+    return tuple(networks)
+
+
+def parse_dns_servers(text: str) -> tuple[str, ...]:
+    """``"127.0.0.1:5353,[::1]:53"`` -> the servers; each must be an IP with optional port."""
+    servers = tuple(p.strip() for p in text.split(",") if p.strip())
+    for server in servers:
+        host, port = server, "53"
+        if server.startswith("[") and "]:" in server:
+            host, port = server[1:].split("]:", 1)
+        elif server.count(":") == 1:
+            host, port = server.split(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            if not 0 < int(port) < 65536:
+                raise ValueError(port)
+        except ValueError:
+            raise ConfigError(
+                f"WEBHOOK_DNS_SERVERS: expected IP[:port] (e.g. 10.0.0.2:53), got {server!r}"
+            ) from None
+    return servers
 
 
 def _duration_var(name: str, value: str) -> int:

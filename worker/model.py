@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Attempt", "DeadLetter", "DeliveryTask", "Event", "InvalidRecord"]
+__all__ = ["Attempt", "DeadLetter", "DeliveryTask", "Event", "InvalidRecord", "RedriveMark"]
 
 
 @dataclass(slots=True)
@@ -102,3 +102,15 @@ class InvalidRecord:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RedriveMark:
+    """A dead letter (by its position in ``dlq``) that a redrive has sent again."""
+
+    dlq_partition: int
+    dlq_offset: int
+    delivery_id: str
+    subscription_id: str
+    redrive_id: str
+    redriven_ms: int

@@ -9,7 +9,6 @@ once every task it produced (or its invalid-event record) is acknowledged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 import time
@@ -38,10 +37,22 @@ log = logging.getLogger(__name__)
 POLL_BATCH = 1000
 
 
+# RFC 4648 base32, lower-case. base64.b32encode is pure Python in 3.11 (about 2.7 us for the
+# 15-byte digest, once per delivery); two characters per 10-bit value make it 12 lookups.
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS = tuple(high + low for high in _BASE32 for low in _BASE32)
+_DIGEST_SHIFTS = tuple(range(110, -1, -10))  # the 120-bit digest, most significant first
+
+
 def delivery_id(event_id: str, subscription_id: str) -> str:
-    """The Standard Webhooks ``webhook-id``: derived, so a replayed event keeps its id."""
+    """The Standard Webhooks ``webhook-id``: derived, so a replayed event keeps its id.
+
+    ``msg_`` + the lower-case base32 of a 15-byte BLAKE2b of both ids. Receivers dedupe on it
+    across replays, re-drives and upgrades: the output must never change.
+    """
     digest = hashlib.blake2b(f"{event_id}\0{subscription_id}".encode(), digest_size=15).digest()
-    return "msg_" + base64.b32encode(digest).decode().lower()
+    n = int.from_bytes(digest, "big")
+    return "msg_" + "".join([_BASE32_PAIRS[n >> shift & 0x3FF] for shift in _DIGEST_SHIFTS])
 
 
 class Router:
@@ -92,7 +103,7 @@ class Router:
             self._settings.input_topic_list(),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         try:
             while not stop.is_set():
@@ -215,6 +226,12 @@ class Router:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
         self._offsets.commit(consumer)
+        self._on_lost(consumer, partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost (the session expired, e.g. the broker was unreachable): another member may own
+        # them now, so there is nothing to commit, and a flush would block the loop for
+        # nothing. Queued writes still go out when the broker is back.
         for tp in partitions:
             self._offsets.drop({tp.partition}, {tp.topic})
 

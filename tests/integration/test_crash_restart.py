@@ -102,3 +102,46 @@ def test_sigterm_then_restart_loses_nothing_and_duplicates_nothing(settings_fact
     for name in names:
         got = [r.json["id"] for r in receiver.received(name)]
         assert sorted(got) == sorted(e["id"] for e in events), f"{name}: lost or duplicated"
+
+
+def test_kill_9_resends_only_recent_work_even_behind_a_slow_ordered_endpoint(settings_factory):
+    """One partition shared by a slow ordered endpoint and a fast unordered one: the committed
+    offset stays behind the ordered backlog, yet after kill -9 the fast endpoint's finished
+    deliveries are not sent again (they are recorded as finished past the commit)."""
+    settings = settings_factory(partitions=1, retry_delays="200ms")
+    writer = SubsWriter(settings)
+    with Receiver() as receiver:
+        secret = generate_secret()
+        slow = receiver.endpoint("slow", secret, lambda n, body: Reply(delay_s=0.05))
+        fast = receiver.endpoint("fast", secret)
+        writer.create("acme", slow, ["*"], secret=secret, ordered=True)
+        writer.create("acme", fast, ["*"], secret=secret, ordered=False)
+        events = [{"event": "deal.updated", "workspace": "acme", "id": f"s{n}"} for n in range(400)]
+        produce_json(settings.bootstrap_servers, settings.input_topics, events, key="acme")
+        ids = {e["id"] for e in events}
+        first = ProcessWorker(settings, free_port())
+        try:
+            first.wait_ready()
+            receiver.wait_for_ids("fast", ids, timeout=60)
+            receiver.wait_for("slow", 40, timeout=60)
+            time.sleep(1.5)  # the finished offsets are recorded once a second
+            first.kill()
+        finally:
+            first.close()
+        slow_before = len(receiver.received("slow"))
+        assert slow_before < len(events), "the kill came too late to prove anything"
+        second = ProcessWorker(settings, free_port())
+        try:
+            second.wait_ready()
+            receiver.wait_for_ids("slow", ids, timeout=90)
+        finally:
+            second.terminate()
+            second.close()
+    fast_got = [r.json["id"] for r in receiver.received("fast")]
+    assert sorted(fast_got) == sorted(ids), "fast endpoint: every event exactly once"
+    slow_got = [r.json["id"] for r in receiver.received("slow")]
+    assert set(slow_got) == ids
+    # Resent to the ordered endpoint: only what finished in the last second or so.
+    assert len(slow_got) - len(ids) <= 25, len(slow_got) - len(ids)
+    first_arrivals = list(dict.fromkeys(slow_got))
+    assert first_arrivals == [e["id"] for e in events]

@@ -72,8 +72,13 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]
         pending = set(parts)
         out: list[Record] = []
         deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.2):
+        # After every partition's EOF, read on until a quiet poll: Tansu's high watermark
+        # can stop short of the last batch (see worker.kafka.scan).
+        quiet = False
+        while (pending or not quiet) and time.monotonic() < deadline:
+            messages = consumer.consume(1000, 0.2 if pending else 0.3)
+            quiet = not messages
+            for msg in messages:
                 if msg.error():
                     if msg.error().code() == KafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())

@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.subs import get_subscription
-from worker.config import ConfigError, parse_duration
+from worker.codec.records import RecordCodec
+from worker.config import ConfigError, Settings, parse_duration
 from worker.kafka.clients import make_consumer
+from worker.kafka.scan import ScanError, scan
 from worker.kafka.topics import Topics
 from worker.model import Attempt
 
@@ -68,7 +70,31 @@ def _logs(args: argparse.Namespace) -> int:
     sub = get_subscription(settings, args.id)
     topic = Topics.from_settings(settings).attempts
     codec = Codecs.load().records
-    consumer = make_consumer(settings, None, **{"enable.partition.eof": "true"})
+    start = int(time.time() * 1000) - since_ms
+    if args.follow:
+        return _follow(settings, topic, codec, sub.id, start, args.output)
+    collected: list[dict[str, Any]] = []
+    try:
+        for message in scan(settings, topic, since_ms=start):
+            attempt = codec.decode_attempt(message.value())
+            if attempt.subscription_id == sub.id and attempt.started_ms >= start:
+                collected.append(_view(attempt))
+    except ScanError as exc:
+        raise CommandError(str(exc)) from None
+    collected.sort(key=lambda v: (v["time"], v["attempt"]))
+    emit(
+        args.output,
+        collected,
+        "\n".join(_line(v) for v in collected) or f"no attempts for {sub.id}",
+    )
+    return 0
+
+
+def _follow(
+    settings: Settings, topic: str, codec: RecordCodec, sub_id: str, start: int, output: str
+) -> int:
+    """Print attempts as they are written, until Ctrl-C or SIGTERM."""
+    consumer = make_consumer(settings, None)
     stop = False
 
     def interrupted(*_: object) -> None:
@@ -76,42 +102,25 @@ def _logs(args: argparse.Namespace) -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, interrupted)
-    collected: list[dict[str, Any]] = []
     try:
-        start = int(time.time() * 1000) - since_ms
-        pending = _assign_from(consumer, topic, start)
-        while not stop and (pending or args.follow):
+        _assign_from(consumer, topic, start)
+        while not stop:
             try:
                 messages = consumer.consume(500, 0.2)
             except KeyboardInterrupt:
                 break
             for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition() or 0)
+                if message.error() is not None:
                     continue
                 attempt = codec.decode_attempt(message.value())
-                if attempt.subscription_id != sub.id or attempt.started_ms < start:
-                    continue
-                view = _view(attempt)
-                if args.follow:
-                    _print_now(view, args.output)
-                else:
-                    collected.append(view)
+                if attempt.subscription_id == sub_id and attempt.started_ms >= start:
+                    _print_now(_view(attempt), output)
     finally:
         consumer.close()
-    if not args.follow:
-        collected.sort(key=lambda v: (v["time"], v["attempt"]))
-        emit(
-            args.output,
-            collected,
-            "\n".join(_line(v) for v in collected) or f"no attempts for {sub.id}",
-        )
     return 0
 
 
-def _assign_from(consumer: Consumer, topic: str, start_ms: int) -> set[int]:
+def _assign_from(consumer: Consumer, topic: str, start_ms: int) -> None:
     """Assign every partition of ``topic`` from the first record at or after ``start_ms``."""
     info = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if info is None or info.error is not None:
@@ -124,7 +133,6 @@ def _assign_from(consumer: Consumer, topic: str, start_ms: int) -> set[int]:
             for tp in found
         ]
     )
-    return set(info.partitions)
 
 
 def _print_now(view: dict[str, Any], output: str) -> None:

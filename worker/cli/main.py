@@ -7,9 +7,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from worker import __version__
-from worker.cli import events, logs, runner, subs, testfire, topics
+from worker.cli import demo, dlq, events, logs, runner, subs, testfire, topics
 from worker.cli.common import CommandError
 from worker.config import ConfigError
 from worker.kafka.admin import TopicsError
@@ -22,6 +23,11 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--rol` must not silently mean `--role` in a manifest.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"webhook-worker: error: {message}\n")
         raise SystemExit(2)
@@ -45,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (runner, topics, subs, events, testfire, logs):
+    for module in (runner, topics, subs, events, testfire, logs, dlq, demo):
         module.register(commands, common)
     return parser
 

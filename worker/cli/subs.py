@@ -9,6 +9,7 @@ from typing import Any
 from worker.app import Codecs, open_table, secret_box
 from worker.cli.common import CommandError, emit, settings_from
 from worker.config import ConfigError, Settings, parse_duration
+from worker.dispatch.destinations import DestinationPolicy
 from worker.kafka.clients import make_producer
 from worker.subscriptions.challenge import ChallengeCache, ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes
@@ -156,7 +157,9 @@ def _challenge(settings: Settings, sub: Subscription) -> None:
     if cache.recent(sub.url):
         return
     run_challenge(
-        sub.url, [s.secret for s in sub.secrets], allow_private=settings.allow_private_networks
+        sub.url,
+        [s.secret for s in sub.secrets],
+        destinations=DestinationPolicy.from_settings(settings),
     )
     cache.remember(sub.url)
 

@@ -15,9 +15,10 @@ from worker import __version__
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.subs import get_subscription
 from worker.dispatch.delivery import RESERVED_HEADERS
+from worker.dispatch.destinations import DestinationPolicy
 from worker.dispatch.signing import decode_secret, sign_headers
 from worker.model import Event
-from worker.subscriptions.challenge import ChallengeFailed, check_destination
+from worker.subscriptions.challenge import ChallengeFailed, pinned_target
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body
 
@@ -71,11 +72,12 @@ def sample_event(sub: Subscription) -> Event:
 def _fire(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     sub = get_subscription(settings, args.id)
-    if not settings.allow_private_networks:
-        try:
-            check_destination(sub.url)
-        except ChallengeFailed as exc:
-            raise CommandError(str(exc).replace("challenge", "test-fire", 1)) from None
+    try:
+        target, pinned, extensions = pinned_target(
+            sub.url, DestinationPolicy.from_settings(settings)
+        )
+    except ChallengeFailed as exc:
+        raise CommandError(str(exc).replace("challenge", "test-fire", 1)) from None
     event = sample_event(sub)
     body = render_body(event, sub)
     delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
@@ -90,7 +92,9 @@ def _fire(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(sub.url, content=body, headers=headers)
+            response = client.post(
+                target, content=body, headers={**headers, **pinned}, extensions=extensions
+            )
     except httpx.TimeoutException:
         raise CommandError(f"test-fire to {sub.url}: no response within {timeout:g}s") from None
     except httpx.ConnectError as exc:

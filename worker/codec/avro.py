@@ -26,6 +26,8 @@ SCHEMA_FILES = (
     "dead_letter",
     "invalid_event",
     "parked",
+    "redrive",
+    "progress",
     "subscription",
     "event",
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.avro import AvroCodec, CodecError
-from worker.model import Attempt, DeadLetter, DeliveryTask, InvalidRecord
+from worker.model import Attempt, DeadLetter, DeliveryTask, InvalidRecord, RedriveMark
 from worker.subscriptions.model import Condition, SecretEntry, Status, Subscription
 
 __all__ = ["CodecError", "RecordCodec"]
@@ -84,6 +84,23 @@ class RecordCodec:
     def decode_parked(self, data: bytes | None) -> tuple[str, DeliveryTask]:
         record = self.avro.decode_as("ParkedEntry", data)
         return record["kind"], _task(record["task"])
+
+    # -- progress past the committed offset (on parked) -------------------------------------
+    def encode_progress(self, topic: str, ranges: list[int]) -> bytes:
+        return self.avro.encode("Progress", {"topic": topic, "ranges": ranges})
+
+    def decode_progress(self, data: bytes | None) -> tuple[str, list[int]]:
+        record = self.avro.decode_as("Progress", data)
+        return record["topic"], record["ranges"]
+
+    # -- redrive checkpoints --------------------------------------------------------------
+    def encode_redrive(self, mark: RedriveMark) -> bytes:
+        return self.avro.encode(
+            "RedriveMark", {name: getattr(mark, name) for name in RedriveMark.__slots__}
+        )
+
+    def decode_redrive(self, data: bytes | None) -> RedriveMark:
+        return RedriveMark(**self.avro.decode_as("RedriveMark", data))
 
     # -- subscriptions ------------------------------------------------------------------
     def encode_subscription(self, sub: Subscription) -> bytes:

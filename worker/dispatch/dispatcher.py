@@ -34,9 +34,9 @@ from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.limits import RateLimiter, WorkspaceSlots
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
-from worker.dispatch.rebuild import read_parked
+from worker.dispatch.rebuild import progress_key, read_parked
 from worker.kafka.lag import LagReporter
-from worker.kafka.offsets import OffsetBook
+from worker.kafka.offsets import MAX_RANGES, OffsetBook, expand_ranges, ranges_of
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter
@@ -46,6 +46,7 @@ from worker.subscriptions.model import Subscription
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.5  # how often finished-past-commit offsets are recorded
 
 TP = tuple[str, int]
 POLL_BATCH = 500
@@ -68,6 +69,7 @@ class Dispatcher:
         settings: Settings,
         topics: Topics,
         consumer: Consumer,
+        offsets: OffsetBook,
         producer: Producer,
         make_reader: Callable[[], Consumer],
         codec: RecordCodec,
@@ -96,7 +98,10 @@ class Dispatcher:
         self._gen: dict[int, int] = {}
         self._generations = 0
         self._lanes: dict[int, dict[str, Lane]] = {}
-        self._offsets = OffsetBook()
+        self._offsets = offsets  # the consumer's on_commit callback feeds it
+        # Offsets a previous owner finished past its commit: skipped, not sent again.
+        self._skip: dict[tuple[str, int], set[int]] = {}
+        self._next_progress = 0.0
         self._delayed = DelayQueues(consumer)
         self._ready: deque[Work] = deque()
         self._started: set[int] = set()  # id() of works whose attempt has started
@@ -120,7 +125,7 @@ class Dispatcher:
             list(self._topics.dispatch_inputs),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         try:
             while not stop.is_set():
@@ -153,6 +158,9 @@ class Dispatcher:
             self._apply_backpressure()
             self._metrics.parked(self._parked_count())
             self._report_retry_age()
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_INTERVAL_S
+            self._write_progress()
         if now >= self._next_lag_report:
             self._next_lag_report = now + 2.0
             self._lag.report()
@@ -164,6 +172,11 @@ class Dispatcher:
         if begun is None:
             return
         topic, partition, offset, tracker = begun
+        skip = self._skip.get((topic, partition))
+        if skip and offset in skip:
+            skip.discard(offset)
+            tracker.finish(offset)
+            return
         try:
             task = self._codec.decode_task(message.value())
         except Exception as exc:  # our own topic: unreadable records are skipped, loudly
@@ -404,6 +417,21 @@ class Dispatcher:
             on_ack,
         )
 
+    def _write_progress(self) -> None:
+        """Record, per owned partition, the finished offsets a restart could read again (from
+        the last confirmed commit on), so a new owner after a crash skips them. Best effort:
+        a lost record costs duplicates."""
+        for topic, partition, ranges in self._offsets.progress():
+            if partition in self._gen:
+                inherited = self._skip.get((topic, partition))
+                floor = self._offsets.floor(topic, partition)
+                if inherited and floor is not None:  # below the commit: never read again
+                    inherited.difference_update([o for o in inherited if o < floor])
+                if inherited:  # not yet reached: keep them known to the next owner too
+                    ranges = ranges_of(sorted(expand_ranges(ranges) | inherited), MAX_RANGES)
+                value = self._codec.encode_progress(topic, ranges) if ranges else None
+                self._produce(self._topics.parked, partition, progress_key(topic), value)
+
     def _tombstone(self, partition: int, key: bytes) -> None:
         self._produce(self._topics.parked, partition, key, None)
 
@@ -463,7 +491,10 @@ class Dispatcher:
         for p in new:
             self._generations += 1
             self._gen[p] = self._generations
-            lanes = self._lanes[p] = rebuilt[p]
+            for topic, offsets in rebuilt[p].finished.items():
+                self._skip[(topic, p)] = offsets
+                log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
+            lanes = self._lanes[p] = rebuilt[p].lanes
             for sub_id, lane in lanes.items():
                 nxt = lane.next_work(self._topics.parked, p, self._gen[p])
                 if nxt is not None:
@@ -473,14 +504,21 @@ class Dispatcher:
         self._assigned = True
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._write_progress()
         self._producer.flush(10)
         self._offsets.commit(consumer)
+        self._on_lost(consumer, partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Forget the partitions. Lost (not revoked): the session expired, another member may
+        own them, so no commit and no flush on the loop; queued writes go out later."""
         gone = {tp.partition for tp in partitions}
         self._offsets.drop(gone)
         self._delayed.drop(gone)
         for p in gone:
             self._gen.pop(p, None)
             self._lanes.pop(p, None)
+        self._skip = {k: v for k, v in self._skip.items() if k[1] not in gone}
         self._ready = deque(w for w in self._ready if w.partition not in gone)
         self._timed = [t for t in self._timed if t[2].partition not in gone]
         heapq.heapify(self._timed)
@@ -503,6 +541,7 @@ class Dispatcher:
             for job in pending:
                 job.cancel()
         self._spill()
+        self._write_progress()
         self._producer.flush(max(1.0, deadline))
         self._offsets.store(self._consumer)
 

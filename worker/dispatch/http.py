@@ -12,8 +12,15 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
-from worker.dispatch.destinations import BlockedDestination, GuardedResolver
+from worker.dispatch.destinations import (
+    BlockedDestination,
+    DestinationPolicy,
+    GuardedResolver,
+    guarded_socket_factory,
+    literal_address,
+)
 
 __all__ = ["HttpSender", "Response", "TransportError"]
 
@@ -38,13 +45,20 @@ class TransportError(Exception):
 
 
 class HttpSender:
-    """A pooled aiohttp client for deliveries; create inside the running event loop."""
+    """A pooled aiohttp client for deliveries; create inside the running event loop.
 
-    def __init__(self, *, max_connections: int, allow_private: bool, user_agent: str) -> None:
+    Every connection's peer address is checked against ``destinations`` as it is opened:
+    names by the resolver, and every address (IP literals included) by the socket factory.
+    """
+
+    def __init__(
+        self, *, max_connections: int, destinations: DestinationPolicy, user_agent: str
+    ) -> None:
         connector = aiohttp.TCPConnector(
             limit=max_connections,
             limit_per_host=0,
-            resolver=GuardedResolver(allow_private),
+            resolver=GuardedResolver(destinations),
+            socket_factory=guarded_socket_factory(destinations),
             ttl_dns_cache=10,
             enable_cleanup_closed=True,
         )
@@ -60,9 +74,10 @@ class HttpSender:
     ) -> Response:
         start = time.perf_counter()
         try:
+            target = _canonical_url(url)
             async with asyncio.timeout(timeout_s):
                 async with self._session.post(
-                    url, data=body, headers=headers, allow_redirects=False
+                    target, data=body, headers=headers, allow_redirects=False
                 ) as resp:
                     content = await _read_capped(resp)
                     return Response(
@@ -86,6 +101,23 @@ class HttpSender:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def _canonical_url(url: str) -> URL:
+    """``url`` with a legacy numeric IPv4 host (``2130706433``, ``0x7f.1``) spelled as the
+    dotted address it names, so aiohttp connects to (and the guard checks) that address.
+    BlockedDestination for a numeric host that is no address."""
+    parsed = URL(url)
+    host = parsed.raw_host
+    if host is None:
+        return parsed
+    try:
+        address = literal_address(host)
+    except ValueError as exc:
+        raise BlockedDestination(str(exc)) from None
+    if address is None or address == host or ":" in address:
+        return parsed
+    return parsed.with_host(address)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

@@ -1,4 +1,6 @@
-"""Rebuild a partition's ordered lanes from the compacted ``parked`` topic on assignment.
+"""Rebuild a partition's state from the compacted ``parked`` topic on assignment: its ordered
+lanes, and the offsets already finished past the committed offset (``done/<topic>`` keys),
+which the new owner skips instead of sending again.
 
 Last value per key wins and tombstones delete: the reader never relies on the broker
 having compacted the topic.
@@ -8,14 +10,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from worker.codec.records import RecordCodec
 from worker.dispatch.ordering import Lane
+from worker.kafka.offsets import expand_ranges
 from worker.model import DeliveryTask
 
-__all__ = ["RebuildError", "read_parked"]
+__all__ = ["PROGRESS_PREFIX", "RebuildError", "Rebuilt", "progress_key", "read_parked"]
+
+PROGRESS_PREFIX = b"done/"
+
+
+def progress_key(topic: str) -> bytes:
+    return PROGRESS_PREFIX + topic.encode()
+
+
+@dataclass(slots=True)
+class Rebuilt:
+    """One partition's state as the topic tells it."""
+
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    finished: dict[str, set[int]] = field(default_factory=dict)  # topic -> offsets
+
 
 REBUILD_TIMEOUT_S = 60.0
 
@@ -29,10 +48,11 @@ def read_parked(
     topic: str,
     partitions: list[int],
     codec: RecordCodec,
-) -> dict[int, dict[str, Lane]]:
+) -> dict[int, Rebuilt]:
     """Read each partition of ``topic`` from the beginning to its end; per partition, one
-    Lane per subscription that has parked state."""
+    Lane per subscription that has parked state, and the finished offsets per topic."""
     entries: dict[int, dict[bytes, tuple[str, DeliveryTask]]] = {p: {} for p in partitions}
+    progress: dict[int, dict[bytes, tuple[str, list[int]]]] = {p: {} for p in partitions}
     if not partitions:
         return {}
     reader = make_reader()
@@ -53,15 +73,25 @@ def read_parked(
                 key = message.key()
                 if key is None:
                     continue
-                table = entries[message.partition() or 0]
-                value = message.value()
-                if value is None:
-                    table.pop(key, None)
+                partition, value = message.partition() or 0, message.value()
+                if key.startswith(PROGRESS_PREFIX):
+                    if value is None:
+                        progress[partition].pop(key, None)
+                    else:
+                        progress[partition][key] = codec.decode_progress(value)
+                elif value is None:
+                    entries[partition].pop(key, None)
                 else:
-                    table[key] = codec.decode_parked(value)
+                    entries[partition][key] = codec.decode_parked(value)
     finally:
         reader.close()
-    return {p: _lanes(table) for p, table in entries.items()}
+    return {
+        p: Rebuilt(
+            _lanes(table),
+            {topic: expand_ranges(ranges) for topic, ranges in progress[p].values()},
+        )
+        for p, table in entries.items()
+    }
 
 
 def _lanes(entries: dict[bytes, tuple[str, DeliveryTask]]) -> dict[str, Lane]:

@@ -53,6 +53,8 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
         topics.dlq: {"retention.ms": str(30 * DAY_MS)},
         topics.attempts: {"retention.ms": str(7 * DAY_MS)},
         topics.invalid_events: {"retention.ms": str(30 * DAY_MS)},
+        # Redrive checkpoints live as long as the dead letters they mark (plus a day).
+        topics.redrives: {"cleanup.policy": "compact,delete", "retention.ms": str(31 * DAY_MS)},
     }
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}
@@ -142,7 +144,7 @@ def _create(admin: AdminClient, new: list[NewTopic], report: EnsureReport, timeo
 def _check_configs(
     admin: AdminClient, topics: Topics, report: EnsureReport, names: list[str]
 ) -> None:
-    compacted = [n for n in (topics.subscriptions, topics.parked) if n in names]
+    compacted = [n for n in (topics.subscriptions, topics.parked, topics.redrives) if n in names]
     if not compacted:
         return
     resources = [ConfigResource(ResourceType.TOPIC, n) for n in compacted]

@@ -68,6 +68,9 @@ def resolve_tansu(workdir: Path) -> str:
 class DevBroker:
     """``with DevBroker() as broker: broker.bootstrap`` -- a running broker, stopped on exit.
 
+    ``advertised_port`` makes the broker advertise ``127.0.0.1:advertised_port`` (a proxy
+    in front of it) instead of the port it listens on.
+
     ``start()`` returns once an admin client can list topics, or raises
     :class:`DevBrokerError` within ``start_timeout`` seconds.
     """
@@ -78,7 +81,11 @@ class DevBroker:
         *,
         binary: str | None = None,
         start_timeout: float = START_TIMEOUT_S,
+        advertised_port: int | None = None,
     ) -> None:
+        # Clients connect to the advertised address from metadata, not to the bootstrap one:
+        # a proxy in front of the broker (tests cutting the connection) must be advertised.
+        self._advertised_port = advertised_port
         self._fixed_port = port
         self._port = port or 0
         self._binary = binary
@@ -121,7 +128,8 @@ class DevBroker:
 
     def _spawn(self, binary: str) -> None:
         url = f"tcp://127.0.0.1:{self._port}"
-        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://127.0.0.1:{self._advertised_port or self._port}"
+        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         command += ["--storage-engine", "memory://tansu/"]
         with open(self.log_path, "ab") as log:
             try:

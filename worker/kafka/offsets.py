@@ -12,7 +12,9 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-__all__ = ["OffsetBook", "OffsetTracker", "position"]
+__all__ = ["MAX_RANGES", "OffsetBook", "OffsetTracker", "expand_ranges", "position", "ranges_of"]
+
+MAX_RANGES = 4096
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +22,37 @@ log = logging.getLogger(__name__)
 class OffsetTracker:
     """Per topic-partition bookkeeping of started and finished offsets."""
 
-    __slots__ = ("_finished", "_heap", "_next", "_stored")
+    __slots__ = ("_changed", "_finished", "_floor", "_heap", "_next", "_stored")
 
     def __init__(self) -> None:
         self._heap: list[int] = []  # started, not yet known to be below the watermark
         self._finished: set[int] = set()
         self._next: int | None = None  # one past the highest offset started
         self._stored: int | None = None
+        # The lowest offset a restart could read again: the first one started, then each
+        # offset the broker confirms as committed.
+        self._floor: int | None = None
+        self._changed = False  # finished offsets changed since take_finished_ranges
 
     def start(self, offset: int) -> None:
         heapq.heappush(self._heap, offset)
         if self._next is None or offset >= self._next:
             self._next = offset + 1
+        if self._floor is None:
+            self._floor = offset
+
+    def committed(self, offset: int) -> None:
+        """The broker confirmed ``offset`` as this partition's committed offset."""
+        if self._floor is None or offset > self._floor:
+            self._floor = offset
+
+    @property
+    def floor(self) -> int | None:
+        return self._floor
 
     def finish(self, offset: int) -> None:
         self._finished.add(offset)
+        self._changed = True
 
     @property
     def pending(self) -> int:
@@ -48,6 +66,22 @@ class OffsetTracker:
         if heap:
             return heap[0]
         return self._next
+
+    def take_finished_ranges(self) -> list[int] | None:
+        """If anything finished since the last call: every finished offset a restart could
+        read again, as flat ``[start, end)`` pairs (at most MAX_RANGES pairs, lowest first),
+        else None.
+
+        That is the finished prefix from the floor (the last offset the broker confirmed
+        committed) to the committable offset, which is stored but may not be committed
+        yet, and the finished offsets above it.
+        """
+        if not self._changed:
+            return None
+        self._changed = False
+        low, high = self._floor, self.committable()  # drops the finished prefix from the heap
+        prefix = [low, high] if low is not None and high is not None and low < high else []
+        return prefix + ranges_of(sorted(self._finished), MAX_RANGES - len(prefix) // 2)
 
     def take_new_commit(self) -> int | None:
         """The committable offset if it moved since the last call, else None."""
@@ -93,6 +127,19 @@ class OffsetBook:
         if tracker is not None:
             tracker.finish(offset)
 
+    def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The consumer's ``on_commit`` callback: move each partition's floor up."""
+        if error is not None:
+            return
+        for tp in partitions:
+            tracker = self._trackers.get((tp.topic, tp.partition))
+            if tracker is not None and tp.error is None and tp.offset >= 0:
+                tracker.committed(tp.offset)
+
+    def floor(self, topic: str, partition: int) -> int | None:
+        tracker = self._trackers.get((topic, partition))
+        return tracker.floor if tracker is not None else None
+
     def store(self, consumer: Consumer) -> None:
         offsets = []
         for (topic, partition), tracker in self._trackers.items():
@@ -119,9 +166,41 @@ class OffsetBook:
     def pending(self) -> int:
         return sum(t.pending for t in self._trackers.values())
 
+    def progress(self) -> list[tuple[str, int, list[int]]]:
+        """``(topic, partition, ranges)`` for each partition whose finished-but-uncommitted
+        offsets changed since the last call (see :meth:`OffsetTracker.take_finished_ranges`)."""
+        changed = []
+        for (topic, partition), tracker in self._trackers.items():
+            ranges = tracker.take_finished_ranges()
+            if ranges is not None:
+                changed.append((topic, partition, ranges))
+        return changed
+
 
 def position(message: Message) -> tuple[str, int, int]:
     """(topic, partition, offset) of a consumed record (never None for a real record)."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None and partition is not None and offset is not None
     return topic, partition, offset
+
+
+def ranges_of(offsets: list[int], limit: int) -> list[int]:
+    """Sorted offsets as flat ``[start, end)`` pairs, at most ``limit`` pairs (lowest kept:
+    a dropped range only means those records are sent again after a crash)."""
+    flat: list[int] = []
+    for offset in offsets:
+        if flat and flat[-1] == offset:
+            flat[-1] = offset + 1
+        elif len(flat) // 2 >= limit:
+            break
+        else:
+            flat += (offset, offset + 1)
+    return flat
+
+
+def expand_ranges(flat: list[int]) -> set[int]:
+    """The offsets of flat ``[start, end)`` pairs."""
+    out: set[int] = set()
+    for start, end in zip(flat[::2], flat[1::2], strict=True):
+        out.update(range(start, end))
+    return out

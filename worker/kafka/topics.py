@@ -20,6 +20,7 @@ class Topics:
     attempts: str
     invalid_events: str
     parked: str
+    redrives: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -35,6 +36,7 @@ class Topics:
             attempts=f"{p}attempts",
             invalid_events=f"{p}invalid-events",
             parked=f"{p}parked",
+            redrives=f"{p}redrives",
         )
 
     def retry_topic(self, delay_ms: int) -> str:
@@ -51,4 +53,4 @@ class Topics:
         return (self.deliveries, *self.retry, self.parked, self.dlq, self.attempts)
 
     def all(self) -> tuple[str, ...]:
-        return (self.subscriptions, *self.co_partitioned, self.invalid_events)
+        return (self.subscriptions, *self.co_partitioned, self.invalid_events, self.redrives)

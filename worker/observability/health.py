@@ -15,6 +15,7 @@ shown when not ready. A check that raises counts as failed, with the exception a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from worker.observability.metrics import Metrics
 
-__all__ = ["HealthServer", "LoopHeartbeat", "ReadyCheck"]
+__all__ = ["HealthServer", "LoopHeartbeat", "PeriodicProbe", "ReadyCheck"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,50 @@ class LoopHeartbeat:
     def alive(self, max_age_s: float = 30.0) -> bool:
         """True while the last beat is at most ``max_age_s`` old."""
         return self.age() <= max_age_s
+
+
+class PeriodicProbe:
+    """Runs a blocking ``probe`` (it raises when the dependency is unreachable) every
+    ``interval_s`` on a daemon thread; :meth:`check` reports the last outcome as a readiness
+    check. Until the first probe has finished it reports success, so start-up readiness is
+    decided by the other checks alone.
+
+    A thread, not the event loop: a probe of an unreachable peer blocks for its own timeout,
+    and neither the pipeline nor ``/readyz`` may wait for that.
+    """
+
+    def __init__(self, name: str, probe: Callable[[], object], interval_s: float = 2.0) -> None:
+        self._name = name
+        self._probe = probe
+        self._interval_s = interval_s
+        self._failure: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"probe-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop probing; does not wait for a probe that is still blocked on its timeout."""
+        self._stop.set()
+
+    def check(self) -> tuple[bool, str]:
+        failure = self._failure
+        return failure is None, f"{self._name}: {failure}" if failure else ""
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._probe()
+            except Exception as exc:
+                if self._failure is None:
+                    log.warning("%s: %s", self._name, exc)
+                self._failure = str(exc) or type(exc).__name__
+            else:
+                if self._failure is not None:
+                    log.info("%s: reachable again", self._name)
+                self._failure = None
+            self._stop.wait(self._interval_s)
 
 
 class HealthServer:

@@ -4,7 +4,7 @@ URL changed, the endpoint must answer 2xx within 5 s to a signed ``{"challenge":
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -14,10 +14,20 @@ import httpx
 import orjson
 
 from worker import __version__
-from worker.dispatch.destinations import is_public_address
+from worker.dispatch.destinations import (
+    BlockedDestination,
+    DestinationPolicy,
+    resolve_destination,
+)
 from worker.dispatch.signing import decode_secret, sign_headers
 
-__all__ = ["ChallengeCache", "ChallengeFailed", "check_destination", "run_challenge"]
+__all__ = [
+    "ChallengeCache",
+    "ChallengeFailed",
+    "check_destination",
+    "pinned_target",
+    "run_challenge",
+]
 
 CHALLENGE_TIMEOUT_S = 5.0
 CACHE_TTL_S = 3600.0
@@ -59,10 +69,13 @@ class ChallengeFailed(Exception):
     """The endpoint did not pass; the message says what happened."""
 
 
-def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
-    """POST the challenge; return the challenge value on success, raise ChallengeFailed."""
-    if not allow_private:
-        check_destination(url)
+def run_challenge(url: str, secrets: list[str], *, destinations: DestinationPolicy) -> str:
+    """POST the challenge; return the challenge value on success, raise ChallengeFailed.
+
+    The POST goes to the address the destination check approved (Host header and TLS name
+    stay the URL's), so a DNS answer that changes after the check is never connected to.
+    """
+    target, pinned, extensions = pinned_target(url, destinations)
     challenge = str(uuid.uuid4())
     body = orjson.dumps({"challenge": challenge})
     headers = {
@@ -77,7 +90,9 @@ def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
     }
     try:
         with httpx.Client(timeout=CHALLENGE_TIMEOUT_S, follow_redirects=False) as client:
-            response = client.post(url, content=body, headers=headers)
+            response = client.post(
+                target, content=body, headers={**headers, **pinned}, extensions=extensions
+            )
     except httpx.TimeoutException:
         raise ChallengeFailed(f"challenge to {url} timed out after 5s") from None
     except httpx.ConnectError as exc:
@@ -96,14 +111,35 @@ def run_challenge(url: str, secrets: list[str], *, allow_private: bool) -> str:
     return challenge
 
 
-def check_destination(url: str) -> None:
-    """Refuse a URL whose host resolves to no public address (ChallengeFailed)."""
+def pinned_target(
+    url: str, destinations: DestinationPolicy
+) -> tuple[str | httpx.URL, dict[str, str], dict[str, str]]:
+    """Where an httpx request to ``url`` must go: the address the destination check approved
+    (ChallengeFailed if none), with the URL's Host header and TLS name kept, so a DNS answer
+    that changes after the check is never connected to. ``(target, headers, extensions)``."""
+    if destinations.allow_private:
+        return url, {}, {}
+    address = check_destination(url, destinations)[0]
+    parsed = httpx.URL(url)
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    return (
+        parsed.copy_with(host=address),
+        {"host": parsed.netloc.decode("ascii")},
+        extensions,
+    )
+
+
+def check_destination(url: str, destinations: DestinationPolicy) -> list[str]:
+    """Refuse a URL whose host is, or resolves only to, addresses ``destinations`` does not
+    permit, or does not resolve at all (ChallengeFailed). The same rules as every delivery
+    attempt, which checks again at connect time: this check alone proves nothing later.
+    Returns the permitted addresses, to connect to one of them."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return asyncio.run(resolve_destination(host, port, destinations))
+    except BlockedDestination as exc:
+        raise ChallengeFailed(f"challenge to {url} refused: {exc}") from None
     except OSError as exc:
-        raise ChallengeFailed(f"challenge to {url} failed: DNS lookup failed: {exc}") from None
-    if not any(is_public_address(str(info[4][0])) for info in infos):
-        raise ChallengeFailed(f"challenge to {url} refused: {host} is not publicly routable")
+        raise ChallengeFailed(f"challenge to {url} failed: {exc}") from None

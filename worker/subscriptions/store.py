@@ -6,7 +6,6 @@ rules hold for every writer: URL policy, patterns, and encrypted secrets at rest
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 import uuid
@@ -16,7 +15,7 @@ from confluent_kafka import Producer
 
 from worker.codec.records import RecordCodec
 from worker.config import Settings
-from worker.dispatch.destinations import is_public_address
+from worker.dispatch.destinations import DestinationPolicy, literal_address
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.subscriptions.model import Subscription
@@ -58,12 +57,11 @@ def validate_url(url: str, settings: Settings) -> str:
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
             raise InvalidSubscription(f"destination is not publicly routable: {host}")
         try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            pass  # a name: checked again on every attempt, after DNS resolution
-        else:
-            if not is_public_address(host):
-                raise InvalidSubscription(f"destination is not publicly routable: {host}")
+            address = literal_address(host)  # None for a name: checked on every attempt
+        except ValueError as exc:
+            raise InvalidSubscription(f"malformed URL {url!r}: {exc}") from None
+        if address is not None and not DestinationPolicy.from_settings(settings).permits(address):
+            raise InvalidSubscription(f"destination is not publicly routable: {host}")
     return url
 
 

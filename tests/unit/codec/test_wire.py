@@ -176,3 +176,35 @@ def test_mutated_avro_never_crashes(position, junk):
     for value in (good[:cut], good[:cut] + junk, good[:cut] + junk + good[cut:]):
         with contextlib.suppress(InvalidEventError):
             decode(value)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_any_record_time_gives_an_event_or_a_clear_error(timestamp_ms):
+    # A producer writing microseconds (or garbage) as the record time must not crash the router.
+    try:
+        event = decode_event(
+            b'{"event": "a.b", "workspace": "w"}',
+            topic="events",
+            partition=0,
+            offset=0,
+            timestamp_ms=timestamp_ms,
+            max_bytes=1000,
+            avro=AVRO,
+        )
+    except InvalidEventError as exc:
+        assert "out of range" in str(exc)
+    else:
+        assert event.timestamp_ms == timestamp_ms
+
+
+def test_record_time_past_year_9999_is_invalid_not_a_crash():
+    with pytest.raises(InvalidEventError, match="out of range"):
+        decode_event(
+            b'{"event": "a.b", "workspace": "w"}',
+            topic="events",
+            partition=0,
+            offset=0,
+            timestamp_ms=1_700_000_000_000_000,  # microseconds written as milliseconds
+            max_bytes=1000,
+            avro=AVRO,
+        )

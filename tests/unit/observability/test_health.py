@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.observability.health import HealthServer, LoopHeartbeat
+from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
 
 pytestmark = pytest.mark.timeout(10)
@@ -151,3 +153,32 @@ def test_heartbeat_with_real_clock() -> None:
     heartbeat.beat()
     assert heartbeat.alive(max_age_s=5)
     assert not heartbeat.alive(max_age_s=-1)
+
+
+def test_periodic_probe_reports_failure_and_recovery():
+    reachable = threading.Event()
+    reachable.set()
+    ran = threading.Semaphore(0)
+
+    def probe() -> None:
+        ran.release()
+        if not reachable.is_set():
+            raise ConnectionError("broker transport failure")
+
+    checker = PeriodicProbe("broker", probe, interval_s=0.01)
+    assert checker.check() == (True, "")  # before the first probe: the other checks decide
+    checker.start()
+    try:
+        reachable.clear()
+        deadline = time.monotonic() + 5
+        while checker.check()[0]:
+            assert time.monotonic() < deadline, "never noticed the failure"
+            ran.acquire(timeout=1)
+        assert checker.check() == (False, "broker: broker transport failure")
+        reachable.set()
+        while not checker.check()[0]:
+            assert time.monotonic() < deadline, "never noticed the recovery"
+            ran.acquire(timeout=1)
+        assert checker.check() == (True, "")
+    finally:
+        checker.stop()
