@@ -99,6 +99,7 @@ class Settings:
     max_endpoints_per_workspace: int = 0
     disable_after_failures: int = 20
     disable_after_ms: int = 5 * 86_400_000
+    dedupe_window_ms: int = 120_000
     challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
     demo_secret: str | None = field(default=None, repr=False)
 
@@ -134,6 +135,7 @@ class Settings:
             "WEBHOOK_SHUTDOWN_TIMEOUT": "shutdown_timeout_ms",
             "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
             "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
+            "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
         }
         for var, attr in durations.items():
             if env.get(var):

@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
@@ -158,6 +159,9 @@ def test_five_kill_9_while_10k_events_flow_to_50_flaky_endpoints(settings_factor
 
     dead = dead_letters(settings, sub_of)
     check(run, receiver, names, expected, dead)
+    twice = settled_twice(settings)
+    print(f"deliveries settled twice (a durable outcome sent again): {twice}")
+    assert twice == [], "a delivery whose outcome was durable before a kill was sent again"
 
 
 def dead_letters(settings: Settings, sub_of: dict[str, str]) -> dict[str, set[str]]:
@@ -170,6 +174,22 @@ def dead_letters(settings: Settings, sub_of: dict[str, str]) -> dict[str, set[st
         assert letter.reason == "retries_exhausted", letter
         out[sub_of[letter.task.subscription_id]].add(letter.task.event_id)
     return out
+
+
+def settled_twice(settings: Settings) -> list[str]:
+    """Delivery ids with more than one durable outcome (2xx attempt records plus dead
+    letters): each is a copy sent although an earlier one had settled durably, which is more
+    than "in flight at a kill"."""
+    codec = RecordCodec(AvroCodec())
+    outcomes: Counter[str] = Counter()
+    prefix = settings.topic_prefix
+    for record in consume_all(settings.bootstrap_servers, prefix + "attempts", timeout=60):
+        attempt = codec.decode_attempt(record.value)
+        if attempt.outcome == "success":
+            outcomes[attempt.delivery_id] += 1
+    for record in consume_all(settings.bootstrap_servers, prefix + "dlq", timeout=60):
+        outcomes[codec.decode_dead_letter(record.value).task.delivery_id] += 1
+    return sorted(d for d, n in outcomes.items() if n > 1)
 
 
 def wait_settled(

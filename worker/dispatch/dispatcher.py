@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.dispatch.dedupe import Settled, read_settled
 from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter, Outcome
 from worker.dispatch.disabling import FailureTracker
@@ -101,6 +102,10 @@ class Dispatcher:
         self._offsets = offsets  # the consumer's on_commit callback feeds it
         # Offsets a previous owner finished past its commit: skipped, not sent again.
         self._skip: dict[tuple[str, int], set[int]] = {}
+        # Deliveries that settled (2xx or durable dead letter), and those being attempted:
+        # another copy of one of them is not sent (see worker.dispatch.dedupe).
+        self._settled = Settled(settings.dedupe_window_ms)
+        self._flying: dict[str, Work] = {}
         self._next_progress = 0.0
         self._delayed = DelayQueues(consumer)
         self._ready: deque[Work] = deque()
@@ -155,6 +160,7 @@ class Dispatcher:
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + 0.2
+            self._settled.expire(_now_ms())
             self._apply_backpressure()
             self._metrics.parked(self._parked_count())
             self._report_retry_age()
@@ -228,6 +234,9 @@ class Dispatcher:
             work = self._ready.popleft()
             if work.gen != self._gen.get(work.partition, -1):
                 continue
+            if self._redundant(work):
+                self._skip_redundant(work)
+                continue
             workspace = work.task.workspace
             if not self._slots.try_take(workspace):
                 self._ws_waiting.setdefault(workspace, deque()).append(work)
@@ -239,6 +248,7 @@ class Dispatcher:
                 heapq.heappush(self._timed, (now + wait, next(self._timed_seq), work))
                 continue
             self._started.add(id(work))
+            self._flying[work.task.delivery_id] = work
             job = asyncio.get_running_loop().create_task(self._attempt(work))
             self._in_flight.add(job)
             job.add_done_callback(self._in_flight.discard)
@@ -259,6 +269,8 @@ class Dispatcher:
             log.exception("attempt crashed for %s", work.task.delivery_id)
             outcome = self._attempter.crashed(work.task)
         finally:
+            if self._flying.get(work.task.delivery_id) is work:
+                del self._flying[work.task.delivery_id]
             self._wake.set()
             self._slot_freed(work.task.workspace)
         self._started.discard(id(work))
@@ -294,6 +306,7 @@ class Dispatcher:
                 self._codec.encode_attempt(record),
             )
         if verdict.next is Next.SUCCESS:
+            self._settled.add(task.delivery_id, _now_ms())
             self._metrics.delivery_outcome("success")
             if task.event_time_ms:
                 self._metrics.end_to_end(max(0.0, (_now_ms() - task.event_time_ms) / 1000))
@@ -369,6 +382,7 @@ class Dispatcher:
         self._metrics.delivery_outcome("dead_letter")
 
         def durable() -> None:
+            self._settled.add(task.delivery_id, _now_ms())
             self._finish(work)
             if work.gen == self._gen.get(work.partition, -1):
                 self._advance(work)
@@ -380,6 +394,23 @@ class Dispatcher:
             self._codec.encode_dead_letter(letter),
             durable,
         )
+
+    def _redundant(self, work: Work) -> bool:
+        """Another copy of this delivery settled or is being attempted (re-drives excepted)."""
+        task = work.task
+        if task.redrive_id is not None or self._settled.window_ms <= 0:
+            return False
+        if task.delivery_id in self._settled:
+            return True
+        other = self._flying.get(task.delivery_id)
+        return other is not None and other.gen == self._gen.get(other.partition, -1)
+
+    def _skip_redundant(self, work: Work) -> None:
+        """Settle a redundant copy without sending it: as if it had been delivered."""
+        log.debug("%s already settled or in flight: not sent again", work.task.delivery_id)
+        self._metrics.duplicate_skipped()
+        self._finish(work)
+        self._advance(work)
 
     def _advance(self, work: Work) -> None:
         """An ordered task is resolved: clear its markers and start the lane's next task."""
@@ -488,6 +519,20 @@ class Dispatcher:
         consumer.resume(partitions)
         new = sorted({tp.partition for tp in partitions} - set(self._gen))
         rebuilt = read_parked(self._make_reader, self._topics.parked, new, self._codec)
+        if self._settled.window_ms > 0:
+            now_ms = _now_ms()
+            settled = read_settled(
+                self._make_reader,
+                self._topics.attempts,
+                self._topics.dlq,
+                new,
+                now_ms - self._settled.window_ms,
+                self._codec,
+            )
+            for delivery_id in settled:
+                self._settled.add(delivery_id, now_ms)
+            if settled:
+                log.info("partitions %s: %d deliveries settled recently", new, len(settled))
         for p in new:
             self._generations += 1
             self._gen[p] = self._generations

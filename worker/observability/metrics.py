@@ -181,6 +181,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._duplicates = Counter(
+            "webhook_duplicates_skipped",
+            "Tasks not sent because their delivery already succeeded, was dead-lettered or is "
+            "in flight (a replay after a crash, a re-produced event id).",
+            registry=r,
+        )
         self._end_to_end = Histogram(
             "webhook_end_to_end_latency_seconds",
             "From the event's timestamp to the endpoint's 2xx, retries included.",
@@ -310,6 +316,9 @@ class Metrics:
     def delivery_outcome(self, outcome: str) -> None:
         """A delivery finished for good: ``success`` or ``dead_letter``."""
         self._deliveries_by[outcome].inc()
+
+    def duplicate_skipped(self) -> None:
+        self._duplicates.inc()
 
     def end_to_end(self, seconds: float) -> None:
         """Event timestamp to 2xx, in seconds."""
