@@ -9,6 +9,7 @@ tenth of the events, for development; the targets are meant for ``--scale 1``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,16 +41,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="directory: sample the worker of A, B and C with py-spy, report hot spots",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop of the worker and of the raw ceiling (default: the worker's default)",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ["WEBHOOK_EVENT_LOOP"] = args.loop  # read by bench.rig for every worker
     chosen = [s for s in ORDER if s in {c.strip().upper() for c in args.scenarios.split(",")}]
     results: dict[str, Any] = {
         "machine": machine(),
-        "args": {"scenarios": chosen, "scale": args.scale, "receiver": args.receiver},
+        "args": {
+            "scenarios": chosen,
+            "scale": args.scale,
+            "receiver": args.receiver,
+            "loop": args.loop,
+        },
         "scenarios": {},
     }
     if args.profile:

@@ -23,6 +23,7 @@ from bench.procstat import CpuMeter, broker_pid
 from bench.receivers import Receiver, free_port
 from tests.support.subs import SubsWriter
 from tests.support.worker import settings_env, wait_ready
+from worker import eventloop
 from worker.config import Settings, format_duration, parse_retry_delays
 from worker.kafka.admin import ensure_topics
 from worker.kafka.clients import make_admin, make_producer
@@ -95,7 +96,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env["WEBHOOK_METRICS_PORT"] = str(free_port())
     env["WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE"] = str(settings.max_in_flight_per_workspace)
     env["WEBHOOK_DEFAULT_TIMEOUT"] = format_duration(settings.default_timeout_ms)
+    env["WEBHOOK_EVENT_LOOP"] = event_loop()
     return env
+
+
+def event_loop() -> str:
+    """The event loop the benchmark runs the worker and the raw ceiling on (``--loop``)."""
+    return os.environ.get("WEBHOOK_EVENT_LOOP") or "uvloop"
 
 
 class Workers:
@@ -250,7 +257,8 @@ def raw_ceiling(
     process: the most a single Python process can deliver to this receiver on this machine."""
     meter = CpuMeter({"client": [os.getpid()], "receiver": receiver.pids()})
     meter.start()
-    seconds = asyncio.run(_post_all(urls, bodies, concurrency))
+    # The same event loop as the worker's: the ceiling is what this loop and aiohttp can do.
+    seconds = eventloop.run(_post_all(urls, bodies, concurrency), event_loop())
     cpu = meter.stop()
     return {"rate": len(bodies) / seconds, "concurrency": concurrency, "cpu": cpu}
 

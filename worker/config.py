@@ -100,6 +100,7 @@ class Settings:
     disable_after_failures: int = 20
     disable_after_ms: int = 5 * 86_400_000
     dedupe_window_ms: int = 120_000
+    event_loop: str = "uvloop"
     challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
     demo_secret: str | None = field(default=None, repr=False)
 
@@ -116,6 +117,7 @@ class Settings:
             "WEBHOOK_SECRETS_KEY": "secrets_key",
             "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
             "WEBHOOK_DEMO_SECRET": "demo_secret",
+            "WEBHOOK_EVENT_LOOP": "event_loop",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -170,6 +172,10 @@ class Settings:
             raise ConfigError("WEBHOOK_RETRY_DELAYS: at least one delay is required")
         if not self.input_topics.strip():
             raise ConfigError("WEBHOOK_INPUT_TOPICS: empty")
+        if self.event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(
+                f"WEBHOOK_EVENT_LOOP: expected uvloop or asyncio, got {self.event_loop!r}"
+            )
         if self.input_topics.startswith("^"):
             try:
                 re.compile(self.input_topics)

@@ -121,6 +121,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WEBHOOK_DISABLE_AFTER_FAILURES=str(settings.disable_after_failures),
         WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE=str(settings.max_endpoints_per_workspace),
         WEBHOOK_DEDUPE_WINDOW=f"{settings.dedupe_window_ms}ms",
+        WEBHOOK_EVENT_LOOP=settings.event_loop,
     )
     for key, value in settings.kafka_properties.items():
         env["KAFKA_" + key.upper().replace(".", "_")] = value

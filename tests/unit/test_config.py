@@ -113,6 +113,7 @@ def test_format_duration_picks_the_largest_exact_unit() -> None:
         ("WEBHOOK_SHUTDOWN_TIMEOUT", "10"),
         ("WEBHOOK_ALLOW_HTTP", "maybe"),
         ("WEBHOOK_INPUT_TOPICS", "^(unclosed"),
+        ("WEBHOOK_EVENT_LOOP", "trio"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
+from worker import eventloop
 from worker.app import ROLES, run_worker
 from worker.cli.common import settings_from
 
@@ -43,11 +43,11 @@ def _run(args: argparse.Namespace) -> int:
         group_id=args.group_id,
     )
     settings.to_librdkafka()  # fails early, in one line, without a bootstrap server
-    asyncio.run(run_worker(settings, args.role))
+    eventloop.run(run_worker(settings, args.role), settings.event_loop)
     return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
     from worker.cli.dev import run_dev
 
-    return asyncio.run(run_dev(args))
+    return eventloop.run(run_dev(args))

@@ -25,6 +25,9 @@ from worker.dispatch.destinations import (
 __all__ = ["HttpSender", "Response", "TransportError"]
 
 RESPONSE_READ_CAP = 64 * 1024
+# Parsed destination URLs kept per process (a URL string always parses the same way; the
+# address it resolves to is checked on every connect, not here).
+URL_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +70,25 @@ class HttpSender:
             headers={"user-agent": user_agent},
             auto_decompress=False,
             skip_auto_headers=("accept-encoding",),
+            # Endpoints get no cookies back: one subscription's answers never shape another's
+            # requests (and the jar costs a lookup per request).
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # No aiohttp timers: post() bounds the whole attempt with the subscription's own
+            # timeout, and aiohttp's default (300 s) would only add a timer per request.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None),
         )
+        self._urls: dict[str, URL] = {}
 
     async def post(
         self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
     ) -> Response:
         start = time.perf_counter()
         try:
-            target = _canonical_url(url)
+            target = self._urls.get(url)
+            if target is None:
+                if len(self._urls) >= URL_CACHE_SIZE:
+                    self._urls.clear()
+                target = self._urls[url] = _canonical_url(url)
             async with asyncio.timeout(timeout_s):
                 async with self._session.post(
                     target, data=body, headers=headers, allow_redirects=False
