@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from worker import eventloop
@@ -50,4 +51,5 @@ def _run(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from worker.cli.dev import run_dev
 
-    return eventloop.run(run_dev(args))
+    # dev validates WEBHOOK_EVENT_LOOP with the rest of its settings, inside run_dev.
+    return eventloop.run(run_dev(args), os.environ.get("WEBHOOK_EVENT_LOOP") or "uvloop")
