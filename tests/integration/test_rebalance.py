@@ -1,14 +1,18 @@
 """A second worker joins and the first leaves mid-run, while ordered endpoints wait on
-retries: nothing lost, order kept, nothing left paused."""
+retries: nothing lost, order kept, nothing left paused (every endpoint gets all 400), no retry
+sent before it was due."""
 
 from __future__ import annotations
 
 import time
 
-from tests.support.kafka import produce_json
+from tests.support.kafka import consume_all, produce_json
 from tests.support.receiver import Receiver, random_failures
 from tests.support.subs import SubsWriter
 from tests.support.worker import ThreadWorker
+from worker.codec.avro import AvroCodec
+from worker.codec.records import RecordCodec
+from worker.kafka.topics import Topics
 from worker.subscriptions.secrets import generate_secret
 
 
@@ -17,6 +21,29 @@ def first_arrivals(receiver: Receiver, name: str) -> list[str]:
     for r in receiver.received(name):
         seen.setdefault(r.json["id"], None)
     return list(seen)
+
+
+def early_retries(settings) -> tuple[int, list[str]]:
+    """Retries (attempt n >= 2) that started before the earliest due time any record of
+    attempt n - 1 of the same delivery announced; and how many retries there were."""
+    codec = RecordCodec(AvroCodec())
+    records = consume_all(settings.bootstrap_servers, Topics.from_settings(settings).attempts)
+    due: dict[tuple[str, int], int] = {}
+    retries: list = []
+    for record in records:
+        attempt = codec.decode_attempt(record.value)
+        if attempt.next_attempt_ms is not None:
+            key = (attempt.delivery_id, attempt.attempt)
+            due[key] = min(due.get(key, attempt.next_attempt_ms), attempt.next_attempt_ms)
+        if attempt.attempt >= 2:
+            retries.append(attempt)
+    early = [
+        f"{a.delivery_id} attempt {a.attempt} at {a.started_ms}, due {due[key]}"
+        for a in retries
+        if (key := (a.delivery_id, a.attempt - 1)) in due and a.started_ms < due[key]
+    ]
+    assert all((a.delivery_id, a.attempt - 1) in due for a in retries)
+    return len(retries), early
 
 
 def test_join_and_leave_mid_run_keeps_order_and_loses_nothing(settings_factory):
@@ -64,3 +91,6 @@ def test_join_and_leave_mid_run_keeps_order_and_loses_nothing(settings_factory):
         assert first_arrivals(receiver, name) == expected, name
         successes = {r.json["id"] for r in receiver.received(name) if r.status_sent == 200}
         assert successes == set(expected)
+    retries, early = early_retries(settings)
+    assert retries > 50  # 25 % of 1,600 first attempts failed: the check has cases
+    assert early == []
