@@ -16,14 +16,13 @@ kill: sent, but with no durable outcome.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from worker.codec.records import RecordCodec
-from worker.dispatch.rebuild import REBUILD_TIMEOUT_S, RebuildError
+from worker.dispatch.rebuild import REBUILD_TIMEOUT_S, read_to_end
 
 __all__ = ["Settled", "read_settled"]
 
@@ -73,31 +72,17 @@ def read_settled(
         wanted = [TopicPartition(t, p, since_ms) for t in topics for p in partitions]
         found = reader.offsets_for_times(wanted, timeout=REBUILD_TIMEOUT_S)
         starts = [tp for tp in found if tp.offset >= 0]  # -1: nothing written since
-        if not starts:
-            return []
-        reader.assign(starts)
-        remaining = {(tp.topic, tp.partition) for tp in starts}
         settled: list[str] = []
-        deadline = time.monotonic() + REBUILD_TIMEOUT_S
-        while remaining:
-            if time.monotonic() > deadline:
-                raise RebuildError(f"could not read {sorted(remaining)} to the end")
-            for message in reader.consume(1000, 0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard((message.topic(), message.partition()))
-                        continue
-                    raise RebuildError(f"reading {message.topic()}: {error}")
-                value = message.value()
-                if value is None:
-                    continue
-                if message.topic() == dlq_topic:
-                    settled.append(codec.decode_dead_letter(value).task.delivery_id)
-                else:
-                    attempt = codec.decode_attempt(value)
-                    if attempt.outcome == "success":
-                        settled.append(attempt.delivery_id)
+        for message in read_to_end(reader, starts):
+            value = message.value()
+            if value is None:
+                continue
+            if message.topic() == dlq_topic:
+                settled.append(codec.decode_dead_letter(value).task.delivery_id)
+            else:
+                attempt = codec.decode_attempt(value)
+                if attempt.outcome == "success":
+                    settled.append(attempt.delivery_id)
         return settled
     finally:
         reader.close()

@@ -9,17 +9,24 @@ having compacted the topic.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from worker.codec.records import RecordCodec
 from worker.dispatch.ordering import Lane
 from worker.kafka.offsets import expand_ranges
 from worker.model import DeliveryTask
 
-__all__ = ["PROGRESS_PREFIX", "RebuildError", "Rebuilt", "progress_key", "read_parked"]
+__all__ = [
+    "PROGRESS_PREFIX",
+    "RebuildError",
+    "Rebuilt",
+    "progress_key",
+    "read_parked",
+    "read_to_end",
+]
 
 PROGRESS_PREFIX = b"done/"
 
@@ -40,7 +47,29 @@ REBUILD_TIMEOUT_S = 60.0
 
 
 class RebuildError(RuntimeError):
-    """The parked partition could not be read to its end in time."""
+    """A partition could not be read to its end in time."""
+
+
+def read_to_end(reader: Consumer, starts: list[TopicPartition]) -> Iterator[Message]:
+    """The records of each partition in ``starts`` from its offset to its end (partition EOF),
+    assigned to ``reader`` (the caller closes it); RebuildError on a read error or after
+    REBUILD_TIMEOUT_S."""
+    if not starts:
+        return
+    reader.assign(starts)
+    remaining = {(tp.topic, tp.partition) for tp in starts}
+    deadline = time.monotonic() + REBUILD_TIMEOUT_S
+    while remaining:
+        if time.monotonic() > deadline:
+            raise RebuildError(f"could not read {sorted(remaining)} to the end")
+        for message in reader.consume(1000, 0.2):
+            error = message.error()
+            if error is None:
+                yield message
+            elif error.code() == KafkaError._PARTITION_EOF:
+                remaining.discard((message.topic(), message.partition()))
+            else:
+                raise RebuildError(f"reading {message.topic()}: {error}")
 
 
 def read_parked(
@@ -57,32 +86,21 @@ def read_parked(
         return {}
     reader = make_reader()
     try:
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        remaining = set(partitions)
-        deadline = time.monotonic() + REBUILD_TIMEOUT_S
-        while remaining:
-            if time.monotonic() > deadline:
-                raise RebuildError(f"could not read {topic}{sorted(remaining)} to the end")
-            for message in reader.consume(1000, 0.2):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(message.partition() or 0)
-                        continue
-                    raise RebuildError(f"reading {topic}: {error}")
-                key = message.key()
-                if key is None:
-                    continue
-                partition, value = message.partition() or 0, message.value()
-                if key.startswith(PROGRESS_PREFIX):
-                    if value is None:
-                        progress[partition].pop(key, None)
-                    else:
-                        progress[partition][key] = codec.decode_progress(value)
-                elif value is None:
-                    entries[partition].pop(key, None)
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+        for message in read_to_end(reader, starts):
+            key = message.key()
+            if key is None:
+                continue
+            partition, value = message.partition() or 0, message.value()
+            if key.startswith(PROGRESS_PREFIX):
+                if value is None:
+                    progress[partition].pop(key, None)
                 else:
-                    entries[partition][key] = codec.decode_parked(value)
+                    progress[partition][key] = codec.decode_progress(value)
+            elif value is None:
+                entries[partition].pop(key, None)
+            else:
+                entries[partition][key] = codec.decode_parked(value)
     finally:
         reader.close()
     return {
