@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from bench.procstat import children
+from worker.kafka.devbroker import terminate
 
 HERE = Path(__file__).resolve().parent
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
@@ -87,17 +88,7 @@ class AiohttpReceiver:
 
     def close(self) -> None:
         self._http.close()
-        stop(self.proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 5 s (a receiver holding hung requests may linger)."""
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        terminate(self.proc)  # a receiver holding hung requests may linger: killed after 5 s
 
 
 def nginx_binary() -> str | None:
@@ -175,7 +166,7 @@ class NginxReceiver:
 
     def close(self) -> None:
         self._http.close()
-        stop(self.proc)
+        terminate(self.proc)  # a receiver holding hung requests may linger: killed after 5 s
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

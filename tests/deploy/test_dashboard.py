@@ -29,6 +29,7 @@ from tests.support.receiver import Receiver, always, fail_first
 from tests.support.subs import SubsWriter
 from tests.support.worker import running
 from worker.config import Settings
+from worker.kafka.devbroker import terminate
 from worker.subscriptions.secrets import generate_secret
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -212,12 +213,7 @@ def prometheus(tmp_path: Path, target_port: int) -> Iterator[Prometheus]:
             time.sleep(0.2)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(proc, grace_s=10)
 
 
 @pytest.mark.integration

@@ -19,7 +19,7 @@ from types import TracebackType
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["DevBroker", "DevBrokerError", "resolve_tansu"]
+__all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "terminate"]
 
 START_TIMEOUT_S = 20.0
 # A free port can be taken between our probe and Tansu's bind; pick another then.
@@ -173,14 +173,8 @@ class DevBroker:
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc is not None and proc.poll() is None:
+            terminate(proc)
 
     def stop(self) -> None:
         """Terminate the broker (kill after 5 s); idempotent. Removes the logs unless kept."""
@@ -198,3 +192,13 @@ class DevBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL when ``proc`` has not exited within ``grace_s``."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
