@@ -22,6 +22,7 @@ from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
+from worker.kafka.pacing import IdlePacer
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeliveryTask, Event, InvalidRecord
@@ -105,6 +106,7 @@ class Router:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        pacer = IdlePacer()
         try:
             while not stop.is_set():
                 self._heartbeat()
@@ -118,7 +120,7 @@ class Router:
                     self._lag.report()
                 if self._fatal:
                     raise RuntimeError(self._fatal)
-                await asyncio.sleep(0 if messages else 0.005)
+                await asyncio.sleep(pacer.pause(bool(messages)))
             self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
             self._offsets.store(self._consumer)
         finally:
