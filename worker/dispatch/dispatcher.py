@@ -14,6 +14,7 @@ through :class:`worker.dispatch.ordering.Lane`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -37,7 +38,7 @@ from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import progress_key, read_parked
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import MAX_RANGES, OffsetBook, expand_ranges, ranges_of
-from worker.kafka.pacing import IdlePacer, Nap
+from worker.kafka.pacing import IdlePacer
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter
@@ -111,7 +112,7 @@ class Dispatcher:
         self._ready: deque[Work] = deque()
         self._started: set[int] = set()  # id() of works whose attempt has started
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._nap = Nap()  # ended early by a finished attempt
+        self._wake = asyncio.Event()  # ends a nap early: an attempt finished
         self._pacer = IdlePacer()
         self._fatal: str | None = None
         self._assigned = False
@@ -140,7 +141,9 @@ class Dispatcher:
                 if self._fatal:
                     raise RuntimeError(self._fatal)
                 if pause:
-                    await self._nap.take(pause)
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), pause)
                 else:
                     await asyncio.sleep(0)
             await self._drain()
@@ -270,7 +273,7 @@ class Dispatcher:
         finally:
             if self._flying.get(work.task.delivery_id) is work:
                 del self._flying[work.task.delivery_id]
-            self._nap.wake()
+            self._wake.set()
             self._slot_freed(work.task.workspace)
         self._started.discard(id(work))
         if work.gen != self._gen.get(work.partition, -1):

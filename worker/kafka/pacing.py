@@ -9,9 +9,7 @@ not 1,000 (bench scenario D: the 5 ms naps cost its p50 about 6 ms).
 
 from __future__ import annotations
 
-import asyncio
-
-__all__ = ["IdlePacer", "Nap"]
+__all__ = ["IdlePacer"]
 
 BUSY_NAP_S = 0.001
 IDLE_NAP_S = 0.005
@@ -30,30 +28,3 @@ class IdlePacer:
             return 0.0
         self._empty += 1
         return BUSY_NAP_S if self._empty <= QUIET_AFTER else IDLE_NAP_S
-
-
-class Nap:
-    """A nap that ``wake()`` can end early (the dispatcher is woken by finished attempts).
-
-    Cheaper than ``asyncio.wait_for(event.wait(), t)``, which makes a task per nap."""
-
-    def __init__(self) -> None:
-        self._waiter: asyncio.Future[None] | None = None
-
-    async def take(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(seconds, _end, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    def wake(self) -> None:
-        _end(self._waiter)
-
-
-def _end(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
