@@ -20,6 +20,7 @@ from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_event
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
 from worker.kafka.pacing import IdlePacer
@@ -124,10 +125,7 @@ class Router:
             self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
             self._offsets.store(self._consumer)
         finally:
-            try:
-                self._consumer.close()
-            except Exception as exc:
-                log.warning("closing router consumer: %s", exc)
+            close_consumer(self._consumer, "router")
 
     def _route(self, message: Message) -> None:
         begun = self._offsets.begin(message)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import orjson
 
@@ -38,3 +43,40 @@ def test_dev_runs_the_demo_end_to_end():
     assert len(deliveries) >= 8
     assert all(d["signature"] == "verified" for d in deliveries)
     assert len({d["webhook_id"] for d in deliveries}) >= 8
+
+
+def test_ctrl_c_drains_the_worker_then_stops_the_broker():
+    """A terminal's Ctrl-C sends SIGINT to the whole process group. The broker runs in its own
+    session, so it is not interrupted under the draining worker (whose consumers would then
+    wait for it at close): dev exits 0 and then stops the broker itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "WEBHOOK_"))}
+    env["WEBHOOK_METRICS_PORT"] = "0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "dev", "--events", "4"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        broker_port = None
+        deliveries = 0
+        deadline = time.monotonic() + 90
+        while deliveries < 4:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic())).decode()
+            if line.startswith("broker: "):
+                broker_port = int(line.rsplit(":", 1)[1])
+            deliveries += line.startswith("delivery=")
+        assert broker_port is not None
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", broker_port)) != 0, "the broker was stopped"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()

@@ -6,12 +6,18 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.kafka import consume_all, produce_json
+from worker.config import Settings
+from worker.kafka.clients import close_consumer, make_consumer
 from worker.kafka.devbroker import DevBroker, DevBrokerError, resolve_tansu
 
 
@@ -86,3 +92,53 @@ def test_an_unwritable_home_falls_back_to_the_work_dir(
     binary = resolve_tansu(tmp_path)
     assert binary == str(tmp_path / "tansu")
     assert os.access(binary, os.X_OK)
+
+
+def test_the_broker_dies_with_the_process_that_started_it() -> None:
+    """Killed without a chance to clean up (SIGKILL), the starter leaves no broker behind."""
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom worker.kafka.devbroker import DevBroker\n"
+            "b = DevBroker().start()\nprint(b.port, flush=True)\ntime.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    with starter:
+        try:
+            assert starter.stdout is not None
+            port = int(starter.stdout.readline())
+            assert accepts_connections(port)
+        finally:
+            starter.kill()
+    deadline = time.monotonic() + 15
+    while accepts_connections(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not accepts_connections(port), "the orphaned broker is still serving"
+
+
+def test_closing_a_consumer_whose_broker_is_gone_gives_up_after_the_timeout() -> None:
+    """librdkafka's close waits forever for a vanished cluster; a stopping worker must not."""
+    with DevBroker() as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("t", num_partitions=1)])["t"].result(10)
+        produce_json(broker.bootstrap, "t", [{"n": 1}], key="k")
+
+        def member(group: str) -> Consumer:
+            consumer = make_consumer(
+                Settings(bootstrap_servers=broker.bootstrap), group, log_level=0
+            )
+            consumer.subscribe(["t"])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is not None and message.error() is None:
+                    consumer.store_offsets(message)
+                    return consumer
+            raise AssertionError("no record within 30s")
+
+        assert close_consumer(member("a"), "healthy", timeout_s=30), "a reachable broker closes"
+        orphan = member("b")
+    assert not close_consumer(orphan, "orphan", timeout_s=2)

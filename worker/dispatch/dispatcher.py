@@ -36,6 +36,7 @@ from worker.dispatch.limits import RateLimiter, WorkspaceSlots
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import progress_key, read_parked
+from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import MAX_RANGES, OffsetBook, expand_ranges, ranges_of
 from worker.kafka.pacing import IdlePacer
@@ -623,10 +624,7 @@ class Dispatcher:
             self._write_parked(work, on_ack=partial(self._finish, work))
 
     def _close(self) -> None:
-        try:
-            self._consumer.close()  # revokes: final commit happens in _on_revoke
-        except Exception as exc:
-            log.warning("closing consumer: %s", exc)
+        close_consumer(self._consumer, "dispatcher")  # revokes: final commit in _on_revoke
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ design depends on, which nobody can change:
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -22,10 +24,12 @@ from confluent_kafka.admin import AdminClient
 from worker.config import Settings
 
 __all__ = [
+    "CLOSE_TIMEOUT_S",
     "CONSUMER_DEFAULTS",
     "CONSUMER_REQUIRED",
     "PRODUCER_DEFAULTS",
     "PRODUCER_REQUIRED",
+    "close_consumer",
     "consumer_config",
     "make_admin",
     "make_consumer",
@@ -62,6 +66,10 @@ CONSUMER_REQUIRED: dict[str, str] = {
 }
 # A consumer without a group assigns partitions itself and never commits.
 _READER_GROUP = "webhook-worker-reader"
+# How long a consumer's close (final commit, leaving the group) may take before we stop anyway.
+CLOSE_TIMEOUT_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -99,3 +107,33 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client with the cluster address and the user's ``KAFKA_*`` properties."""
     return AdminClient(dict(settings.to_librdkafka()))
+
+
+def close_consumer(consumer: Consumer, what: str, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+    """Close ``consumer``, waiting at most ``timeout_s``; True when it closed in time.
+
+    librdkafka's close can wait forever for a cluster that went away mid-shutdown
+    (confluent-kafka-python#1667), and a stopping worker must still stop: the close runs in a
+    daemon thread, abandoned (with a warning) past the timeout. Whatever a partial close left
+    uncommitted is re-delivered, as after a crash. Its rebalance callbacks run in that thread
+    while the caller waits. Errors are logged, never raised.
+    """
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except Exception as exc:
+            log.warning("closing the %s consumer: %s", what, exc)
+
+    closer = threading.Thread(target=close, name=f"close-{what}", daemon=True)
+    closer.start()
+    closer.join(timeout_s)
+    if closer.is_alive():
+        log.warning(
+            "the %s consumer did not close within %.0fs (is the cluster reachable?); "
+            "stopping without it",
+            what,
+            timeout_s,
+        )
+        return False
+    return True

