@@ -19,6 +19,7 @@ def main(port: int, delay_ms: int) -> None:
     count = 0
     latencies: list[float] = []
     hang: set[str] = set()
+    first: dict[str, float] = {}  # each name's first arrival: when its lane started
 
     async def hook(request: web.Request) -> web.Response:
         nonlocal count
@@ -27,6 +28,7 @@ def main(port: int, delay_ms: int) -> None:
             await asyncio.sleep(3600)
         body = await request.read()
         arrived = time.time()
+        first.setdefault(name, arrived)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         count += 1
@@ -38,6 +40,8 @@ def main(port: int, delay_ms: int) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         data: dict[str, object] = {"count": count}
+        if request.query.get("first"):
+            data["first"] = first
         if request.query.get("latencies"):
             data["latencies_ms"] = latencies
         return web.Response(body=orjson.dumps(data), content_type="application/json")
@@ -46,6 +50,7 @@ def main(port: int, delay_ms: int) -> None:
         nonlocal count
         count = 0
         latencies.clear()
+        first.clear()
         return web.json_response({"ok": True})
 
     async def set_hang(request: web.Request) -> web.Response:

@@ -76,6 +76,10 @@ class AiohttpReceiver:
     def latencies_ms(self) -> list[float]:
         return list(self._http.get("/_stats", params={"latencies": "1"}).json()["latencies_ms"])
 
+    def first_arrivals(self) -> list[float]:
+        """Each name's first arrival (Unix seconds) since the last reset."""
+        return list(self._http.get("/_stats", params={"first": "1"}).json()["first"].values())
+
     def reset(self) -> None:
         self._http.post("/_reset")
 

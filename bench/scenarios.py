@@ -123,6 +123,7 @@ def scenario_b(run: Run) -> dict[str, Any]:
         rx.reset()
         with workers(settings, 1, run.profile_path("B")) as w:
             result = drain(w, rx.count, total, 900, {"worker": w.pids(), "receiver": rx.pids()})
+            starts = lane_starts(rx.first_arrivals())
         limit = _endpoint_limit(run, ceiling["rate"])
         out = {
             "events": total,
@@ -139,11 +140,26 @@ def scenario_b(run: Run) -> dict[str, Any]:
             "cpu_cores": result["cpu"],
             "worker_cpu_ms_per_delivery": result["worker_cpu_ms_per_delivery"],
             "per_second": result["per_second"],
+            "lane_start_s": starts,
             "raw_cpu_cores": ceiling["cpu"],
         }
         return _profiled(out, run.profile_path("B"))
     finally:
         rx.close()
+
+
+def lane_starts(firsts: list[float]) -> dict[str, float]:
+    """When the endpoints got their first delivery, in seconds after the first one: an
+    ordered endpoint's 40 deliveries go one at a time, so late starters make the tail."""
+    if not firsts:
+        return {}
+    ordered = sorted(t - min(firsts) for t in firsts)
+    n = len(ordered)
+    return {
+        "p50": round(ordered[n // 2], 2),
+        "p90": round(ordered[min(n - 1, n * 9 // 10)], 2),
+        "last": round(ordered[-1], 2),
+    }
 
 
 def run_naive(run: Run, topic: str, urls: dict[str, str]) -> dict[str, Any]:

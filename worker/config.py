@@ -63,6 +63,15 @@ def _bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {value!r}")
 
 
+def _megabytes(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, int]:
+    """Whole MiB variables (at least 1), as bytes, under their setting's name."""
+    return {
+        attr: _int(var, env[var], minimum=1) * 1024 * 1024
+        for var, attr in names.items()
+        if env.get(var)
+    }
+
+
 def _int(name: str, value: str, minimum: int = 0) -> int:
     try:
         number = int(value)
@@ -95,6 +104,8 @@ class Settings:
     shutdown_timeout_ms: int = 30_000
     max_in_flight: int = 512
     max_in_flight_per_workspace: int = 50
+    # Tasks read from ``deliveries`` but not yet started, estimated in memory (dispatcher).
+    read_ahead_bytes: int = 64 * 1024 * 1024
     default_timeout_ms: int = 15_000
     max_endpoints_per_workspace: int = 0
     disable_after_failures: int = 20
@@ -133,6 +144,7 @@ class Settings:
         for var, attr in ints.items():
             if env.get(var):
                 values[attr] = _int(var, env[var])
+        values.update(_megabytes(env, {"WEBHOOK_READ_AHEAD_MB": "read_ahead_bytes"}))
         durations = {
             "WEBHOOK_SHUTDOWN_TIMEOUT": "shutdown_timeout_ms",
             "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
@@ -176,6 +188,8 @@ class Settings:
             raise ConfigError(
                 f"WEBHOOK_EVENT_LOOP: expected uvloop or asyncio, got {self.event_loop!r}"
             )
+        if self.read_ahead_bytes <= 0:
+            raise ConfigError("read_ahead_bytes: must be positive")
         if self.input_topics.startswith("^"):
             try:
                 re.compile(self.input_topics)

@@ -25,6 +25,11 @@ def test_defaults() -> None:
         parse_duration(d) for d in DEFAULT_RETRY_DELAYS.split(",")
     )
     assert settings.max_attempts == len(settings.retry_delays_ms) + 1
+    assert settings.read_ahead_bytes == 64 * 1024 * 1024
+
+
+def test_read_ahead_is_given_in_mib() -> None:
+    assert Settings.from_env({"WEBHOOK_READ_AHEAD_MB": "8"}).read_ahead_bytes == 8 * 1024 * 1024
 
 
 def test_kafka_properties_become_librdkafka_names() -> None:
@@ -108,6 +113,8 @@ def test_format_duration_picks_the_largest_exact_unit() -> None:
         ("WEBHOOK_METRICS_PORT", "ninety"),
         ("WEBHOOK_METRICS_PORT", "-1"),
         ("WEBHOOK_MAX_IN_FLIGHT", "1.5"),
+        ("WEBHOOK_READ_AHEAD_MB", "0"),
+        ("WEBHOOK_READ_AHEAD_MB", "64MB"),
         ("WEBHOOK_RETRY_DELAYS", "1s,soon"),
         ("WEBHOOK_RETRY_DELAYS", ","),
         ("WEBHOOK_SHUTDOWN_TIMEOUT", "10"),

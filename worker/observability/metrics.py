@@ -213,6 +213,11 @@ class Metrics:
             "Tasks of ordered subscriptions waiting behind an earlier task's retry.",
             registry=r,
         )
+        self._read_ahead = Gauge(
+            "webhook_read_ahead_bytes",
+            "Tasks read from deliveries but not yet started, estimated bytes in memory.",
+            registry=r,
+        )
         self._lag = Gauge(
             "webhook_consumer_lag",
             "Records between the committed offset and the end of the partition.",
@@ -345,6 +350,10 @@ class Metrics:
     def parked(self, n: int) -> None:
         """Ordered tasks currently held back behind a retrying predecessor."""
         self._parked.set(max(n, 0))
+
+    def read_ahead(self, held_bytes: int) -> None:
+        """Memory held by tasks read ahead of the deliveries being attempted (estimated)."""
+        self._read_ahead.set(max(held_bytes, 0))
 
     def oldest_due_retry(self, delay: str, seconds: float) -> None:
         """How far past due the oldest task of retry topic ``delay`` is (0 when none is)."""
