@@ -53,6 +53,11 @@ PROGRESS_INTERVAL_S = 0.5  # how often finished-past-commit offsets are recorded
 
 TP = tuple[str, int]
 POLL_BATCH = 500
+# Past FULL_SPEED_READ_AHEAD x max-in-flight unstarted tasks every attempt slot has work queued:
+# read on (to find endpoints not seen yet) only TRICKLE_BATCH a step, leaving the CPU to the
+# attempts in flight (and to a router on the same loop), up to the memory budget.
+FULL_SPEED_READ_AHEAD = 8
+TRICKLE_BATCH = 50
 # What a task held in memory costs beyond its body: the decoded record's other fields and
 # Python objects (measured ~670 B with tracemalloc), rounded up.
 HELD_TASK_OVERHEAD = 1024
@@ -128,6 +133,7 @@ class Dispatcher:
         self._backpressure = False
         self._held = 0  # held_bytes of unstarted works, as last counted
         self._held_since = 0  # held_bytes of fresh works read since then
+        self._held_tasks = 0  # unstarted works, as last counted, plus fresh ones read since
         self._next_count = 0.0
         self._next_housekeeping = 0.0
         self._next_lag_report = 0.0
@@ -165,7 +171,8 @@ class Dispatcher:
     # -- the loop -----------------------------------------------------------------------
 
     def _step(self) -> bool:
-        messages = self._consumer.consume(POLL_BATCH, timeout=0)
+        full_speed = self._held_tasks < FULL_SPEED_READ_AHEAD * self._settings.max_in_flight
+        messages = self._consumer.consume(POLL_BATCH if full_speed else TRICKLE_BATCH, timeout=0)
         for message in messages:
             self._on_message(message)
         self._producer.poll(0)
@@ -214,6 +221,7 @@ class Dispatcher:
         if topic == self._topics.deliveries:
             task.seq = offset
             self._held_since += held_bytes(work)
+            self._held_tasks += 1
             self._on_fresh(work)
         else:
             self._delayed.add(work, _now_ms())
@@ -517,8 +525,13 @@ class Dispatcher:
             itertools.chain.from_iterable(self._ws_waiting.values()),
             (w for lanes in self._lanes.values() for lane in lanes.values() for w in lane.waiting),
         )
-        held = self._held = sum(map(held_bytes, unstarted))
+        held = count = 0
+        for work in unstarted:
+            held += len(work.task.body)
+            count += 1
+        held = self._held = held + count * HELD_TASK_OVERHEAD
         self._held_since = 0
+        self._held_tasks = count
         self._metrics.read_ahead(held)
         budget = self._settings.read_ahead_bytes
         if not self._backpressure and held > budget:
