@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="uvloop",
         help="event loop of the worker and of the raw ceiling (default: the worker's default)",
     )
+    parser.add_argument(
+        "--roles",
+        choices=("all", "split"),
+        default="all",
+        help="A-C's worker: one process (all) or a router and a dispatcher process (split)",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     return parser.parse_args(argv)
 
@@ -54,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ["WEBHOOK_EVENT_LOOP"] = args.loop  # read by bench.rig for every worker
+    os.environ["BENCH_WORKER_ROLES"] = args.roles  # likewise
     chosen = [s for s in ORDER if s in {c.strip().upper() for c in args.scenarios.split(",")}]
     results: dict[str, Any] = {
         "machine": machine(),
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             "scale": args.scale,
             "receiver": args.receiver,
             "loop": args.loop,
+            "roles": args.roles,
         },
         "scenarios": {},
     }

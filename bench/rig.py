@@ -105,6 +105,11 @@ def event_loop() -> str:
     return os.environ.get("WEBHOOK_EVENT_LOOP") or "uvloop"
 
 
+def split_roles() -> bool:
+    """``--roles split``: run one worker as a router process and a dispatcher process."""
+    return os.environ.get("BENCH_WORKER_ROLES") == "split"
+
+
 class Workers:
     """``n`` worker processes in one group; optionally one of them sampled by py-spy."""
 
@@ -112,14 +117,17 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
         self._logs = []
-        for _ in range(n):
+        # --roles split: one worker is a router process and a dispatcher process (the Kubernetes
+        # layout); the profile samples the dispatcher.
+        roles = ["dispatcher", "router"] if n == 1 and split_roles() else ["all"] * n
+        for role in roles:
             env = worker_env(settings)
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self._logs.append(log)
             self.ports.append(int(env["WEBHOOK_METRICS_PORT"]))
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "worker", "run"],
+                    [sys.executable, "-m", "worker", "run", "--role", role],
                     env=env,
                     cwd=ROOT,
                     stdout=log,
