@@ -131,9 +131,10 @@ class Dispatcher:
         self._fatal: str | None = None
         self._assigned = False
         self._backpressure = False
-        self._held = 0  # held_bytes of unstarted works, as last counted
-        self._held_since = 0  # held_bytes of fresh works read since then
-        self._held_tasks = 0  # unstarted works, as last counted, plus fresh ones read since
+        # Unstarted works (their held_bytes, and how many), as last counted plus the fresh
+        # ones read since: an upper bound between counts.
+        self._held = 0
+        self._held_tasks = 0
         self._next_count = 0.0
         self._next_housekeeping = 0.0
         self._next_lag_report = 0.0
@@ -181,7 +182,7 @@ class Dispatcher:
         now = time.monotonic()
         if (
             not self._backpressure
-            and self._held + self._held_since > self._settings.read_ahead_bytes
+            and self._held > self._settings.read_ahead_bytes
             and now >= self._next_count
         ):
             self._next_count = now + 0.02  # a count walks every held task: not every step
@@ -220,7 +221,7 @@ class Dispatcher:
         work = Work(task, topic, partition, offset, gen=self._gen.get(partition, 0))
         if topic == self._topics.deliveries:
             task.seq = offset
-            self._held_since += held_bytes(work)
+            self._held += held_bytes(work)
             self._held_tasks += 1
             self._on_fresh(work)
         else:
@@ -527,11 +528,9 @@ class Dispatcher:
         )
         held = count = 0
         for work in unstarted:
-            held += len(work.task.body)
+            held += held_bytes(work)
             count += 1
-        held = self._held = held + count * HELD_TASK_OVERHEAD
-        self._held_since = 0
-        self._held_tasks = count
+        self._held, self._held_tasks = held, count
         self._metrics.read_ahead(held)
         budget = self._settings.read_ahead_bytes
         if not self._backpressure and held > budget:
