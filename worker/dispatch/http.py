@@ -321,11 +321,6 @@ class HttpSender:
         # kept-alive connection the server closes as we send fails the attempt, as with
         # aiohttp. Closes that arrive while it is idle take it out of the pool first.
         conn = self._take_idle(target.origin) or await self._connect(target)
-        return await self._round_trip(conn, head, body)
-
-    async def _round_trip(
-        self, conn: _Connection, head: bytes, body: bytes
-    ) -> tuple[int, bytes, str | None]:
         finished = False
         try:
             result = await conn.send(head, body)
@@ -410,9 +405,10 @@ class HttpSender:
                     kept.append(conn)
             del self._idle[origin]
         kept.sort(key=lambda c: c.idle_since)
-        for conn in kept[: max(0, len(kept) - self._max)]:
+        excess = max(0, len(kept) - self._max)
+        for conn in kept[:excess]:
             conn.close()
-        for conn in kept[max(0, len(kept) - self._max) :]:
+        for conn in kept[excess:]:
             self._idle.setdefault(conn.origin, []).append(conn)
         if self._idle and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
