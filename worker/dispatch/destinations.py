@@ -5,10 +5,11 @@ non-public address unless the settings allow it:
 
 * the resolver (:class:`GuardedResolver`) keeps only the permitted addresses DNS returns,
   and refuses the name when none is left or the lookup fails (fail closed);
-* the socket factory (:func:`guarded_socket_factory`) checks the exact address each socket is
-  about to connect to. aiohttp skips the resolver for IP-literal hosts, so this is the check
-  that sees every connection, and since it runs on the address being connected, a DNS answer
-  that changes between an earlier check and the connect (rebinding) cannot slip through.
+* the delivery client (:mod:`worker.dispatch.http`) checks, with
+  :meth:`DestinationPolicy.check`, the exact address each connection is opened to. IP-literal
+  hosts never reach the resolver, so this is the check that sees every connection, and since
+  it runs on the address being connected, a DNS answer that changes between an earlier check
+  and the connect (rebinding) cannot slip through.
 
 Legacy numeric IPv4 spellings (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``) mean
 what ``inet_aton`` makes of them; :func:`literal_address` turns them into the address they name,
@@ -20,10 +21,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import AsyncResolver, ThreadedResolver
 
@@ -33,7 +32,6 @@ __all__ = [
     "BlockedDestination",
     "DestinationPolicy",
     "GuardedResolver",
-    "guarded_socket_factory",
     "is_public_address",
     "literal_address",
     "resolve_destination",
@@ -219,20 +217,6 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def guarded_socket_factory(policy: DestinationPolicy) -> Callable[[AddrInfoType], socket.socket]:
-    """aiohttp's ``socket_factory``: refuses to create a socket for a non-permitted peer.
-
-    Called with the very address the socket then connects to, for IP-literal hosts too.
-    """
-
-    def factory(addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, address = addr_info
-        policy.check(str(address[0]), str(address[0]))
-        return socket.socket(family, type_, proto)
-
-    return factory
 
 
 async def resolve_destination(host: str, port: int, policy: DestinationPolicy) -> list[str]:

@@ -16,7 +16,6 @@ from worker.dispatch.destinations import (
     BlockedDestination,
     DestinationPolicy,
     GuardedResolver,
-    guarded_socket_factory,
     is_public_address,
     literal_address,
     resolve_destination,
@@ -233,33 +232,6 @@ def test_resolver_refuses_a_name_that_resolves_to_loopback() -> None:
     assert asyncio.run(resolve(allowed)) == ["127.0.0.1"]
 
 
-@pytest.mark.parametrize(
-    ("family", "address"),
-    [
-        (socket.AF_INET, ("127.0.0.1", 80)),
-        (socket.AF_INET, ("169.254.169.254", 80)),
-        (socket.AF_INET6, ("::1", 80, 0, 0)),
-        (socket.AF_INET6, ("::ffff:127.0.0.1", 80, 0, 0)),
-        (socket.AF_INET6, ("fe80::1", 80, 0, 2)),
-    ],
-)
-def test_socket_factory_refuses_before_any_socket_exists(
-    family: socket.AddressFamily, address: tuple[object, ...]
-) -> None:
-    factory = guarded_socket_factory(STRICT)
-    with pytest.raises(BlockedDestination):
-        factory((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address))
-
-
-def test_socket_factory_makes_a_socket_for_a_permitted_peer() -> None:
-    factory = guarded_socket_factory(STRICT)
-    sock = factory((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("1.1.1.1", 443)))
-    try:
-        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
-    finally:
-        sock.close()  # never connected
-
-
 class Listener:
     """A TCP listener on 127.0.0.1 that counts connections and answers 200 to each."""
 
@@ -287,7 +259,7 @@ HOSTS += ["[::ffff:127.0.0.1]", "127.0.0.1."]
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_sender_checks_every_spelling_at_connect_time(host: str) -> None:
-    """The HTTP sender (aiohttp skips the resolver for IP literals): refused without a
+    """The HTTP sender (IP literals never reach the resolver): refused without a
     connection, and the same URL delivered once the allow-list admits 127.0.0.1."""
     listener = Listener()
     url = f"http://{host}:{listener.port}/hook"
