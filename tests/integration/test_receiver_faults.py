@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import itertools
 import socket
-import threading
 import time
 from collections import defaultdict
 
 from tests.support.kafka import consume_all, produce_json
+from tests.support.listener import TcpListener
 from tests.support.receiver import Receiver, Reply, always
 from tests.support.subs import SubsWriter
 from tests.support.worker import running
@@ -24,22 +24,13 @@ class RawServer:
     """Accepts connections and answers each with ``reply(conn)`` (broken HTTP on purpose)."""
 
     def __init__(self, reply) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
-        self.hits = 0
         self._reply = reply
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._listener = TcpListener(self._one)
+        self.url = f"http://127.0.0.1:{self._listener.port}/"
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+    @property
+    def hits(self) -> int:
+        return self._listener.connections
 
     def _one(self, conn: socket.socket) -> None:
         try:
@@ -51,7 +42,7 @@ class RawServer:
             conn.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self._listener.close()
 
 
 def garbage(conn: socket.socket) -> None:

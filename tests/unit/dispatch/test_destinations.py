@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import threading
 
 import pytest
 
+from tests.support.listener import TcpListener
 from worker.config import ConfigError, Settings, parse_networks
 from worker.dispatch.destinations import (
     BlockedDestination,
@@ -232,25 +232,10 @@ def test_resolver_refuses_a_name_that_resolves_to_loopback() -> None:
     assert asyncio.run(resolve(allowed)) == ["127.0.0.1"]
 
 
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts connections and answers 200 to each."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+def answer_ok(conn: socket.socket) -> None:
+    with conn:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
 
 
 HOSTS = ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1", "127.1"]
@@ -261,7 +246,7 @@ HOSTS += ["[::ffff:127.0.0.1]", "127.0.0.1."]
 def test_sender_checks_every_spelling_at_connect_time(host: str) -> None:
     """The HTTP sender (IP literals never reach the resolver): refused without a
     connection, and the same URL delivered once the allow-list admits 127.0.0.1."""
-    listener = Listener()
+    listener = TcpListener(answer_ok)
     url = f"http://{host}:{listener.port}/hook"
 
     async def post(policy: DestinationPolicy) -> int:
@@ -280,4 +265,4 @@ def test_sender_checks_every_spelling_at_connect_time(host: str) -> None:
         assert asyncio.run(post(allowed)) == 200
         assert listener.connections == 1
     finally:
-        listener.sock.close()
+        listener.close()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
+from tests.support.listener import TcpListener
 from worker import eventloop
 from worker.config import parse_networks
 from worker.dispatch.destinations import DestinationPolicy
@@ -36,27 +37,22 @@ class Server:
     script: Script
     tls: ssl.SSLContext | None = None
     requests: list[bytes] = field(default_factory=list)
-    connections: int = 0
     closed: int = 0  # connections the client closed
 
     def __post_init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._listener = TcpListener(self._serve)
+
+    @property
+    def connections(self) -> int:
+        return self._listener.connections
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
 
     def url(self, path: str = "/hook") -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
         with raw:
@@ -94,7 +90,7 @@ class Server:
                     return
 
     def stop(self) -> None:
-        self.sock.close()
+        self._listener.close()
 
 
 def _recv(conn: socket.socket) -> bytes:
