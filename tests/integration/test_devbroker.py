@@ -16,6 +16,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.kafka import consume_all, produce_json
+from tests.support.worker import REPO
 from worker.config import Settings
 from worker.kafka.clients import close_consumer, make_consumer
 from worker.kafka.devbroker import DevBroker, DevBrokerError, resolve_tansu
@@ -104,7 +105,7 @@ def test_the_broker_dies_with_the_process_that_started_it() -> None:
             "b = DevBroker().start()\nprint(b.port, flush=True)\ntime.sleep(120)\n",
         ],
         stdout=subprocess.PIPE,
-        cwd=Path(__file__).parents[2],
+        cwd=REPO,
     )
     with starter:
         try:
