@@ -24,15 +24,15 @@ from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.dispatch.delivery import Attempter
-from worker.dispatch.destinations import DestinationPolicy
 from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
-from worker.dispatch.http import HttpSender
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
+from worker.outbound.client import HttpSender
+from worker.outbound.destinations import DestinationPolicy
 from worker.router import Router
 from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.secrets import SecretBox

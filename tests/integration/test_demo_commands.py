@@ -21,7 +21,7 @@ from tests.support.kafka import consume_all
 from tests.support.worker import REPO, running, settings_env
 from worker.cli.demo import SAMPLE_EVENTS
 from worker.config import Settings
-from worker.dispatch.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, sign_headers
 from worker.subscriptions.secrets import generate_secret
 
 

@@ -33,8 +33,8 @@ from tests.support.worker import running
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings, parse_networks
-from worker.dispatch.destinations import DestinationPolicy
 from worker.model import Attempt, DeadLetter
+from worker.outbound.destinations import DestinationPolicy
 from worker.subscriptions.challenge import ChallengeFailed, check_destination, run_challenge
 from worker.subscriptions.secrets import generate_secret
 

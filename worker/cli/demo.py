@@ -28,9 +28,9 @@ from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.events import build_event
 from worker.cli.subs import create_subscription, load_table
 from worker.config import Settings
-from worker.dispatch.signing import decode_secret
 from worker.kafka.clients import make_producer
 from worker.kafka.writes import produce
+from worker.outbound.signing import decode_secret
 from worker.subscriptions.edit import Changes
 from worker.subscriptions.model import Status
 

@@ -9,8 +9,8 @@ from typing import Any
 from worker.app import Codecs, open_table, secret_box
 from worker.cli.common import CommandError, emit, settings_from
 from worker.config import ConfigError, Settings, parse_duration
-from worker.dispatch.destinations import DestinationPolicy
 from worker.kafka.clients import make_producer
+from worker.outbound.destinations import DestinationPolicy
 from worker.subscriptions.challenge import ChallengeCache, ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes
 from worker.subscriptions.model import SecretEntry, Status, Subscription

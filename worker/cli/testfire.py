@@ -15,9 +15,9 @@ from worker import __version__
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.subs import get_subscription
 from worker.dispatch.delivery import RESERVED_HEADERS
-from worker.dispatch.destinations import DestinationPolicy
-from worker.dispatch.signing import decode_secret, sign_headers
 from worker.model import Event
+from worker.outbound.destinations import DestinationPolicy
+from worker.outbound.signing import decode_secret, sign_headers
 from worker.subscriptions.challenge import ChallengeFailed, pinned_target
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body

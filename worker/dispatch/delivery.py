@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.dispatch.http import HttpSender, TransportError
 from worker.dispatch.policy import Next, Verdict, classify, parse_retry_after
-from worker.dispatch.signing import decode_secret, sign_headers
 from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
+from worker.outbound.client import HttpSender, TransportError
+from worker.outbound.signing import decode_secret, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
 __all__ = ["Attempter", "Outcome"]

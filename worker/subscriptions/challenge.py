@@ -14,12 +14,12 @@ import httpx
 import orjson
 
 from worker import __version__
-from worker.dispatch.destinations import (
+from worker.outbound.destinations import (
     BlockedDestination,
     DestinationPolicy,
     resolve_destination,
 )
-from worker.dispatch.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, sign_headers
 
 __all__ = [
     "ChallengeCache",

@@ -15,9 +15,9 @@ from confluent_kafka import Producer
 
 from worker.codec.records import RecordCodec
 from worker.config import Settings
-from worker.dispatch.destinations import DestinationPolicy, literal_address
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
+from worker.outbound.destinations import DestinationPolicy, literal_address
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import validate_pattern
 from worker.subscriptions.secrets import SecretBox, seal_subscription

@@ -25,7 +25,7 @@ from typing import cast
 import httptools
 from yarl import URL
 
-from worker.dispatch.destinations import (
+from worker.outbound.destinations import (
     BlockedDestination,
     DestinationPolicy,
     GuardedResolver,

@@ -12,7 +12,8 @@ import pytest
 
 from tests.support.listener import TcpListener
 from worker.config import ConfigError, Settings, parse_networks
-from worker.dispatch.destinations import (
+from worker.outbound.client import HttpSender, TransportError
+from worker.outbound.destinations import (
     BlockedDestination,
     DestinationPolicy,
     GuardedResolver,
@@ -20,7 +21,6 @@ from worker.dispatch.destinations import (
     literal_address,
     resolve_destination,
 )
-from worker.dispatch.http import HttpSender, TransportError
 
 STRICT = DestinationPolicy()
 

@@ -18,8 +18,8 @@ import trustme
 from tests.support.listener import TcpListener
 from worker import eventloop
 from worker.config import parse_networks
-from worker.dispatch.destinations import DestinationPolicy
-from worker.dispatch.http import RESPONSE_READ_CAP, HttpSender, Response, TransportError
+from worker.outbound.client import RESPONSE_READ_CAP, HttpSender, Response, TransportError
+from worker.outbound.destinations import DestinationPolicy
 
 T = TypeVar("T")
 LOCAL = DestinationPolicy(allowed_networks=parse_networks("127.0.0.1/32"))

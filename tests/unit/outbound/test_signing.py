@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from worker.dispatch.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, sign_headers
 from worker.subscriptions.secrets import generate_secret
 
 

@@ -5,7 +5,7 @@ non-public address unless the settings allow it:
 
 * the resolver (:class:`GuardedResolver`) keeps only the permitted addresses DNS returns,
   and refuses the name when none is left or the lookup fails (fail closed);
-* the delivery client (:mod:`worker.dispatch.http`) checks, with
+* the delivery client (:mod:`worker.outbound.client`) checks, with
   :meth:`DestinationPolicy.check`, the exact address each connection is opened to. IP-literal
   hosts never reach the resolver, so this is the check that sees every connection, and since
   it runs on the address being connected, a DNS answer that changes between an earlier check
