@@ -3,6 +3,10 @@
 Layout (Avro spec, "Single-object encoding"): marker ``C3 01``, the 8-byte little-endian
 CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, then the binary body. Any
 reader with our ``schemas/`` can decode any of our topics without a registry.
+
+Schemas only grow compatibly. Every released version is kept in ``schemas/history/``; a
+record written with one of them is decoded with it as the writer's schema and the current
+one as the reader's (Avro schema resolution: fields added since take their defaults).
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class AvroCodec:
         directory = directory or schema_dir()
         named: dict[str, Any] = {}
         self._by_name: dict[str, tuple[Any, bytes]] = {}
-        self._by_fingerprint: dict[bytes, tuple[str, Any]] = {}
+        # fingerprint -> (record name, writer schema, reader schema or None when the same)
+        self._by_fingerprint: dict[bytes, tuple[str, Any, Any]] = {}
         for stem in SCHEMA_FILES:
             raw = json.loads((directory / f"{stem}.avsc").read_text())
             parsed = parse_schema(raw, named_schemas=named)
@@ -60,7 +65,15 @@ class AvroCodec:
             canonical = to_parsing_canonical_form(parsed)
             header = MARKER + bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
             self._by_name[name] = (parsed, header)
-            self._by_fingerprint[header[2:]] = (name, parsed)
+            self._by_fingerprint[header[2:]] = (name, parsed, None)
+        history = directory / "history"
+        for path in sorted(history.glob("*.avsc")) if history.is_dir() else ():
+            raw = json.loads(path.read_text())
+            if raw["name"] not in self._by_name:
+                raise CodecError(f"{path.name}: no current schema named {raw['name']!r}")
+            old = parse_schema(raw, named_schemas={})
+            key = bytes.fromhex(fingerprint(to_parsing_canonical_form(old), "CRC-64-AVRO"))
+            self._by_fingerprint.setdefault(key, (raw["name"], old, self._by_name[raw["name"]][0]))
 
     def header(self, name: str) -> bytes:
         return self._by_name[name][1]
@@ -84,11 +97,11 @@ class AvroCodec:
         found = self._by_fingerprint.get(data[2:10])
         if found is None:
             raise CodecError(f"unknown Avro schema fingerprint {data[2:10].hex()}")
-        name, parsed = found
+        name, writer, reader = found
         stream = io.BytesIO(data)
         stream.seek(10)
         try:
-            record = schemaless_reader(stream, parsed, None)
+            record = schemaless_reader(stream, writer, reader)
         except Exception as exc:  # fastavro raises many types on garbage input
             raise CodecError(f"malformed {name} record: {type(exc).__name__}") from None
         if stream.tell() != len(data):

@@ -9,7 +9,7 @@ from typing import Any
 
 from worker.codec.avro import AvroCodec, CodecError
 from worker.model import Attempt, DeadLetter, DeliveryTask, InvalidRecord, RedriveMark
-from worker.subscriptions.model import Condition, SecretEntry, Status, Subscription
+from worker.subscriptions.model import Condition, SecretEntry, SigningKey, Status, Subscription
 
 __all__ = ["CodecError", "RecordCodec"]
 
@@ -126,6 +126,16 @@ class RecordCodec:
                 "status": sub.status.value,
                 "created_ms": sub.created_ms,
                 "updated_ms": sub.updated_ms,
+                "status_reason": sub.status_reason,
+                "changed_by": sub.changed_by,
+                "signing_keys": [
+                    {
+                        "private_key": k.private_key,
+                        "public_key": k.public_key,
+                        "expires_ms": k.expires_ms,
+                    }
+                    for k in sub.signing_keys
+                ],
             },
         )
 
@@ -155,4 +165,10 @@ class RecordCodec:
             status=status,
             created_ms=r["created_ms"],
             updated_ms=r["updated_ms"],
+            status_reason=r["status_reason"],
+            changed_by=r["changed_by"],
+            signing_keys=tuple(
+                SigningKey(k["private_key"], k["public_key"], k["expires_ms"])
+                for k in r["signing_keys"]
+            ),
         )

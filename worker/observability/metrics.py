@@ -55,7 +55,7 @@ DEAD_LETTER_REASONS = (
 )
 # The categories worker.codec.events gives its errors (the text before the first colon).
 INVALID_REASONS = ("decode", "validation", "too_large", "empty_record")
-SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "BLOCKED", "TOO_MANY_ERRORS")
+SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "DISABLED", "BLOCKED", "TOO_MANY_ERRORS")
 LABEL_VALUE_LIMIT = 50
 OTHER = "other"
 # Distinct arguments whose label children one method remembers; further ones are resolved on

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["Condition", "SecretEntry", "Status", "Subscription"]
+__all__ = ["Condition", "SecretEntry", "SigningKey", "Status", "Subscription"]
 
 
 class Status(StrEnum):
     PENDING = "PENDING"
     ACTIVE = "ACTIVE"
-    BLOCKED = "BLOCKED"  # set by an operator (`subs disable`)
+    DISABLED = "DISABLED"  # set by the workspace itself (API or portal); it may lift it
+    BLOCKED = "BLOCKED"  # set by an operator (`subs disable`, an admin token)
     TOO_MANY_ERRORS = "TOO_MANY_ERRORS"  # set by the worker
 
 
@@ -38,6 +39,17 @@ class SecretEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningKey:
+    """An ed25519 key pair for Standard Webhooks ``v1a`` signatures: ``private_key`` is the
+    32-byte seed in base64 (encrypted at rest when a key is configured), ``public_key`` is
+    ``whpk_<base64>``. ``expires_ms`` is set on the old key during a rotation's grace period."""
+
+    private_key: str = field(repr=False)
+    public_key: str
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     id: str
     workspace: str
@@ -56,6 +68,9 @@ class Subscription:
     status: Status = Status.ACTIVE
     created_ms: int = 0
     updated_ms: int = 0
+    status_reason: str | None = None
+    changed_by: str | None = None  # an API token id, or "cli"
+    signing_keys: tuple[SigningKey, ...] = field(default=(), repr=False)
 
     def active_secrets(self, now_ms: int) -> list[str]:
         """Secrets that sign a request sent at ``now_ms`` (newest first)."""

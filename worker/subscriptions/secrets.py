@@ -61,32 +61,35 @@ class SecretBox:
 
 
 def seal_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
+    """``sub`` with its secrets and private signing keys encrypted (as it is written)."""
     if box is None:
         return sub
+
+    def seal(text: str) -> str:
+        return text if text.startswith(SEALED_PREFIX) else box.seal(text)
+
     return replace(
         sub,
-        secrets=tuple(
-            SecretEntry(
-                s.secret if s.secret.startswith(SEALED_PREFIX) else box.seal(s.secret), s.expires_ms
-            )
-            for s in sub.secrets
-        ),
+        secrets=tuple(SecretEntry(seal(s.secret), s.expires_ms) for s in sub.secrets),
+        signing_keys=tuple(replace(k, private_key=seal(k.private_key)) for k in sub.signing_keys),
     )
 
 
 def open_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
-    if not any(s.secret.startswith(SEALED_PREFIX) for s in sub.secrets):
+    """``sub`` with its secrets and private signing keys decrypted (as it is used)."""
+    sealed = [s.secret for s in sub.secrets] + [k.private_key for k in sub.signing_keys]
+    if not any(text.startswith(SEALED_PREFIX) for text in sealed):
         return sub
     if box is None:
         raise SecretsError(
             f"subscription {sub.id} has encrypted secrets but WEBHOOK_SECRETS_KEY is not set"
         )
+
+    def unseal(text: str) -> str:
+        return box.open(text) if text.startswith(SEALED_PREFIX) else text
+
     return replace(
         sub,
-        secrets=tuple(
-            SecretEntry(
-                box.open(s.secret) if s.secret.startswith(SEALED_PREFIX) else s.secret, s.expires_ms
-            )
-            for s in sub.secrets
-        ),
+        secrets=tuple(SecretEntry(unseal(s.secret), s.expires_ms) for s in sub.secrets),
+        signing_keys=tuple(replace(k, private_key=unseal(k.private_key)) for k in sub.signing_keys),
     )
