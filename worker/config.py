@@ -114,6 +114,8 @@ class Settings:
     event_loop: str = "uvloop"
     challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
     demo_secret: str | None = field(default=None, repr=False)
+    # Path of the event-type catalogue (JSON); None: no catalogue, any pattern accepted.
+    event_types: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -129,6 +131,7 @@ class Settings:
             "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
             "WEBHOOK_DEMO_SECRET": "demo_secret",
             "WEBHOOK_EVENT_LOOP": "event_loop",
+            "WEBHOOK_EVENT_TYPES": "event_types",
         }
         for var, attr in simple.items():
             if env.get(var):

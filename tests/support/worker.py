@@ -127,6 +127,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["KAFKA_" + key.upper().replace(".", "_")] = value
     if settings.secrets_key:
         env["WEBHOOK_SECRETS_KEY"] = settings.secrets_key
+    if settings.event_types:
+        env["WEBHOOK_EVENT_TYPES"] = settings.event_types
     return env
 
 

@@ -4,6 +4,7 @@ Without KAFKA_BOOTSTRAP_SERVERS it starts the embedded Tansu broker on a free 12
 It then ensures the topics, starts a demo receiver that verifies every signature, creates a
 demo subscription, emits sample events, runs the worker, and prints each delivery as it
 arrives, until Ctrl-C (or ``--exit-after N`` deliveries); then it stops all it started.
+Without WEBHOOK_EVENT_TYPES it uses the example catalogue shipped with the package.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 import orjson
 
 from worker.app import run_worker
+from worker.catalogue import example_catalogue_path
 from worker.cli.common import settings_from
 from worker.cli.demo import DemoReceiver, sample_event
 from worker.cli.subs import create_subscription
@@ -49,6 +51,7 @@ async def run_dev(args: argparse.Namespace) -> int:
         allow_private_networks=True,
         metrics_port=args.metrics_port,
     )
+    base = base.with_overrides(event_types=base.event_types or str(example_catalogue_path()))
     with _broker(base) as bootstrap:
         settings = base.with_overrides(
             bootstrap_servers=bootstrap,

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from worker import __version__
-from worker.cli import demo, dlq, events, logs, runner, subs, testfire, topics
+from worker.catalogue import CatalogueError
+from worker.cli import demo, dlq, events, eventtypes, logs, runner, subs, testfire, topics
 from worker.cli.common import CommandError
 from worker.config import ConfigError
 from worker.kafka.admin import TopicsError
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (runner, topics, subs, events, testfire, logs, dlq, demo):
+    for module in (runner, topics, subs, events, eventtypes, testfire, logs, dlq, demo):
         module.register(commands, common)
     return parser
 
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         TableError,
         DevBrokerError,
         TopicsError,
+        CatalogueError,
     ) as exc:
         sys.stderr.write(f"webhook-worker: error: {exc}\n")
         return exc.code if isinstance(exc, CommandError) else 2

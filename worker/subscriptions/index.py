@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from worker.model import Event
 from worker.subscriptions.conditions import matches
 from worker.subscriptions.model import Status, Subscription
-from worker.subscriptions.patterns import expand_exact
+from worker.subscriptions.patterns import category_prefix, expand_exact
 
 __all__ = ["SubscriptionIndex"]
 
@@ -38,10 +38,10 @@ class _Bucket:
                 continue
             seen: set[str] = set()
             for pattern in sub.events:
+                key = category_prefix(pattern)
                 if pattern == "*":
                     star.append(sub)
-                elif pattern.endswith(".*"):
-                    key = pattern[:-1]
+                elif key is not None:
                     if "p" + key not in seen:
                         prefix.setdefault(key, []).append(sub)
                         seen.add("p" + key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["expand_exact", "validate_pattern"]
+__all__ = ["category_prefix", "expand_exact", "pattern_matches", "validate_pattern"]
 
 _EXACT = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
 _CATEGORY = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*\.\*$")
@@ -27,3 +27,19 @@ def expand_exact(pattern: str) -> tuple[str, ...]:
         stem = pattern[: -len("saved")]
         return (stem + "created", stem + "updated")
     return (pattern,)
+
+
+def category_prefix(pattern: str) -> str | None:
+    """``"contact.*"`` -> ``"contact."``: the prefix a category pattern stands for, else None."""
+    return pattern[:-1] if pattern.endswith(".*") else None
+
+
+def pattern_matches(pattern: str, kind: str) -> bool:
+    """Whether ``pattern`` selects events of type ``kind``: the rule the router's index applies
+    to a whole table at once (``SubscriptionIndex``), for one pair."""
+    if pattern == "*":
+        return True
+    prefix = category_prefix(pattern)
+    if prefix is not None:
+        return kind.startswith(prefix)
+    return kind in expand_exact(pattern)

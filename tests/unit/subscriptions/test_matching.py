@@ -11,7 +11,7 @@ from worker.model import Event
 from worker.subscriptions.conditions import matches, parse_condition
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import SecretEntry, Status, Subscription
-from worker.subscriptions.patterns import validate_pattern
+from worker.subscriptions.patterns import pattern_matches, validate_pattern
 from worker.subscriptions.render import render_body
 from worker.subscriptions.secrets import (
     SecretBox,
@@ -37,6 +37,19 @@ def test_pattern_validation():
     for bad in ("", "a b", "a.*.b", "**", "a.", ".a", "a.**"):
         with pytest.raises(ValueError, match="malformed event pattern"):
             validate_pattern(bad)
+
+
+_PART = st.sampled_from(["a", "b", "created", "updated", "saved"])
+_KIND = st.lists(_PART, min_size=1, max_size=3).map(".".join)
+_PATTERN = st.one_of(st.just("*"), _KIND, _KIND.map(lambda k: k + ".*"))
+
+
+@given(_PATTERN, _KIND)
+def test_pattern_matches_agrees_with_the_index(pattern: str, kind: str) -> None:
+    # The catalogue asks pattern_matches; the router asks the index: one rule.
+    index = SubscriptionIndex()
+    index.upsert(sub("s", "acme", pattern))
+    assert pattern_matches(pattern, kind) == bool(index.match(event(kind)))
 
 
 def test_index_semantics():
