@@ -25,13 +25,14 @@ from aiohttp import web
 from confluent_kafka import KafkaError, Message
 
 from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.context import load_table
 from worker.cli.events import build_event
-from worker.cli.subs import create_subscription, load_table
+from worker.cli.subs import create_subscription
 from worker.config import Settings
 from worker.kafka.clients import make_producer
 from worker.kafka.writes import produce
 from worker.outbound.signing import decode_secret
-from worker.subscriptions.edit import Changes
+from worker.subscriptions.edit import Changes, split_list
 from worker.subscriptions.model import Status
 
 __all__ = ["SAMPLE_EVENTS", "DemoReceiver", "register", "sample_event"]
@@ -255,7 +256,7 @@ def _subscribe(args: argparse.Namespace) -> int:
         sub = create_subscription(
             settings,
             workspace=args.workspace,
-            changes=Changes(url=args.url, events=args.events, name="demo receiver"),
+            changes=Changes(url=args.url, events=split_list(args.events), name="demo receiver"),
             secret=secret,
         )
         created = True

@@ -75,7 +75,7 @@ async def run_dev(args: argparse.Namespace) -> int:
                 create_subscription,
                 settings,
                 workspace="demo",
-                changes=Changes(url=url, events="*", name="demo receiver"),
+                changes=Changes(url=url, events=("*",), name="demo receiver"),
                 secret=secret,
             )
             _say(args.output, f"subscription {sub.id} -> {url} (challenge passed)")

@@ -20,7 +20,7 @@ import orjson
 
 from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
-from worker.cli.subs import load_table
+from worker.cli.context import load_table
 from worker.config import ConfigError, Settings, parse_duration
 from worker.dlq.redrive import Plan, Result, plan, redrive
 from worker.dlq.store import Filter, Letter, read_letters

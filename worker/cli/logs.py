@@ -15,7 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
-from worker.cli.subs import get_subscription
+from worker.cli.context import get_subscription
 from worker.codec.records import RecordCodec
 from worker.config import ConfigError, Settings, parse_duration
 from worker.kafka.clients import make_consumer

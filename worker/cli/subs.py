@@ -1,31 +1,29 @@
-"""``subs``: create, list, show, update, enable, disable, delete and roll-secret."""
+"""``subs``: create, list, show, update, enable, disable, delete and roll-secret, through the
+subscription service (the same rules as the management API)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from worker.app import Codecs, open_table, secret_box
 from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.context import subscription_service
 from worker.config import ConfigError, Settings, parse_duration
-from worker.kafka.clients import make_producer
-from worker.outbound.destinations import DestinationPolicy
-from worker.subscriptions.challenge import ChallengeCache, ChallengeFailed, run_challenge
-from worker.subscriptions.edit import Changes, apply_changes
-from worker.subscriptions.model import SecretEntry, Status, Subscription
-from worker.subscriptions.secrets import generate_secret
-from worker.subscriptions.store import (
-    InvalidSubscription,
-    SubscriptionWriter,
-    new_subscription_id,
-    now_ms,
+from worker.subscriptions.edit import (
+    Changes,
+    parse_conditions,
+    parse_header,
+    parse_timeout,
+    split_list,
 )
-from worker.subscriptions.table import TableFollower
+from worker.subscriptions.model import Status, Subscription
+from worker.subscriptions.service import CLI_ACTOR, Conflict, NotFound
+from worker.subscriptions.store import InvalidSubscription
 
-__all__ = ["create_subscription", "get_subscription", "load_table", "public_view", "register"]
+T = TypeVar("T")
 
-TABLE_LOAD_TIMEOUT_S = 30.0
+__all__ = ["changes_from_args", "create_subscription", "public_view", "register"]
 
 
 def _add_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
@@ -130,38 +128,29 @@ def public_view(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def _changes(args: argparse.Namespace) -> Changes:
-    return Changes(
-        url=args.url,
-        events=args.events,
-        entity=args.entity,
-        name=args.name,
-        description=args.description,
-        filters=args.filters,
-        fields=args.fields,
-        headers=args.headers,
-        timeout=args.timeout,
-        rate_limit=args.rate_limit,
-        ordered=args.ordered,
-    )
-
-
-def _writer(settings: Settings) -> SubscriptionWriter:
-    return SubscriptionWriter(
-        settings, make_producer(settings), Codecs.load().records, secret_box(settings)
-    )
-
-
-def _challenge(settings: Settings, sub: Subscription) -> None:
-    cache = ChallengeCache(settings.challenge_cache)
-    if cache.recent(sub.url):
-        return
-    run_challenge(
-        sub.url,
-        [s.secret for s in sub.secrets],
-        destinations=DestinationPolicy.from_settings(settings),
-    )
-    cache.remember(sub.url)
+def changes_from_args(args: argparse.Namespace) -> Changes:
+    """The create/update flags as :class:`Changes` (flags not given leave fields as they are)."""
+    values: dict[str, Any] = {}
+    for name in ("url", "name", "description", "ordered"):
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
+    if args.events is not None:
+        values["events"] = split_list(args.events)
+    if args.entity is not None:
+        values["entity"] = args.entity or None
+    if args.fields is not None:
+        values["fields"] = split_list(args.fields)
+    if args.headers is not None:
+        values["headers"] = tuple(parse_header(h) for h in args.headers)
+    if args.filters is not None:
+        values["conditions"] = parse_conditions(args.filters)
+    if args.timeout is not None:
+        values["timeout_ms"] = parse_timeout(args.timeout)
+    if args.rate_limit is not None:
+        if args.rate_limit < 0:
+            raise InvalidSubscription("--rate-limit must be positive (deliveries per second)")
+        values["rate_limit"] = args.rate_limit or None
+    return Changes(**values)
 
 
 def create_subscription(
@@ -173,68 +162,20 @@ def create_subscription(
     challenge: bool = True,
 ) -> Subscription:
     """Validate, challenge (unless told not to) and write a new ACTIVE subscription;
-    nothing is written when any step fails."""
-    if secret is not None and not secret.startswith("whsec_"):
-        raise CommandError("secrets look like whsec_<base64>")
-    now = now_ms()
-    blank = Subscription(
-        id=new_subscription_id(),
-        workspace=workspace,
-        url="",
-        events=(),
-        secrets=(SecretEntry(secret or generate_secret()),),
-        timeout_ms=settings.default_timeout_ms,
-        status=Status.ACTIVE,
-        created_ms=now,
-        updated_ms=now,
-    )
-    writer = _writer(settings)
-    try:
-        sub = apply_changes(blank, changes)
-        writer.check(sub)
-        if settings.max_endpoints_per_workspace:
-            _check_limit(settings, workspace)
-        if challenge:
-            _challenge(settings, sub)
-        writer.put(sub)
-    except (InvalidSubscription, ChallengeFailed) as exc:
-        raise CommandError(str(exc)) from None
-    return sub
-
-
-def _check_limit(settings: Settings, workspace: str) -> None:
-    follower = load_table(settings)
-    try:
-        count = len(follower.table.index.by_workspace(workspace))
-    finally:
-        follower.stop()
-    if count >= settings.max_endpoints_per_workspace:
-        raise InvalidSubscription(
-            f"workspace {workspace} already has {count} endpoints "
-            f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={settings.max_endpoints_per_workspace})"
+    nothing is written when any step fails (one-line CommandError)."""
+    with subscription_service(settings) as service:
+        return _run(
+            lambda: service.create(
+                workspace, changes, actor=CLI_ACTOR, secret=secret, challenge=challenge
+            )
         )
 
 
-def load_table(settings: Settings) -> TableFollower:
-    follower = open_table(settings, Codecs.load())
-    if not follower.wait_caught_up(TABLE_LOAD_TIMEOUT_S):
-        follower.stop()
-        raise CommandError("could not read the subscriptions topic to its end within 30s")
-    return follower
-
-
-def get_subscription(settings: Settings, sub_id: str) -> Subscription:
-    follower = load_table(settings)
+def _run(action: Callable[[], T]) -> T:
     try:
-        sub = follower.table.index.get(sub_id)
-    finally:
-        follower.stop()
-    if sub is None:
-        raise CommandError(f"unknown subscription {sub_id}")
-    return sub
-
-
-_get = get_subscription
+        return action()
+    except (InvalidSubscription, NotFound, Conflict) as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -242,7 +183,7 @@ def _create(args: argparse.Namespace) -> int:
     sub = create_subscription(
         settings,
         workspace=args.workspace,
-        changes=_changes(args),
+        changes=_run(lambda: changes_from_args(args)),
         secret=args.secret,
         challenge=not args.skip_challenge,
     )
@@ -256,17 +197,10 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    follower = load_table(settings_from(args))
-    try:
-        subs = sorted(follower.table.index.all(), key=lambda s: (s.workspace, s.created_ms))
-    finally:
-        follower.stop()
-    views = [
-        public_view(s)
-        for s in subs
-        if (args.workspace is None or s.workspace == args.workspace)
-        and (args.status is None or s.status.value == args.status)
-    ]
+    with subscription_service(settings_from(args)) as service:
+        status = Status(args.status) if args.status else None
+        subs = service.list(args.workspace, status)
+    views = [public_view(s) for s in sorted(subs, key=lambda s: (s.workspace, s.created_ms))]
     text = "\n".join(
         f"{v['id']}  {v['workspace']}  {v['status']}  {','.join(v['events'])}  {v['url']}"
         for v in views
@@ -276,74 +210,50 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    view = public_view(get_subscription(settings_from(args), args.id))
+    with subscription_service(settings_from(args)) as service:
+        view = public_view(_run(lambda: service.get(args.id)))
     emit(args.output, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
     return 0
 
 
-def _save(args: argparse.Namespace, settings: Settings, sub: Subscription, verb: str) -> int:
-    try:
-        _writer(settings).put(replace(sub, updated_ms=now_ms()))
-    except InvalidSubscription as exc:
-        raise CommandError(str(exc)) from None
+def _change(args: argparse.Namespace, verb: str, action: Any) -> int:
+    with subscription_service(settings_from(args)) as service:
+        sub = _run(lambda: action(service))
     emit(args.output, public_view(sub), f"{verb} {sub.id}")
     return 0
 
 
 def _update(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    old = get_subscription(settings, args.id)
-    try:
-        sub = apply_changes(old, _changes(args))
-        _writer(settings).check(sub)
-        if sub.url != old.url and not args.skip_challenge:
-            _challenge(settings, sub)
-    except (InvalidSubscription, ChallengeFailed) as exc:
-        raise CommandError(str(exc)) from None
-    return _save(args, settings, sub, "updated")
+    changes = _run(lambda: changes_from_args(args))
+    return _change(
+        args,
+        "updated",
+        lambda s: s.update(args.id, changes, actor=CLI_ACTOR, challenge=not args.skip_challenge),
+    )
 
 
 def _enable(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    sub = get_subscription(settings, args.id)
-    return _save(args, settings, replace(sub, status=Status.ACTIVE), "enabled")
+    return _change(args, "enabled", lambda s: s.enable(args.id, actor=CLI_ACTOR))
 
 
 def _disable(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    sub = get_subscription(settings, args.id)
-    return _save(args, settings, replace(sub, status=Status.BLOCKED), "disabled")
+    return _change(args, "disabled", lambda s: s.disable(args.id, actor=CLI_ACTOR))
 
 
 def _delete(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    sub = get_subscription(settings, args.id)
-    _writer(settings).delete(sub.id)
-    emit(args.output, {"id": sub.id, "deleted": True}, f"deleted {sub.id}")
+    with subscription_service(settings_from(args)) as service:
+        _run(lambda: service.delete(args.id, actor=CLI_ACTOR))
+    emit(args.output, {"id": args.id, "deleted": True}, f"deleted {args.id}")
     return 0
 
 
 def _roll(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     try:
         grace = parse_duration(args.grace)
     except ConfigError as exc:
         raise CommandError(f"--grace: {exc}") from None
-    sub = get_subscription(settings, args.id)
-    now = now_ms()
-    new = generate_secret()
-    # Newest first: it signs first; the old one signs too until the grace period ends.
-    kept = (
-        tuple(
-            SecretEntry(s.secret, min(s.expires_ms or now + grace, now + grace))
-            for s in sub.secrets
-            if s.expires_ms is None or s.expires_ms > now
-        )
-        if grace > 0
-        else ()
-    )
-    rolled = replace(sub, secrets=(SecretEntry(new), *kept), updated_ms=now)
-    _writer(settings).put(rolled)
+    with subscription_service(settings_from(args)) as service:
+        sub, new = _run(lambda: service.roll_secret(args.id, grace, actor=CLI_ACTOR))
     emit(
         args.output,
         {"id": sub.id, "secret": new, "grace_ms": grace},

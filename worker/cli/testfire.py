@@ -1,123 +1,52 @@
-"""``test-fire ID``: send a realistic, signed sample event straight from the CLI and show
-what the endpoint answered (HARi "Test fire", Huntress "Send Test")."""
+"""``test-fire ID [--full] [--event-type T]``: send a realistic, signed sample event straight
+from the CLI and show what the endpoint answered (HARi "Test fire", Huntress "Send Test")."""
 
 from __future__ import annotations
 
 import argparse
-import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
-from worker import __version__
+from worker.catalogue import load_catalogue
 from worker.cli.common import CommandError, emit, settings_from
-from worker.cli.subs import get_subscription
-from worker.dispatch.delivery import RESERVED_HEADERS
-from worker.model import Event
+from worker.cli.context import get_subscription
 from worker.outbound.destinations import DestinationPolicy
-from worker.outbound.signing import decode_secret, sign_headers
-from worker.subscriptions.challenge import ChallengeFailed, pinned_target
-from worker.subscriptions.model import Subscription
-from worker.subscriptions.render import render_body
+from worker.subscriptions.testfire import NotSubscribed, as_json, fire
 
-__all__ = ["register", "sample_event"]
-
-EXCERPT = 500
+__all__ = ["register"]
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    fire = commands.add_parser("test-fire", parents=[common], help="send a signed sample event")
-    fire.add_argument("id")
-    fire.add_argument("--full", action="store_true", help="the whole response body")
-    fire.set_defaults(handler=_fire)
-
-
-def _concrete(pattern: str) -> str:
-    if pattern == "*":
-        return "record.created"
-    if pattern.endswith(".*"):
-        return pattern[:-1] + "created"
-    if pattern.endswith(".saved"):
-        return pattern[: -len("saved")] + "updated"
-    return pattern
-
-
-def sample_event(sub: Subscription) -> Event:
-    kind = _concrete(sub.events[0] if sub.events else "*")
-    entity = sub.entity or kind.split(".", 1)[0]
-    data: dict[str, Any] = {
-        "id": f"evt_test_{uuid.uuid4().hex[:16]}",
-        "event": kind,
-        "entity": entity,
-        "workspace": sub.workspace,
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "user": "webhook-worker test-fire",
-        "test": True,
-        "record": {
-            "id": "rec_test",
-            "name": "Jane Smith",
-            "email": "jane@example.com",
-            "stage": "proposal",
-        },
-    }
-    if kind.endswith(".updated"):
-        data["changes"] = {"stage": {"old": "qualification", "new": "proposal"}}
-    return Event(
-        data["id"], kind, sub.workspace, entity, int(time.time() * 1000), data, "test-fire"
-    )
+    test = commands.add_parser("test-fire", parents=[common], help="send a signed sample event")
+    test.add_argument("id")
+    test.add_argument("--full", action="store_true", help="the whole response body")
+    test.add_argument("--event-type", dest="event_type", default=None, help="which type to send")
+    test.set_defaults(handler=_fire)
 
 
 def _fire(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     sub = get_subscription(settings, args.id)
     try:
-        target, pinned, extensions = pinned_target(
-            sub.url, DestinationPolicy.from_settings(settings)
+        result = fire(
+            sub,
+            DestinationPolicy.from_settings(settings),
+            catalogue=load_catalogue(settings),
+            event_type=args.event_type,
         )
-    except ChallengeFailed as exc:
-        raise CommandError(str(exc).replace("challenge", "test-fire", 1)) from None
-    event = sample_event(sub)
-    body = render_body(event, sub)
-    delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
-    now = int(time.time())
-    headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
-    headers.update(
-        {"content-type": "application/json", "user-agent": f"webhook-worker/{__version__}"}
-    )
-    keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
-    headers.update(sign_headers(delivery_id, now, body, keys))
-    timeout = sub.timeout_ms / 1000
-    start = time.perf_counter()
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(
-                target, content=body, headers={**headers, **pinned}, extensions=extensions
-            )
-    except httpx.TimeoutException:
-        raise CommandError(f"test-fire to {sub.url}: no response within {timeout:g}s") from None
-    except httpx.ConnectError as exc:
-        raise CommandError(f"test-fire to {sub.url}: connection failed: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise CommandError(f"test-fire to {sub.url}: {type(exc).__name__}: {exc}") from None
-    latency_ms = round((time.perf_counter() - start) * 1000, 1)
-    text = response.text
-    shown = text if args.full else text[:EXCERPT]
-    result = {
-        "status": response.status_code,
-        "latency_ms": latency_ms,
-        "body": shown,
-        "truncated": len(shown) < len(text),
-        "webhook_id": delivery_id,
-        "event": event.event,
-    }
+    except NotSubscribed as exc:
+        raise CommandError(str(exc)) from None
+    if result.error is not None:
+        raise CommandError(f"test-fire to {sub.url}: {result.error}")
+    view = as_json(result, full=args.full)
     more = (
-        f"\n... ({len(text) - len(shown)} more characters; --full)" if result["truncated"] else ""
+        f"\n... ({len(result.body) - len(view['body'])} more characters; --full)"
+        if view["truncated"]
+        else ""
     )
+    heading = f"HTTP {result.status} in {result.latency_ms} ms ({result.webhook_id})"
     emit(
         args.output,
-        result,
-        f"HTTP {response.status_code} in {latency_ms} ms ({delivery_id})\n{shown}{more}",
+        {k: v for k, v in view.items() if k != "error"},
+        f"{heading}\n{view['body']}{more}",
     )
-    return 0 if 200 <= response.status_code < 300 else 1
+    return 0 if result.status is not None and 200 <= result.status < 300 else 1

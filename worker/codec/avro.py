@@ -34,6 +34,7 @@ SCHEMA_FILES = (
     "progress",
     "subscription",
     "event",
+    "idempotency",
 )
 
 

@@ -24,6 +24,7 @@ from worker.outbound.signing import decode_secret, sign_headers
 __all__ = [
     "ChallengeCache",
     "ChallengeFailed",
+    "RecentChallenges",
     "check_destination",
     "pinned_target",
     "run_challenge",
@@ -34,10 +35,12 @@ CACHE_TTL_S = 3600.0
 
 
 class ChallengeCache:
-    """URLs that passed a challenge recently (1 hour), in a small JSON file of the CLI user's.
+    """(workspace, URL) pairs that passed a challenge recently (1 hour), in a small JSON file
+    of the CLI user's. Never shared across workspaces: a workspace cannot skip a challenge
+    because another one's endpoint passed it.
 
     A convenience, not a security boundary: it only spares an endpoint a second challenge
-    when several subscriptions point at it.
+    when several subscriptions of one workspace point at it.
     """
 
     def __init__(self, path: str) -> None:
@@ -50,19 +53,37 @@ class ChallengeCache:
             return {}
         return {k: float(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
-    def recent(self, url: str, now: float | None = None) -> bool:
-        passed = self._load().get(url)
+    def recent(self, workspace: str, url: str, now: float | None = None) -> bool:
+        passed = self._load().get(f"{workspace} {url}")
         return passed is not None and (now or time.time()) - passed < CACHE_TTL_S
 
-    def remember(self, url: str, now: float | None = None) -> None:
+    def remember(self, workspace: str, url: str, now: float | None = None) -> None:
         now = now or time.time()
         data = {k: v for k, v in self._load().items() if now - v < CACHE_TTL_S}
-        data[url] = now
+        data[f"{workspace} {url}"] = now
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._path.write_bytes(orjson.dumps(data))
         except OSError:
             pass  # a read-only home only costs a repeated challenge
+
+
+class RecentChallenges:
+    """The API's memory of passed challenges, per (workspace, URL), for an hour, in the
+    process (each replica challenges once on its own)."""
+
+    def __init__(self) -> None:
+        self._passed: dict[tuple[str, str], float] = {}
+
+    def recent(self, workspace: str, url: str) -> bool:
+        passed = self._passed.get((workspace, url))
+        return passed is not None and time.monotonic() - passed < CACHE_TTL_S
+
+    def remember(self, workspace: str, url: str) -> None:
+        now = time.monotonic()
+        if len(self._passed) > 10_000:
+            self._passed = {k: v for k, v in self._passed.items() if now - v < CACHE_TTL_S}
+        self._passed[(workspace, url)] = now
 
 
 class ChallengeFailed(Exception):

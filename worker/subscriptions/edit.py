@@ -1,83 +1,103 @@
-"""Turning command-line options into subscription fields, with one-line errors."""
+"""What a create or update asks for (:class:`Changes`), applied to a subscription, and the
+parsers of the command line's spellings of its fields (one-line errors).
+
+The API builds :class:`Changes` from JSON and the CLI from its flags; both then go through
+:mod:`worker.subscriptions.service`, which validates the result once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Final
 
 from worker.config import ConfigError, parse_duration
 from worker.subscriptions.conditions import parse_condition
-from worker.subscriptions.model import Subscription
+from worker.subscriptions.model import Condition, Subscription
 from worker.subscriptions.store import InvalidSubscription
 
-__all__ = ["Changes", "apply_changes", "parse_header"]
+__all__ = [
+    "UNSET",
+    "Changes",
+    "Unset",
+    "apply_changes",
+    "parse_conditions",
+    "parse_header",
+    "parse_timeout",
+    "split_list",
+]
 
 MAX_TIMEOUT_MS = 30_000
 
 
+class Unset:
+    """The type of :data:`UNSET`: a field the change leaves as it is (None clears)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset()
+
+
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What a create or update asks for; None leaves a field as it is."""
+    """Fields to set; :data:`UNSET` leaves one as it is, None clears a nullable one."""
 
-    url: str | None = None
-    events: str | None = None  # comma-separated patterns
-    entity: str | None = None  # "" clears it
-    name: str | None = None
-    description: str | None = None
-    filters: list[str] | None = None
-    fields: str | None = None  # comma-separated; "" clears
-    headers: list[str] | None = None  # "Name: value"
-    timeout: str | None = None  # a duration, at most 30s
-    rate_limit: float | None = None  # per second; 0 clears
-    ordered: bool | None = None
+    url: str | Unset = UNSET
+    events: tuple[str, ...] | Unset = UNSET
+    entity: str | Unset | None = UNSET
+    name: str | Unset = UNSET
+    description: str | Unset = UNSET
+    conditions: tuple[Condition, ...] | Unset = UNSET
+    fields: tuple[str, ...] | Unset = UNSET
+    headers: tuple[tuple[str, str], ...] | Unset = UNSET
+    timeout_ms: int | Unset = UNSET
+    rate_limit: float | Unset | None = UNSET  # per second; None or 0 = unlimited
+    ordered: bool | Unset = UNSET
+
+    def given(self) -> dict[str, object]:
+        """The fields this change sets, by name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if not isinstance(v, Unset)}
+
+
+def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
+    """``sub`` with ``changes`` applied (validation is the service's job)."""
+    updates = changes.given()
+    if "entity" in updates:
+        updates["entity"] = updates["entity"] or None
+    if "rate_limit" in updates:
+        updates["rate_limit"] = updates["rate_limit"] or None
+    return replace(sub, **updates)  # type: ignore[arg-type]
+
+
+# -- the command line's spellings ------------------------------------------------------------
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def parse_header(text: str) -> tuple[str, str]:
+    """``"X-Team: sales"`` -> ``("X-Team", "sales")``."""
     name, sep, value = text.partition(":")
-    if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
+    if not sep or not name.strip():
         raise InvalidSubscription(f"malformed header {text!r}: use 'Name: value'")
     return name.strip(), value.strip()
 
 
-def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
-    """``sub`` with ``changes`` applied; raises InvalidSubscription for malformed values."""
-    plain = {
-        "url": changes.url,
-        "name": changes.name,
-        "description": changes.description,
-        "ordered": changes.ordered,
-    }
-    updates: dict[str, object] = {k: v for k, v in plain.items() if v is not None}
-    if changes.events is not None:
-        updates["events"] = _split(changes.events)
-    if changes.entity is not None:
-        updates["entity"] = changes.entity or None
-    if changes.fields is not None:
-        updates["fields"] = _split(changes.fields)
-    if changes.headers is not None:
-        updates["headers"] = tuple(parse_header(h) for h in changes.headers)
-    if changes.timeout is not None:
-        updates["timeout_ms"] = _timeout(changes.timeout)
-    if changes.filters is not None:
-        try:
-            updates["conditions"] = tuple(parse_condition(f) for f in changes.filters)
-        except ValueError as exc:
-            raise InvalidSubscription(str(exc)) from None
-    if changes.rate_limit is not None:
-        if changes.rate_limit < 0:
-            raise InvalidSubscription("--rate-limit must be positive (deliveries per second)")
-        updates["rate_limit"] = changes.rate_limit or None
-    return replace(sub, **updates)  # type: ignore[arg-type]
-
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _timeout(text: str) -> int:
+def parse_conditions(texts: list[str]) -> tuple[Condition, ...]:
+    """``--filter`` values -> conditions (see :func:`parse_condition`)."""
     try:
-        timeout = parse_duration(text)
+        return tuple(parse_condition(f) for f in texts)
+    except ValueError as exc:
+        raise InvalidSubscription(str(exc)) from None
+
+
+def parse_timeout(text: str) -> int:
+    """``"10s"`` -> 10000 (checked against the limits by the service)."""
+    try:
+        return parse_duration(text)
     except ConfigError as exc:
         raise InvalidSubscription(f"--timeout: {exc}") from None
-    if not 0 < timeout <= MAX_TIMEOUT_MS:
-        raise InvalidSubscription("--timeout must be more than 0 and at most 30s")
-    return timeout

@@ -1,0 +1,242 @@
+"""Request and response bodies of ``/v1``: the OpenAPI description is generated from these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.subscriptions.model import Condition, Subscription
+
+__all__ = [
+    "Attempt",
+    "DeadLetter",
+    "Delivery",
+    "EventTypeOut",
+    "FilterIn",
+    "Page",
+    "RedriveIn",
+    "RedriveOut",
+    "RollIn",
+    "SubscriptionCreate",
+    "SubscriptionOut",
+    "SubscriptionPatch",
+    "TestIn",
+    "TestOut",
+    "rfc3339",
+    "subscription_json",
+]
+
+T = TypeVar("T")
+Ordering = Literal["endpoint", "none"]
+Text = Annotated[str, Field(max_length=1000)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+Pattern = Annotated[str, Field(min_length=1, max_length=200)]
+Timeout = Annotated[int, Field(ge=1, le=30_000)]
+Rate = Annotated[float, Field(gt=0, le=100_000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FilterIn(_Strict):
+    """A condition on the event JSON: ``path`` is dotted (``changes.stage.new``)."""
+
+    path: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    ]
+    op: Literal["eq", "in", "exists"]
+    values: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=100)] = []
+
+
+class SubscriptionCreate(_Strict):
+    url: Url
+    events: Annotated[list[Pattern], Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(max_length=200)] = ""
+    description: Text = ""
+    entity: Annotated[str, Field(max_length=200)] | None = None
+    filters: Annotated[list[FilterIn], Field(max_length=20)] = []
+    fields: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)
+    ] = []
+    headers: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=20)] = {}
+    timeout_ms: Timeout | None = None
+    rate_limit: Rate | None = None
+    ordering: Ordering = "endpoint"
+    skip_challenge: bool = False
+
+
+class SubscriptionPatch(_Strict):
+    """A JSON merge patch: a field left out stays, null clears it (``headers`` replaces the
+    whole set)."""
+
+    url: Url | None = None
+    events: Annotated[list[Pattern], Field(min_length=1, max_length=100)] | None = None
+    name: Annotated[str, Field(max_length=200)] | None = None
+    description: Text | None = None
+    entity: Annotated[str, Field(max_length=200)] | None = None
+    filters: Annotated[list[FilterIn], Field(max_length=20)] | None = None
+    fields: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)]
+        | None
+    ) = None
+    headers: (
+        Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=20)] | None
+    ) = None
+    timeout_ms: Timeout | None = None
+    rate_limit: Rate | None = None
+    ordering: Ordering | None = None
+    skip_challenge: bool | None = None
+
+
+class FilterOut(BaseModel):
+    path: str
+    op: str
+    values: list[str]
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    workspace: str
+    name: str
+    description: str
+    url: str
+    events: list[str]
+    entity: str | None
+    filters: list[FilterOut]
+    fields: list[str]
+    headers: list[str] = Field(description="the names only: values may be credentials")
+    timeout_ms: int
+    rate_limit: float | None
+    ordering: Ordering
+    max_in_flight: int | None
+    status: Literal["PENDING", "ACTIVE", "DISABLED", "BLOCKED", "TOO_MANY_ERRORS"]
+    status_reason: str | None
+    public_key: str | None
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(None, description="only in the answers of create and roll-secret")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+class EventTypeOut(BaseModel):
+    name: str
+    category: str
+    description: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    example: dict[str, Any]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class RollIn(_Strict):
+    grace: Annotated[str, Field(max_length=20)] = "24h"
+
+
+class TestIn(_Strict):
+    event_type: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class TestOut(BaseModel):
+    status: int | None
+    latency_ms: float | None
+    body: str
+    error: str | None
+    webhook_id: str
+    event: str
+
+
+class Attempt(BaseModel):
+    webhook_id: str
+    event_id: str
+    event: str
+    attempt: int
+    status: int | None
+    outcome: Literal["success", "retry", "dead_letter"]
+    error: str | None
+    latency_ms: float
+    started_at: str
+    response_body: str
+
+
+class Delivery(BaseModel):
+    webhook_id: str
+    event_id: str
+    event: str
+    attempts: int
+    last_status: int | None
+    outcome: Literal["success", "retry", "dead_letter"]
+    first_attempt_at: str
+    last_attempt_at: str
+
+
+class DeadLetter(BaseModel):
+    position: str
+    webhook_id: str
+    event_id: str
+    event: str
+    reason: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    failed_at: str
+    redriven_by: str | None
+
+
+class RedriveIn(_Strict):
+    since: Annotated[str, Field(max_length=40)] | None = None
+    reason: Annotated[str, Field(max_length=40)] | None = None
+    dry_run: bool = False
+
+
+class RedriveOut(BaseModel):
+    matched: int
+    sent: int
+    already_redriven: int
+    skipped: int
+    dry_run: bool
+
+
+def rfc3339(ms: int) -> str:
+    """Unix milliseconds -> ``2026-03-31T14:30:00.000Z``."""
+    text = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _filter(condition: Condition) -> dict[str, Any]:
+    return {"path": condition.path, "op": condition.op, "values": list(condition.values)}
+
+
+def subscription_json(sub: Subscription, secret: str | None = None) -> dict[str, Any]:
+    """A subscription as the API shows it: never a secret, unless ``secret`` is given (the
+    answers of create and roll-secret)."""
+    document: dict[str, Any] = {
+        "id": sub.id,
+        "workspace": sub.workspace,
+        "name": sub.name,
+        "description": sub.description,
+        "url": sub.url,
+        "events": list(sub.events),
+        "entity": sub.entity,
+        "filters": [_filter(c) for c in sub.conditions],
+        "fields": list(sub.fields),
+        "headers": [name for name, _ in sub.headers],
+        "timeout_ms": sub.timeout_ms,
+        "rate_limit": sub.rate_limit,
+        "ordering": "endpoint" if sub.ordered else "none",
+        "max_in_flight": 1 if sub.ordered else None,
+        "status": sub.status.value,
+        "status_reason": sub.status_reason,
+        "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,
+        "created_at": rfc3339(sub.created_ms),
+        "updated_at": rfc3339(sub.updated_ms),
+    }
+    if secret is not None:
+        document["secret"] = secret
+    return document

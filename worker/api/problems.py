@@ -1,0 +1,82 @@
+"""Errors as ``application/problem+json`` (RFC 9457): one shape for every failure."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+__all__ = ["PROBLEM_JSON", "Problem", "install_handlers", "problem_response"]
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document; ``headers`` are added (e.g. Retry-After)."""
+
+    def __init__(
+        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    phrase = HTTPStatus(status).phrase
+    document = {
+        "type": f"https://webhook-worker.dev/problems/{phrase.lower().replace(' ', '-')}",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return Response(
+        orjson.dumps(document), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
+    errors = []
+    status = 422
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        if error.get("type") == "json_invalid":
+            status = 400
+        errors.append({"field": location, "message": str(error.get("msg", ""))})
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    if status == 400:
+        return 400, "malformed JSON body", errors
+    where = f"{first['field']}: " if first["field"] else ""
+    return status, f"{where}{first['message']}", errors
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Turn every error FastAPI or a route raises into a problem document."""
+
+    async def on_problem(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc.status, exc.detail, exc.headers, **exc.extra)
+
+    async def on_validation(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        status, detail, errors = _validation_detail(exc)
+        return problem_response(status, detail, errors=errors)
+
+    async def on_http(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, dict(exc.headers or {}))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)

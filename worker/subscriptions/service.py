@@ -1,0 +1,287 @@
+"""The subscription service: every change to a subscription, whoever asks.
+
+The command line and the management API (and through it the portal) call the same methods,
+so each rule is written once: the URL and destination policy, event patterns against the
+catalogue, headers, limits, the challenge, status transitions, secret rotation. Reads come
+from a :class:`SubscriptionIndex` that follows the compacted topic; writes go to the topic
+(Kafka stays the only source of truth) and, once acknowledged, are applied to the index so
+the caller reads its own write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from worker.catalogue import Catalogue
+from worker.config import Settings
+from worker.dispatch.delivery import RESERVED_HEADERS
+from worker.outbound.destinations import DestinationPolicy
+from worker.subscriptions.challenge import ChallengeFailed, run_challenge
+from worker.subscriptions.edit import Changes, apply_changes
+from worker.subscriptions.index import SubscriptionIndex
+from worker.subscriptions.model import SecretEntry, Status, Subscription
+from worker.subscriptions.patterns import validate_pattern
+from worker.subscriptions.secrets import generate_secret
+from worker.subscriptions.store import (
+    InvalidSubscription,
+    SubscriptionWriter,
+    new_subscription_id,
+    now_ms,
+    validate_url,
+)
+
+__all__ = [
+    "CLI_ACTOR",
+    "Actor",
+    "ChallengeMemory",
+    "Conflict",
+    "LimitReached",
+    "NotFound",
+    "SubscriptionService",
+    "validate_header",
+]
+
+MAX_TIMEOUT_MS = 30_000
+MAX_HEADERS = 20
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than tab
+
+
+class NotFound(LookupError):
+    """No such subscription, or one of another workspace (the two look the same)."""
+
+
+class Conflict(Exception):
+    """The change is not allowed in the subscription's current state."""
+
+
+class LimitReached(Conflict):
+    """A workspace limit would be exceeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks: ``id`` is recorded on the subscription (``changed_by``); an operator (the
+    CLI or an admin token) may block and unblock, a workspace only disable and enable."""
+
+    id: str
+    operator: bool
+
+
+CLI_ACTOR = Actor("cli", operator=True)
+
+
+class ChallengeMemory(Protocol):
+    """Where passed challenges are remembered, per (workspace, URL), for an hour."""
+
+    def recent(self, workspace: str, url: str) -> bool: ...
+
+    def remember(self, workspace: str, url: str) -> None: ...
+
+
+def validate_header(name: str, value: str) -> None:
+    """Refuse a custom header that is not a valid HTTP field or is set by the worker itself."""
+    if not _TOKEN.match(name):
+        raise InvalidSubscription(f"malformed header name {name!r}")
+    if _BAD_VALUE.search(value):
+        raise InvalidSubscription(f"header {name}: control characters are not allowed")
+    if name.lower() in RESERVED_HEADERS:
+        raise InvalidSubscription(f"header {name} is set by the worker and cannot be overridden")
+
+
+class SubscriptionService:
+    """Create, change and read subscriptions under one set of rules."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        index: SubscriptionIndex,
+        writer: SubscriptionWriter,
+        catalogue: Catalogue | None,
+        challenges: ChallengeMemory,
+        challenge: Callable[[str, list[str]], object] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._index = index
+        self._writer = writer
+        self._catalogue = catalogue
+        self._challenges = challenges
+        destinations = DestinationPolicy.from_settings(settings)
+        self._challenge = challenge or (
+            lambda url, secrets: run_challenge(url, secrets, destinations=destinations)
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, sub_id: str, workspace: str | None = None) -> Subscription:
+        """The subscription; NotFound when missing or (with ``workspace``) another's."""
+        sub = self._index.get(sub_id)
+        if sub is None or (workspace is not None and sub.workspace != workspace):
+            raise NotFound(f"unknown subscription {sub_id}")
+        return sub
+
+    def list(
+        self, workspace: str | None = None, status: Status | None = None
+    ) -> list[Subscription]:
+        """Oldest first (then by id): a stable order for pagination."""
+        subs = self._index.by_workspace(workspace) if workspace else self._index.all()
+        if status is not None:
+            subs = [s for s in subs if s.status is status]
+        return sorted(subs, key=lambda s: (s.created_ms, s.id))
+
+    # -- changes ---------------------------------------------------------------------------
+    def create(
+        self,
+        workspace: str,
+        changes: Changes,
+        *,
+        actor: Actor,
+        secret: str | None = None,
+        challenge: bool = True,
+    ) -> Subscription:
+        """Validate, challenge (unless told not to) and write a new ACTIVE subscription;
+        nothing is written when any step fails. Its secret is ``secrets[0]``."""
+        if secret is not None and not secret.startswith("whsec_"):
+            raise InvalidSubscription("secrets look like whsec_<base64>")
+        if not workspace.strip():
+            raise InvalidSubscription("workspace is required")
+        now = now_ms()
+        blank = Subscription(
+            id=new_subscription_id(),
+            workspace=workspace,
+            url="",
+            events=(),
+            secrets=(SecretEntry(secret or generate_secret()),),
+            timeout_ms=self._settings.default_timeout_ms,
+            status=Status.ACTIVE,
+            created_ms=now,
+            updated_ms=now,
+            changed_by=actor.id,
+        )
+        sub = apply_changes(blank, changes)
+        self.check(sub, new_patterns=sub.events)
+        limit = self._settings.max_endpoints_per_workspace
+        if limit and len(self._index.by_workspace(workspace)) >= limit:
+            raise LimitReached(
+                f"workspace {workspace} already has {limit} endpoints "
+                f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={limit})"
+            )
+        if challenge:
+            self._run_challenge(sub)
+        return self._save(sub)
+
+    def update(
+        self,
+        sub_id: str,
+        changes: Changes,
+        *,
+        actor: Actor,
+        workspace: str | None = None,
+        challenge: bool = True,
+    ) -> Subscription:
+        """Apply ``changes``; a new URL is challenged again (unless told not to). Only the
+        patterns the change adds are checked against the catalogue."""
+        old = self.get(sub_id, workspace)
+        sub = apply_changes(old, changes)
+        self.check(sub, new_patterns=tuple(p for p in sub.events if p not in old.events))
+        if sub.url != old.url and challenge:
+            self._run_challenge(sub)
+        return self._save(replace(sub, changed_by=actor.id))
+
+    def enable(self, sub_id: str, *, actor: Actor, workspace: str | None = None) -> Subscription:
+        """Back to ACTIVE (and the failure count starts again); a workspace cannot lift an
+        operator's BLOCKED."""
+        sub = self.get(sub_id, workspace)
+        if sub.status is Status.BLOCKED and not actor.operator:
+            raise Conflict(f"subscription {sub_id} was blocked by an operator")
+        return self._status(sub, Status.ACTIVE, None, actor)
+
+    def disable(self, sub_id: str, *, actor: Actor, workspace: str | None = None) -> Subscription:
+        """DISABLED when a workspace asks, BLOCKED when an operator does: either way its
+        deliveries become dead letters (``endpoint_disabled``) until enabled."""
+        sub = self.get(sub_id, workspace)
+        if actor.operator:
+            return self._status(sub, Status.BLOCKED, "blocked by an operator", actor)
+        if sub.status is Status.BLOCKED:
+            raise Conflict(f"subscription {sub_id} was blocked by an operator")
+        return self._status(sub, Status.DISABLED, "disabled by the workspace", actor)
+
+    def delete(self, sub_id: str, *, actor: Actor, workspace: str | None = None) -> None:
+        sub = self.get(sub_id, workspace)
+        self._writer.delete(sub.id)
+        self._index.remove(sub.id)
+
+    def roll_secret(
+        self, sub_id: str, grace_ms: int, *, actor: Actor, workspace: str | None = None
+    ) -> tuple[Subscription, str]:
+        """A new secret that signs first; the current ones keep signing for ``grace_ms``
+        (at most: a shorter remaining grace is kept). Returns the new secret, shown once."""
+        if grace_ms < 0:
+            raise InvalidSubscription("grace must not be negative")
+        sub = self.get(sub_id, workspace)
+        now = now_ms()
+        new = generate_secret()
+        kept = (
+            tuple(
+                SecretEntry(s.secret, min(s.expires_ms or now + grace_ms, now + grace_ms))
+                for s in sub.secrets
+                if s.expires_ms is None or s.expires_ms > now
+            )
+            if grace_ms > 0
+            else ()
+        )
+        rolled = self._save(replace(sub, secrets=(SecretEntry(new), *kept), changed_by=actor.id))
+        return rolled, new
+
+    # -- rules -----------------------------------------------------------------------------
+    def check(self, sub: Subscription, *, new_patterns: tuple[str, ...] = ()) -> None:
+        """Every rule a stored subscription must satisfy (InvalidSubscription says which)."""
+        validate_url(sub.url, self._settings)
+        if not sub.events:
+            raise InvalidSubscription("at least one event pattern is required")
+        for pattern in sub.events:
+            try:
+                validate_pattern(pattern)
+            except ValueError as exc:
+                raise InvalidSubscription(str(exc)) from None
+        if self._catalogue is not None:
+            unknown = self._catalogue.unmatched(new_patterns)
+            if unknown:
+                raise InvalidSubscription(
+                    f"unknown event type: {', '.join(unknown)} matches no catalogued type "
+                    "(see `event-types list`)"
+                )
+        if not 1 <= sub.timeout_ms <= MAX_TIMEOUT_MS:
+            raise InvalidSubscription("timeout must be more than 0 and at most 30s")
+        if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
+            raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
+        if len(sub.headers) > MAX_HEADERS:
+            raise InvalidSubscription(f"at most {MAX_HEADERS} custom headers")
+        for name, value in sub.headers:
+            validate_header(name, value)
+        for field_name in sub.fields:
+            if not field_name or any(c in field_name for c in " \t\r\n,"):
+                raise InvalidSubscription(f"malformed field name {field_name!r}")
+
+    def _run_challenge(self, sub: Subscription) -> None:
+        if self._challenges.recent(sub.workspace, sub.url):
+            return
+        try:
+            self._challenge(sub.url, [s.secret for s in sub.secrets])
+        except ChallengeFailed as exc:
+            raise InvalidSubscription(str(exc)) from None
+        self._challenges.remember(sub.workspace, sub.url)
+
+    def _status(
+        self, sub: Subscription, status: Status, reason: str | None, actor: Actor
+    ) -> Subscription:
+        return self._save(replace(sub, status=status, status_reason=reason, changed_by=actor.id))
+
+    def _save(self, sub: Subscription) -> Subscription:
+        saved = replace(sub, updated_ms=now_ms())
+        self._writer.put(saved)
+        self._index.upsert(saved)
+        return saved

@@ -1,0 +1,164 @@
+"""Test-fire: a realistic, signed sample event sent straight to a subscription's endpoint,
+and what it answered (HARi "Send test", Huntress "Send Test"). The CLI and the API both
+send through here; with a catalogue the event is the type's example."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from worker import __version__
+from worker.catalogue import Catalogue
+from worker.dispatch.delivery import RESERVED_HEADERS
+from worker.model import Event
+from worker.outbound.destinations import DestinationPolicy
+from worker.outbound.signing import decode_secret, sign_headers
+from worker.subscriptions.challenge import ChallengeFailed, pinned_target
+from worker.subscriptions.model import Subscription
+from worker.subscriptions.patterns import pattern_matches
+from worker.subscriptions.render import render_body
+
+__all__ = ["FireResult", "NotSubscribed", "as_json", "fire", "sample_event"]
+
+EXCERPT = 500
+
+
+class NotSubscribed(ValueError):
+    """The event type asked for is not one the subscription receives."""
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    """``status`` is None when no response came (then ``error`` says why)."""
+
+    status: int | None
+    latency_ms: float | None
+    body: str  # the whole response text; callers cut it
+    error: str | None
+    webhook_id: str
+    event: str
+
+
+def _concrete(pattern: str) -> str:
+    if pattern == "*":
+        return "record.created"
+    if pattern.endswith(".*"):
+        return pattern[:-1] + "created"
+    if pattern.endswith(".saved"):
+        return pattern[: -len("saved")] + "updated"
+    return pattern
+
+
+def sample_event(
+    sub: Subscription, catalogue: Catalogue | None = None, event_type: str | None = None
+) -> Event:
+    """The event to send: the catalogue's example of ``event_type`` (or of the first type the
+    subscription's first pattern matches), else a generic record event."""
+    if event_type is not None and not any(pattern_matches(p, event_type) for p in sub.events):
+        raise NotSubscribed(f"the subscription does not receive {event_type} events")
+    wanted = event_type or (sub.events[0] if sub.events else "*")
+    if catalogue is not None and (event_type is None or catalogue.get(event_type) is not None):
+        data = catalogue.example_event(wanted, sub.workspace, sub.entity)
+        data["test"] = True
+        kind = str(data["event"])
+    else:
+        kind = event_type or _concrete(wanted)
+        data = {
+            "id": f"evt_test_{uuid.uuid4().hex[:16]}",
+            "event": kind,
+            "entity": sub.entity or kind.split(".", 1)[0],
+            "workspace": sub.workspace,
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "user": "webhook-worker test-fire",
+            "test": True,
+            "record": {
+                "id": "rec_test",
+                "name": "Jane Smith",
+                "email": "jane@example.com",
+                "stage": "proposal",
+            },
+        }
+        if kind.endswith(".updated"):
+            data["changes"] = {"stage": {"old": "qualification", "new": "proposal"}}
+    entity = data.get("entity")
+    return Event(
+        str(data["id"]),
+        kind,
+        sub.workspace,
+        entity if isinstance(entity, str) else None,
+        int(time.time() * 1000),
+        data,
+        "test-fire",
+    )
+
+
+def _headers(sub: Subscription, delivery_id: str, body: bytes) -> dict[str, str]:
+    now = int(time.time())
+    headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
+    headers.update(
+        {"content-type": "application/json", "user-agent": f"webhook-worker/{__version__}"}
+    )
+    keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
+    headers.update(sign_headers(delivery_id, now, body, keys))
+    return headers
+
+
+def fire(
+    sub: Subscription,
+    destinations: DestinationPolicy,
+    *,
+    catalogue: Catalogue | None = None,
+    event_type: str | None = None,
+) -> FireResult:
+    """Send one signed sample event to ``sub``'s URL (blocking; no redirects followed).
+    A refused destination, a connection failure or a timeout is a result with ``error``."""
+    event = sample_event(sub, catalogue, event_type)
+    delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
+    body = render_body(event, sub)
+
+    def failed(error: str, latency: float | None = None) -> FireResult:
+        return FireResult(None, latency, "", error, delivery_id, event.event)
+
+    try:
+        target, pinned, extensions = pinned_target(sub.url, destinations)
+    except ChallengeFailed as exc:
+        return failed(str(exc).replace("challenge", "test-fire", 1))
+    timeout = sub.timeout_ms / 1000
+    start = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            response = client.post(
+                target,
+                content=body,
+                headers={**_headers(sub, delivery_id, body), **pinned},
+                extensions=extensions,
+            )
+    except httpx.TimeoutException:
+        return failed(f"no response within {timeout:g}s", round(timeout * 1000, 1))
+    except httpx.ConnectError as exc:
+        return failed(f"connection failed: {exc}")
+    except httpx.HTTPError as exc:
+        return failed(f"{type(exc).__name__}: {exc}")
+    latency_ms = round((time.perf_counter() - start) * 1000, 1)
+    return FireResult(
+        response.status_code, latency_ms, response.text, None, delivery_id, event.event
+    )
+
+
+def as_json(result: FireResult, *, full: bool = False) -> dict[str, Any]:
+    """The result as the CLI and the API show it (body cut at 500 characters unless full)."""
+    shown = result.body if full else result.body[:EXCERPT]
+    return {
+        "status": result.status,
+        "latency_ms": result.latency_ms,
+        "body": shown,
+        "truncated": len(shown) < len(result.body),
+        "error": result.error,
+        "webhook_id": result.webhook_id,
+        "event": result.event,
+    }
