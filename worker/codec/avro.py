@@ -30,6 +30,7 @@ SCHEMA_FILES = (
     "progress",
     "subscription",
     "event",
+    "api_token",
 )
 
 
