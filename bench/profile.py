@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Leaves that are a thread waiting, not working: py-spy pauses the process to sample it, which
 # hides the OS's idle state, so these are counted apart (the table follower's consume() with a
 # timeout, the broker probe's Event.wait).
-WAITS = {"Condition.wait (threading.py)", "TableFollower._run (worker/subscriptions/table.py)"}
+WAITS = {"Condition.wait (threading.py)", "CompactedFollower._run (worker/kafka/compacted.py)"}
 
 
 def _function(frame: str) -> str:

@@ -11,7 +11,18 @@ from typing import Any
 
 from worker import __version__
 from worker.catalogue import CatalogueError
-from worker.cli import demo, dlq, events, eventtypes, logs, runner, subs, testfire, topics
+from worker.cli import (
+    demo,
+    dlq,
+    events,
+    eventtypes,
+    logs,
+    runner,
+    subs,
+    testfire,
+    tokens,
+    topics,
+)
 from worker.cli.common import CommandError
 from worker.config import ConfigError
 from worker.kafka.admin import TopicsError
@@ -52,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (runner, topics, subs, events, eventtypes, testfire, logs, dlq, demo):
+    for module in (runner, topics, subs, events, eventtypes, testfire, logs, dlq, demo, tokens):
         module.register(commands, common)
     return parser
 

@@ -35,6 +35,7 @@ SCHEMA_FILES = (
     "subscription",
     "event",
     "idempotency",
+    "api_token",
 )
 
 

@@ -55,6 +55,10 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
         topics.invalid_events: {"retention.ms": str(30 * DAY_MS)},
         # Redrive checkpoints live as long as the dead letters they mark (plus a day).
         topics.redrives: {"cleanup.policy": "compact,delete", "retention.ms": str(31 * DAY_MS)},
+        topics.api_tokens: compact,
+        topics.sources: compact,
+        # Idempotency-Key answers are kept 24 h; older ones may go (a day of margin).
+        topics.idempotency: {"cleanup.policy": "compact,delete", "retention.ms": str(2 * DAY_MS)},
     }
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}
@@ -77,7 +81,8 @@ def ensure_topics(
     """Create the missing topics and check the existing ones.
 
     New co-partitioned topics get the partition count of an existing ``deliveries`` (else
-    ``partitions``); ``subscriptions`` gets one partition (every instance reads all of it).
+    ``partitions``); the compacted tables (``subscriptions``, ``api-tokens``, ``sources``,
+    ``idempotency``) get one partition each (every instance reads all of them).
     Returns once the created topics are visible in metadata. Raises :class:`TopicsError`
     when a co-partitioned topic's count differs from ``deliveries`` or creation fails.
     """
@@ -124,8 +129,8 @@ def _co_partition_count(topics: Topics, counts: dict[str, int], default: int) ->
 def _partitions_for(name: str, topics: Topics, shared: int, default: int) -> int:
     if name in topics.co_partitioned:
         return shared
-    # One partition keeps subscription changes in one total order; every instance reads it all.
-    return 1 if name == topics.subscriptions else default
+    # One partition keeps a table's changes in one total order; every instance reads it all.
+    return 1 if name in topics.compacted else default
 
 
 def _create(admin: AdminClient, new: list[NewTopic], report: EnsureReport, timeout: float) -> None:
@@ -144,7 +149,7 @@ def _create(admin: AdminClient, new: list[NewTopic], report: EnsureReport, timeo
 def _check_configs(
     admin: AdminClient, topics: Topics, report: EnsureReport, names: list[str]
 ) -> None:
-    compacted = [n for n in (topics.subscriptions, topics.parked, topics.redrives) if n in names]
+    compacted = [n for n in (*topics.compacted, topics.parked, topics.redrives) if n in names]
     if not compacted:
         return
     resources = [ConfigResource(ResourceType.TOPIC, n) for n in compacted]

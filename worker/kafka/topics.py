@@ -21,6 +21,9 @@ class Topics:
     invalid_events: str
     parked: str
     redrives: str
+    api_tokens: str
+    sources: str
+    idempotency: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -37,6 +40,9 @@ class Topics:
             invalid_events=f"{p}invalid-events",
             parked=f"{p}parked",
             redrives=f"{p}redrives",
+            api_tokens=f"{p}api-tokens",
+            sources=f"{p}sources",
+            idempotency=f"{p}idempotency",
         )
 
     def retry_topic(self, delay_ms: int) -> str:
@@ -52,5 +58,18 @@ class Topics:
         """Topics keyed by subscription id that must all have the same partition count."""
         return (self.deliveries, *self.retry, self.parked, self.dlq, self.attempts)
 
+    @property
+    def compacted(self) -> tuple[str, ...]:
+        """Tables keyed by id that every reader follows whole (one partition each)."""
+        return (self.subscriptions, self.api_tokens, self.sources, self.idempotency)
+
     def all(self) -> tuple[str, ...]:
-        return (self.subscriptions, *self.co_partitioned, self.invalid_events, self.redrives)
+        return (
+            self.subscriptions,
+            *self.co_partitioned,
+            self.invalid_events,
+            self.redrives,
+            self.api_tokens,
+            self.sources,
+            self.idempotency,
+        )

@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-__all__ = ["produce"]
+__all__ = ["produce", "produce_acked"]
 
 
 def produce(
@@ -28,3 +28,19 @@ def produce(
             return
         except BufferError:
             producer.poll(0.05)
+
+
+def produce_acked(
+    producer: Producer, topic: str, value: bytes | None, key: bytes, timeout_s: float = 30.0
+) -> None:
+    """Produce one record and wait for the broker's acknowledgement (flushes the producer);
+    raises ``RuntimeError`` when it fails or times out."""
+    errors: list[str] = []
+
+    def acked(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    produce(producer, topic, value, key, acked)
+    if producer.flush(timeout_s) or errors:
+        raise RuntimeError(f"writing to {topic} failed: {errors or 'timed out'}")

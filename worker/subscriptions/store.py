@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.kafka.topics import Topics
-from worker.kafka.writes import produce
+from worker.kafka.writes import produce, produce_acked
 from worker.outbound.destinations import DestinationPolicy, literal_address
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import validate_pattern
@@ -117,15 +117,7 @@ class SubscriptionWriter:
         self._write(sub_id, None)
 
     def _write(self, key: str, value: bytes | None) -> None:
-        errors: list[str] = []
-
-        def acked(err: object, _msg: object) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        produce(self._producer, self._topic, value, key.encode(), acked)
-        if self._producer.flush(30) or errors:
-            raise RuntimeError(f"writing to {self._topic} failed: {errors or 'timed out'}")
+        produce_acked(self._producer, self._topic, value, key.encode())
 
 
 def now_ms() -> int:

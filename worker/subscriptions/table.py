@@ -1,20 +1,19 @@
 """Following the compacted ``subscriptions`` topic into a :class:`SubscriptionIndex`.
 
-The follower reads every partition from the beginning in a background thread, keeps the
-last value per key and honours tombstones itself (it never relies on broker compaction),
-and signals ``caught_up`` once it has reached the end of every partition that existed when
-it started (partition-EOF events, since Tansu's high watermark can be wrong).
+The reading (every partition from the beginning, then on, in a background thread, with
+``caught_up`` at partition EOF) is :class:`worker.kafka.compacted.CompactedFollower`'s; this
+module keeps the last value per key and honours tombstones itself (it never relies on broker
+compaction), and turns a dead follower into :class:`TableError` (or the ``SecretsError``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 
-from worker.kafka.clients import close_consumer
+from worker.kafka.compacted import CompactedFollower
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.secrets import SecretBox, SecretsError, open_subscription
@@ -70,15 +69,15 @@ class TableFollower:
 
     def __init__(self, consumer: Consumer, topic: str, table: SubscriptionTable) -> None:
         self.table = table
-        self.caught_up = threading.Event()
-        self.error: BaseException | None = None
-        self._consumer = consumer
-        self._topic = topic
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="subscriptions", daemon=True)
+        self._follower = CompactedFollower(consumer, topic, table.apply, "subscriptions")
+        self.caught_up = self._follower.caught_up
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._follower.error
 
     def start(self) -> None:
-        self._thread.start()
+        self._follower.start()
 
     def ready(self) -> bool:
         """True once caught up; raises the follower's error if it died (fail, don't guess)."""
@@ -93,38 +92,4 @@ class TableFollower:
         return self.ready()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        try:
-            metadata = self._consumer.list_topics(self._topic, timeout=10)
-            info = metadata.topics.get(self._topic)
-            if info is None or info.error is not None or not info.partitions:
-                raise RuntimeError(
-                    f"topic {self._topic} does not exist: run `webhook-worker topics ensure`"
-                )
-            partitions = sorted(info.partitions)
-            self._consumer.assign(
-                [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions]
-            )
-            pending = set(partitions)
-            while not self._stop.is_set():
-                for message in self._consumer.consume(500, 0.1):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(message.partition())
-                        else:
-                            log.warning("subscriptions topic: %s", error)
-                        continue
-                    self.table.apply(message.key(), message.value())
-                if not pending:
-                    self.caught_up.set()
-        except BaseException as exc:
-            self.error = exc
-            log.error("subscription table stopped: %s", exc)
-            self.caught_up.set()
-        finally:
-            close_consumer(self._consumer, "subscription table")
+        self._follower.stop()

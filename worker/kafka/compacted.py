@@ -1,0 +1,94 @@
+"""Following a compacted topic: every partition from the beginning, then on, in one thread.
+
+A :class:`CompactedFollower` hands every record's ``(key, value)`` to a callback (a tombstone
+is ``value=None``); the callback keeps the last value per key itself, since broker compaction
+is never relied upon (Tansu does not compact at all). ``caught_up`` is set once every
+partition that existed at start has reported partition EOF (Tansu's high watermark can be
+wrong), and the follower keeps reading afterwards: a new record reaches the callback within
+about one poll interval (100 ms). A failure (missing topic, a raising callback) is kept in
+``error``, sets ``caught_up`` so that waiters wake, and ends the thread.
+
+The consumer must be group-less with ``enable.partition.eof=true``; the follower closes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from worker.kafka.clients import close_consumer
+
+__all__ = ["Apply", "CompactedFollower"]
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[bytes | None, bytes | None], None]
+_POLL_S = 0.1
+_BATCH = 500
+
+
+class CompactedFollower:
+    """Reads ``topic`` into ``apply`` on a background thread named ``name``."""
+
+    def __init__(self, consumer: Consumer, topic: str, apply: Apply, name: str) -> None:
+        self.topic = topic
+        self.name = name
+        self.caught_up = threading.Event()
+        self.error: BaseException | None = None
+        self._consumer = consumer
+        self._apply = apply
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """True once caught up without error within ``timeout`` seconds."""
+        self.caught_up.wait(timeout)
+        return self.caught_up.is_set() and self.error is None
+
+    def stop(self) -> None:
+        """Stop reading and close the consumer (waits up to 10 s for the thread)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        try:
+            partitions = self._partitions()
+            self._consumer.assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
+            )
+            pending = set(partitions)
+            while not self._stop.is_set():
+                for message in self._consumer.consume(_BATCH, _POLL_S):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(message.partition())
+                        else:
+                            log.warning("%s topic: %s", self.name, error)
+                        continue
+                    self._apply(message.key(), message.value())
+                if not pending:
+                    self.caught_up.set()
+        except BaseException as exc:
+            self.error = exc
+            # Logged quietly: the owner reads ``error`` and reports it (the CLI in one line).
+            log.info("%s follower stopped: %s", self.name, exc)
+            self.caught_up.set()
+        finally:
+            close_consumer(self._consumer, f"{self.name} follower")
+
+    def _partitions(self) -> list[int]:
+        metadata = self._consumer.list_topics(self.topic, timeout=10)
+        info = metadata.topics.get(self.topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise RuntimeError(
+                f"topic {self.topic} does not exist: run `webhook-worker topics ensure`"
+            )
+        return sorted(info.partitions)
