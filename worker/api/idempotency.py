@@ -22,7 +22,7 @@ import orjson
 from confluent_kafka import Producer
 
 from worker.codec.avro import AvroCodec
-from worker.kafka.writes import produce
+from worker.kafka.writes import produce_acked
 from worker.subscriptions.secrets import SEALED_PREFIX, SecretBox
 
 __all__ = ["IdempotencyConflict", "IdempotencyMismatch", "IdempotencyStore", "request_hash"]
@@ -173,12 +173,4 @@ class IdempotencyStore:
             if state is None
             else self._encode(workspace, key, state, digest, status, response, at)
         )
-        errors: list[str] = []
-
-        def acked(err: object, _msg: object) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        produce(self._producer, self._topic, value, k, acked)
-        if self._producer.flush(30) or errors:
-            raise RuntimeError(f"writing to {self._topic} failed: {errors or 'timed out'}")
+        produce_acked(self._producer, self._topic, value, k)

@@ -1,0 +1,150 @@
+"""A subscription's delivery log, from the API's index (never a topic scan): attempts,
+deliveries, dead letters; re-send of a failed delivery and redrive of dead letters, which
+write tasks to ``deliveries`` the way ``dlq redrive`` does."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from worker.api.deps import Ctx, Limit, Sub, parse_time
+from worker.api.models import Attempt, DeadLetter, Delivery, Page, RedriveIn, RedriveOut
+from worker.api.problems import Problem
+from worker.deliverylog.cursor import BadCursor
+from worker.dlq.redrive import redrive, redriven_task
+from worker.dlq.store import Letter
+from worker.kafka.writes import produce_acked
+from worker.model import DeadLetter as DeadLetterRecord
+from worker.subscriptions.model import Status
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/workspaces/{ws}/subscriptions/{id}", tags=["delivery log"])
+Outcome = Literal["success", "retry", "dead_letter"]
+Cursor = Annotated[str | None, Query(max_length=500)]
+TimeParam = Annotated[str | None, Query(max_length=40, description="RFC 3339 or a duration (2h)")]
+
+
+def _page(query: Any) -> dict[str, Any]:
+    try:
+        rows, next_cursor = query()
+    except BadCursor as exc:
+        raise Problem(422, f"cursor: {exc}") from None
+    return {"data": rows, "next_cursor": next_cursor}
+
+
+@router.get("/attempts", response_model=Page[Attempt])
+def attempts(
+    ctx: Ctx,
+    sub: Sub,
+    outcome: Outcome | None = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
+    event_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Every HTTP attempt, newest first (response bodies cut at 500 characters)."""
+    since_ms, until_ms = parse_time(since, "since"), parse_time(until, "until")
+    return _page(
+        lambda: ctx.log.attempts(
+            sub.id,
+            outcome=outcome,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            event_id=event_id,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
+
+
+@router.get("/deliveries", response_model=Page[Delivery])
+def deliveries(
+    ctx: Ctx,
+    sub: Sub,
+    outcome: Outcome | None = None,
+    since: TimeParam = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """One row per delivery (webhook-id), newest first: its attempts and last outcome."""
+    since_ms = parse_time(since, "since")
+    return _page(
+        lambda: ctx.log.deliveries(
+            sub.id, outcome=outcome, since_ms=since_ms, limit=limit, cursor=cursor
+        )
+    )
+
+
+@router.post("/deliveries/{webhook_id}/resend", status_code=202, response_model=None)
+def resend_delivery(ctx: Ctx, sub: Sub, webhook_id: str) -> Response:
+    """Send a dead-lettered delivery again: a new task with the same webhook-id and body."""
+    if sub.status is not Status.ACTIVE:
+        raise Problem(409, f"subscription {sub.id} is {sub.status.value}: enable it first")
+    data = ctx.log.latest_task(sub.id, webhook_id[:200])
+    if data is None:
+        raise Problem(
+            404, f"no failed delivery {webhook_id} (only dead-lettered deliveries can be re-sent)"
+        )
+    task = redriven_task(
+        ctx.codec.decode_task(data), f"rs_{uuid.uuid4().hex[:16]}", int(time.time() * 1000)
+    )
+    produce_acked(
+        ctx.producer, ctx.topics.deliveries, ctx.codec.encode_task(task), sub.id.encode()
+    )
+    return Response(status_code=202)
+
+
+@router.get("/dead-letters", response_model=Page[DeadLetter])
+def dead_letters(
+    ctx: Ctx,
+    sub: Sub,
+    since: TimeParam = None,
+    reason: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Deliveries that failed for good, newest first, with the redrive that re-sent each."""
+    since_ms = parse_time(since, "since")
+    return _page(
+        lambda: ctx.log.dead_letters(
+            sub.id, since_ms=since_ms, reason=reason, limit=limit, cursor=cursor
+        )
+    )
+
+
+@router.post("/dead-letters/redrive", response_model=RedriveOut)
+def redrive_dead_letters(ctx: Ctx, sub: Sub, body: RedriveIn | None = None) -> dict[str, Any]:
+    """Send the subscription's dead letters again (oldest first, one per delivery), skipping
+    those an earlier redrive already sent."""
+    body = body or RedriveIn()
+    since_ms = parse_time(body.since, "since")
+    rows = ctx.log.dead_letter_tasks(sub.id, since_ms=since_ms, reason=body.reason)
+    fresh = [r for r in rows if not r.redriven]
+    newest = {ctx.codec.decode_task(r.task).delivery_id: r.position for r in fresh}
+    chosen = [r for r in fresh if newest[ctx.codec.decode_task(r.task).delivery_id] == r.position]
+    result = {
+        "matched": len(rows),
+        "sent": 0,
+        "already_redriven": len(rows) - len(fresh),
+        "skipped": len(fresh) - len(chosen),
+        "dry_run": body.dry_run,
+    }
+    if body.dry_run or not chosen:
+        return result
+    if sub.status is not Status.ACTIVE:
+        raise Problem(409, f"subscription {sub.id} is {sub.status.value}: enable it first")
+    letters = []
+    for row in chosen:
+        partition, offset = (int(part) for part in row.position.split(":"))
+        task = ctx.codec.decode_task(row.task)
+        letters.append(Letter(partition, offset, DeadLetterRecord(task, "", 0, 0)))
+    outcome = redrive(ctx.producer, ctx.topics, ctx.codec, letters, rate=0)
+    if outcome.failed:
+        raise Problem(503, f"the broker did not acknowledge every task: {outcome.failed[0]}")
+    result["sent"] = outcome.sent
+    return result
