@@ -114,6 +114,9 @@ class Settings:
     event_loop: str = "uvloop"
     challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
     demo_secret: str | None = field(default=None, repr=False)
+    # ``api``'s rebuildable index of attempts and dead letters, and how long it keeps them.
+    api_data_dir: str = "~/.cache/webhook-worker/api"
+    api_log_retention_ms: int = 30 * 86_400_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -129,6 +132,7 @@ class Settings:
             "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
             "WEBHOOK_DEMO_SECRET": "demo_secret",
             "WEBHOOK_EVENT_LOOP": "event_loop",
+            "WEBHOOK_API_DATA_DIR": "api_data_dir",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -150,6 +154,7 @@ class Settings:
             "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
             "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
             "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
+            "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
         }
         for var, attr in durations.items():
             if env.get(var):
@@ -188,6 +193,8 @@ class Settings:
             raise ConfigError(
                 f"WEBHOOK_EVENT_LOOP: expected uvloop or asyncio, got {self.event_loop!r}"
             )
+        if self.api_log_retention_ms <= 0:
+            raise ConfigError("WEBHOOK_API_LOG_RETENTION: must be positive")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
         if self.input_topics.startswith("^"):
