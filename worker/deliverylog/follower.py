@@ -8,8 +8,12 @@ can be wrong); the follower then keeps reading, so a new attempt shows within ab
 
 Resuming checks that the topic still holds the last record indexed (same offset, timestamp
 and CRC): reading starts one record early and compares. A topic that was recreated (a dev
-broker restart loses every topic), shrank, or was truncated past that record fails the check
-and the whole index is rebuilt from the beginning of the topics.
+broker restart loses every topic) or shrank fails the check and the whole index is rebuilt
+from the beginning of the topics. Past the end, Kafka answers "out of range" but Tansu
+answers nothing (and its high watermark can be short of the end), so a record at or past the
+high watermark that has not arrived within ``VERIFY_TIMEOUT_S`` counts as missing too. A
+partition whose retention deleted records before they were indexed resumes at its first
+record, with a warning.
 
 Rows older than ``WEBHOOK_API_LOG_RETENTION`` are not indexed, and are deleted every few
 minutes. Undecodable records are skipped with a counted warning.
@@ -47,6 +51,7 @@ LAG_EVERY_S = 1.0
 EXPIRE_EVERY_S = 300.0
 METADATA_EVERY_S = 60.0
 METADATA_TIMEOUT_S = 10.0
+VERIFY_TIMEOUT_S = 10.0
 _RESET = {KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE}
 
 Key = tuple[str, int]
@@ -94,6 +99,8 @@ class LogFollower:
         self._names = (topics.attempts, topics.dlq, topics.redrives)
         self._next: dict[Key, int] = {}  # the next offset to index, per partition
         self._verify: dict[Key, Position] = {}  # resumed partitions not yet checked
+        self._verify_by = 0.0  # monotonic deadline of the check records past the watermark
+        self._doubtful: set[Key] = set()  # resumed partitions whose check record is past it
         self._pending: set[Key] = set()  # partitions that have not reached their end yet
         self._lag = 0
         self._stop = threading.Event()
@@ -141,9 +148,13 @@ class LogFollower:
                     self._rebuild(str(why))
                     expired_once = False
                     continue
+                now = time.monotonic()
+                if self._doubtful & self._verify.keys() and now > self._verify_by:
+                    self._rebuild("the topics no longer hold the last records indexed")
+                    expired_once = False
+                    continue
                 if not self._pending:
                     self.caught_up.set()
-                now = time.monotonic()
                 if now >= lag_at:
                     self._lag = self._measure_lag()
                     lag_at = now + LAG_EVERY_S
@@ -175,19 +186,35 @@ class LogFollower:
         if set(stored) - set(partitions):
             self._rebuild("partitions of the index are gone from the topics")
             return
-        self._next, self._verify = {}, {}
+        self._next, self._verify, self._doubtful = {}, {}, set()
         assignment = []
         for key in partitions:
             position = stored.get(key)
-            if position is None or position.next_offset <= 0:
-                assignment.append(TP(*key, OFFSET_BEGINNING))
-                self._next[key] = 0
+            start = OFFSET_BEGINNING if position is None else position.next_offset - 1
+            if position is not None and start >= 0:
+                low, high = self._consumer.get_watermark_offsets(
+                    TP(*key), timeout=METADATA_TIMEOUT_S, cached=False
+                )
+                if start < low:
+                    log.warning(
+                        "delivery log: %s[%d] lost offsets %d to %d to retention before they "
+                        "were indexed",
+                        *key,
+                        start + 1,
+                        low - 1,
+                    )
+                    position, start = None, low
+                elif start >= high:
+                    self._doubtful.add(key)
+            if position is None:
+                self._next[key] = max(start, 0)
             else:
                 # One record early: the first one read must be the last one indexed.
-                assignment.append(TP(*key, position.next_offset - 1))
                 self._verify[key] = position
                 self._next[key] = position.next_offset
+            assignment.append(TP(*key, start))
         self._pending = set(partitions)
+        self._verify_by = time.monotonic() + VERIFY_TIMEOUT_S
         self._consumer.assign(assignment)
 
     def _rebuild(self, why: str) -> None:
