@@ -72,6 +72,16 @@ def _megabytes(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, in
     }
 
 
+def _float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not number >= 0:
+        raise ConfigError(f"{name}: must be at least 0, got {value!r}")
+    return number
+
+
 def _int(name: str, value: str, minimum: int = 0) -> int:
     try:
         number = int(value)
@@ -116,6 +126,16 @@ class Settings:
     demo_secret: str | None = field(default=None, repr=False)
     # Path of the event-type catalogue (JSON); None: no catalogue, any pattern accepted.
     event_types: str | None = None
+    # ``api``'s rebuildable index of attempts and dead letters, and how long it keeps them.
+    api_data_dir: str = "~/.cache/webhook-worker/api"
+    api_log_retention_ms: int = 30 * 86_400_000
+    # ``api``: its port, public base URL, and abuse limits.
+    api_port: int = 8088
+    public_url: str | None = None
+    api_max_body_bytes: int = 256 * 1024
+    api_rate_limit: float = 20.0  # requests per second per token (0: none)
+    api_rate_burst: int = 100
+    api_cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -132,12 +152,17 @@ class Settings:
             "WEBHOOK_DEMO_SECRET": "demo_secret",
             "WEBHOOK_EVENT_LOOP": "event_loop",
             "WEBHOOK_EVENT_TYPES": "event_types",
+            "WEBHOOK_API_DATA_DIR": "api_data_dir",
+            "WEBHOOK_PUBLIC_URL": "public_url",
         }
         for var, attr in simple.items():
             if env.get(var):
                 values[attr] = env[var]
         ints = {
             "WEBHOOK_METRICS_PORT": "metrics_port",
+            "WEBHOOK_API_PORT": "api_port",
+            "WEBHOOK_API_MAX_BODY_BYTES": "api_max_body_bytes",
+            "WEBHOOK_API_RATE_BURST": "api_rate_burst",
             "WEBHOOK_MAX_EVENT_BYTES": "max_event_bytes",
             "WEBHOOK_MAX_IN_FLIGHT": "max_in_flight",
             "WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE": "max_in_flight_per_workspace",
@@ -153,10 +178,19 @@ class Settings:
             "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
             "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
             "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
+            "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
         }
         for var, attr in durations.items():
             if env.get(var):
                 values[attr] = _duration_var(var, env[var])
+        if env.get("WEBHOOK_API_RATE_LIMIT"):
+            values["api_rate_limit"] = _float(
+                "WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"]
+            )
+        if env.get("WEBHOOK_API_CORS_ORIGINS"):
+            values["api_cors_origins"] = tuple(
+                o.strip() for o in env["WEBHOOK_API_CORS_ORIGINS"].split(",") if o.strip()
+            )
         if env.get("WEBHOOK_ALLOWED_NETWORKS"):
             values["allowed_networks"] = parse_networks(env["WEBHOOK_ALLOWED_NETWORKS"])
         if env.get("WEBHOOK_DNS_SERVERS"):
@@ -191,6 +225,16 @@ class Settings:
             raise ConfigError(
                 f"WEBHOOK_EVENT_LOOP: expected uvloop or asyncio, got {self.event_loop!r}"
             )
+        if self.api_log_retention_ms <= 0:
+            raise ConfigError("WEBHOOK_API_LOG_RETENTION: must be positive")
+        if self.public_url is not None and not re.match(
+            r"^https?://[^/\s]+(/\S*)?$", self.public_url
+        ):
+            raise ConfigError(
+                f"WEBHOOK_PUBLIC_URL: expected https://host[/path], got {self.public_url!r}"
+            )
+        if not 0 < self.api_port < 65536 and self.api_port != 0:
+            raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
         if self.input_topics.startswith("^"):

@@ -93,9 +93,7 @@ def resend_delivery(ctx: Ctx, sub: Sub, webhook_id: str) -> Response:
     task = redriven_task(
         ctx.codec.decode_task(data), f"rs_{uuid.uuid4().hex[:16]}", int(time.time() * 1000)
     )
-    produce_acked(
-        ctx.producer, ctx.topics.deliveries, ctx.codec.encode_task(task), sub.id.encode()
-    )
+    produce_acked(ctx.producer, ctx.topics.deliveries, ctx.codec.encode_task(task), sub.id.encode())
     return Response(status_code=202)
 
 

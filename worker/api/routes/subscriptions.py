@@ -65,9 +65,7 @@ def _conditions(filters: list[FilterIn]) -> tuple[Condition, ...]:
     for f in filters:
         wanted = {"eq": (1, 1), "in": (1, 100), "exists": (0, 0)}[f.op]
         if not wanted[0] <= len(f.values) <= wanted[1]:
-            raise Problem(
-                422, f"filters: {f.op} on {f.path} takes {wanted[0]}-{wanted[1]} values"
-            )
+            raise Problem(422, f"filters: {f.op} on {f.path} takes {wanted[0]}-{wanted[1]} values")
         conditions.append(Condition(f.path, f.op, tuple(f.values)))
     return tuple(conditions)
 
@@ -245,6 +243,3 @@ def test(ctx: Ctx, sub: Sub, body: TestIn | None = None) -> dict[str, Any]:
     view = as_json(result)
     view.pop("truncated")
     return view
-
-
-

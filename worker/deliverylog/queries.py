@@ -1,0 +1,292 @@
+"""Reading the index: one subscription's attempts, deliveries and dead letters, newest first.
+
+Every list returns ``(rows, next_cursor)``: rows are the JSON objects of the management API
+(times as RFC 3339 in UTC with milliseconds), ``next_cursor`` is ``None`` on the last page.
+Pages are keyset pages (see :mod:`.cursor`): no OFFSET, so a page costs the same however deep
+it is, and rows written while a listing is read never shift it. Safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from worker.deliverylog.cursor import Bounds, decode_cursor, encode_cursor, filters_digest
+from worker.deliverylog.store import PARTITION_SHIFT, Store
+
+__all__ = ["MAX_LIMIT", "DeliveryLog", "Page", "TaskRow", "rfc3339"]
+
+MAX_LIMIT = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OFFSET_MASK = (1 << PARTITION_SHIFT) - 1
+
+Page = tuple[list[dict[str, Any]], str | None]
+
+
+class TaskRow(NamedTuple):
+    """A dead letter's task as written to ``dlq`` (``RecordCodec.encode_task`` bytes)."""
+
+    position: str  # "partition:offset" in dlq
+    task: bytes
+    redriven: bool
+
+
+def rfc3339(ms: int) -> str:
+    """``1714564800123`` -> ``"2024-05-01T12:00:00.123Z"``."""
+    when = _EPOCH + timedelta(milliseconds=ms)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _position(row_id: int) -> str:
+    return f"{row_id >> PARTITION_SHIFT}:{row_id & _OFFSET_MASK}"
+
+
+class _Query:
+    """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``)."""
+
+    def __init__(self, select: str, time: str, tie: str, tie_type: type[int] | type[str]) -> None:
+        self.select = select
+        self.time = time
+        self.tie = tie
+        self.tie_type = tie_type
+
+    def page(
+        self,
+        store: Store,
+        name: str,
+        filters: dict[str, str | None],
+        bounds: Bounds,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[tuple[Any, ...]], str | None]:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be 1 to {MAX_LIMIT}, got {limit}")
+        digest = filters_digest(
+            name, **filters, since=bounds[0] is not None, until=bounds[1] is not None
+        )
+        key: tuple[Any, ...] | None = None
+        if cursor is not None:
+            key, bounds = decode_cursor(cursor, digest, (int, self.tie_type))
+        since_ms, until_ms = bounds
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in filters.items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since_ms is not None:
+            where.append(f"{self.time} >= ?")
+            args.append(since_ms)
+        if until_ms is not None:
+            where.append(f"{self.time} < ?")
+            args.append(until_ms)
+        if key is not None:
+            # The range term lets the index seek; the OR finishes the row-value comparison.
+            where.append(f"{self.time} <= ? AND ({self.time} < ? OR {self.tie} < ?)")
+            args.extend((key[0], key[0], key[1]))
+        sql = (
+            f"{self.select} WHERE {' AND '.join(where)} "
+            f"ORDER BY {self.time} DESC, {self.tie} DESC LIMIT ?"
+        )
+        rows = store.reader().execute(sql, (*args, limit + 1)).fetchall()
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        last = rows[-1]
+        return rows, encode_cursor(digest, (last[-2], last[-1]), bounds)
+
+
+# Each SELECT ends with its sort key (time, tie), which the cursor is made of.
+_ATTEMPTS = _Query(
+    "SELECT webhook_id, event_id, event_type, attempt, status, outcome, error, latency_ms, "
+    "response_body, started_ms, id FROM attempts",
+    "started_ms",
+    "id",
+    int,
+)
+_DELIVERIES = _Query(
+    "SELECT event_id, event_type, attempts, last_status, outcome, last_ms, "
+    "first_ms, webhook_id FROM deliveries",
+    "first_ms",
+    "webhook_id",
+    str,
+)
+_DEAD_LETTERS = _Query(
+    "SELECT webhook_id, event_id, event_type, reason, attempts, last_status, last_error, "
+    "(SELECT redrive_id FROM redrives WHERE redrives.dead_letter = dead_letters.id), "
+    "failed_ms, id FROM dead_letters",
+    "failed_ms",
+    "id",
+    int,
+)
+
+
+class DeliveryLog:
+    """The queries of the management API's log routes, over a :class:`Store`.
+
+    Filters are exact matches; ``since_ms`` is inclusive, ``until_ms`` exclusive. A
+    ``cursor`` must come from the same query with the same filters, else :class:`BadCursor`;
+    with a cursor, the time bounds of the listing's first page apply.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def attempts(
+        self,
+        subscription_id: str,
+        *,
+        outcome: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        event_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Every HTTP attempt, newest first (by start time)."""
+        filters = {"subscription_id": subscription_id, "outcome": outcome, "event_id": event_id}
+        rows, next_cursor = _ATTEMPTS.page(
+            self.store, "attempts", filters, (since_ms, until_ms), limit, cursor
+        )
+        return [
+            {
+                "webhook_id": webhook_id,
+                "event_id": event_id,
+                "event": event_type,
+                "attempt": attempt,
+                "status": status,
+                "outcome": outcome,
+                "error": error,
+                "latency_ms": latency_ms,
+                "started_at": rfc3339(started_ms),
+                "response_body": response_body,
+            }
+            for (
+                webhook_id,
+                event_id,
+                event_type,
+                attempt,
+                status,
+                outcome,
+                error,
+                latency_ms,
+                response_body,
+                started_ms,
+                _id,
+            ) in rows
+        ], next_cursor
+
+    def deliveries(
+        self,
+        subscription_id: str,
+        *,
+        outcome: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """One row per delivery (webhook-id) that made at least one attempt, newest first by
+        its first attempt; ``outcome`` and ``last_status`` are those of its last attempt, and
+        ``since_ms`` bounds the first attempt."""
+        filters = {"subscription_id": subscription_id, "outcome": outcome}
+        rows, next_cursor = _DELIVERIES.page(
+            self.store, "deliveries", filters, (since_ms, None), limit, cursor
+        )
+        return [
+            {
+                "webhook_id": webhook_id,
+                "event_id": event_id,
+                "event": event_type,
+                "attempts": attempts,
+                "last_status": last_status,
+                "outcome": outcome,
+                "first_attempt_at": rfc3339(first_ms),
+                "last_attempt_at": rfc3339(last_ms),
+            }
+            for (
+                event_id,
+                event_type,
+                attempts,
+                last_status,
+                outcome,
+                last_ms,
+                first_ms,
+                webhook_id,
+            ) in rows
+        ], next_cursor
+
+    def dead_letters(
+        self,
+        subscription_id: str,
+        *,
+        since_ms: int | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Dead letters, newest first; ``redriven_by`` is the id of the redrive that sent the
+        letter again, or null."""
+        filters = {"subscription_id": subscription_id, "reason": reason}
+        rows, next_cursor = _DEAD_LETTERS.page(
+            self.store, "dead_letters", filters, (since_ms, None), limit, cursor
+        )
+        return [
+            {
+                "position": _position(row_id),
+                "webhook_id": webhook_id,
+                "event_id": event_id,
+                "event": event_type,
+                "reason": reason,
+                "attempts": attempts,
+                "last_status": last_status,
+                "last_error": last_error,
+                "failed_at": rfc3339(failed_ms),
+                "redriven_by": redriven_by,
+            }
+            for (
+                webhook_id,
+                event_id,
+                event_type,
+                reason,
+                attempts,
+                last_status,
+                last_error,
+                redriven_by,
+                failed_ms,
+                row_id,
+            ) in rows
+        ], next_cursor
+
+    def dead_letter_tasks(
+        self, subscription_id: str, *, since_ms: int | None = None, reason: str | None = None
+    ) -> list[TaskRow]:
+        """The tasks of the matching dead letters, in ``dlq`` order (the order they failed),
+        for a redrive."""
+        where = ["subscription_id = ?"]
+        args: list[Any] = [subscription_id]
+        if since_ms is not None:
+            where.append("failed_ms >= ?")
+            args.append(since_ms)
+        if reason is not None:
+            where.append("reason = ?")
+            args.append(reason)
+        rows = self.store.reader().execute(
+            "SELECT id, task, "
+            "EXISTS (SELECT 1 FROM redrives WHERE redrives.dead_letter = dead_letters.id) "
+            f"FROM dead_letters WHERE {' AND '.join(where)} ORDER BY id",
+            args,
+        )
+        return [TaskRow(_position(row_id), task, bool(redriven)) for row_id, task, redriven in rows]
+
+    def latest_task(self, subscription_id: str, webhook_id: str) -> bytes | None:
+        """The task of the delivery's latest dead letter (to send it again), or ``None``."""
+        row = (
+            self.store.reader()
+            .execute(
+                "SELECT task FROM dead_letters WHERE subscription_id = ? AND webhook_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (subscription_id, webhook_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])

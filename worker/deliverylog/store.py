@@ -1,0 +1,286 @@
+"""The index's SQLite file: schema, the writer's batches, positions, retention.
+
+One file per cluster and topic prefix in ``WEBHOOK_API_DATA_DIR``, in WAL mode: one writer
+(the follower thread) and any number of readers, each thread with its own connection, that
+never wait for the writer. Everything in it can be rebuilt from the topics, so a file of
+another schema version is deleted and rebuilt rather than migrated.
+
+Rows are keyed by their Kafka position (``partition << 40 | offset``), and each batch writes
+its rows and the next offset of every partition it read in one transaction: a restart resumes
+exactly where the last committed batch ended, without duplicates or gaps. With a position,
+the timestamp and CRC of the last record read are kept, so that the follower can tell, on
+restart, whether the topic still holds that record (a recreated topic does not).
+
+``deliveries`` is maintained by a trigger on ``attempts``: one row per (subscription,
+webhook-id) with the attempt count, the first and last attempt times, and the status and
+outcome of the last attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.config import Settings
+
+__all__ = ["SCHEMA_VERSION", "Batch", "Position", "Store", "index_path", "row_id"]
+
+SCHEMA_VERSION = 1
+PARTITION_SHIFT = 40
+
+_SCHEMA = """
+CREATE TABLE positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    last_timestamp INTEGER NOT NULL,
+    last_crc INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    subscription_id TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status INTEGER,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    latency_ms REAL NOT NULL,
+    started_ms INTEGER NOT NULL,
+    response_body TEXT NOT NULL
+);
+CREATE INDEX attempts_newest ON attempts (subscription_id, started_ms, id);
+CREATE INDEX attempts_by_outcome ON attempts (subscription_id, outcome, started_ms, id);
+CREATE INDEX attempts_by_event ON attempts (subscription_id, event_id, started_ms, id);
+
+CREATE TABLE deliveries (
+    subscription_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_status INTEGER,
+    outcome TEXT NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (subscription_id, webhook_id)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_newest ON deliveries (subscription_id, first_ms, webhook_id);
+CREATE INDEX deliveries_by_outcome ON deliveries (subscription_id, outcome, first_ms, webhook_id);
+
+CREATE TRIGGER attempt_counts AFTER INSERT ON attempts BEGIN
+    INSERT INTO deliveries VALUES (
+        NEW.subscription_id, NEW.webhook_id, NEW.event_id, NEW.event_type, 1, NEW.status,
+        NEW.outcome, NEW.started_ms, NEW.started_ms)
+    ON CONFLICT (subscription_id, webhook_id) DO UPDATE SET
+        attempts = attempts + 1,
+        last_status = CASE WHEN excluded.last_ms >= last_ms
+                           THEN excluded.last_status ELSE last_status END,
+        outcome = CASE WHEN excluded.last_ms >= last_ms THEN excluded.outcome ELSE outcome END,
+        first_ms = min(first_ms, excluded.first_ms),
+        last_ms = max(last_ms, excluded.last_ms);
+END;
+
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    subscription_id TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    failed_ms INTEGER NOT NULL,
+    task BLOB NOT NULL
+);
+CREATE INDEX dead_letters_newest ON dead_letters (subscription_id, failed_ms, id);
+CREATE INDEX dead_letters_by_delivery ON dead_letters (subscription_id, webhook_id, id);
+
+CREATE TABLE redrives (
+    dead_letter INTEGER PRIMARY KEY,
+    redrive_id TEXT NOT NULL,
+    redriven_ms INTEGER NOT NULL
+);
+"""
+_TABLES = ("attempts", "deliveries", "dead_letters", "redrives", "positions")
+
+AttemptRow = tuple[int, str, str, str, str, str, int, int | None, str, str | None, float, int, str]
+DeadLetterRow = tuple[int, str, str, str, str, str, str, int, int | None, str | None, int, bytes]
+MarkRow = tuple[int, str, int]
+
+
+def row_id(partition: int, offset: int) -> int:
+    """A record's Kafka position as one integer: the primary key of its row."""
+    return (partition << PARTITION_SHIFT) | offset
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a partition's reading stands: the next offset, and what the last record was."""
+
+    next_offset: int
+    last_timestamp: int
+    last_crc: int
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one transaction writes: rows, redrive marks (``None`` removes), new positions."""
+
+    attempts: list[AttemptRow] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    marks: dict[int, MarkRow | None] = field(default_factory=dict)
+    positions: dict[tuple[str, int], Position] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attempts or self.dead_letters or self.marks or self.positions)
+
+
+def index_path(settings: Settings) -> Path:
+    """The file of this cluster and topic prefix in ``settings.api_data_dir``."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", settings.topic_prefix).strip("_") or "none"
+    who = f"{settings.bootstrap_servers}|{settings.topic_prefix}".encode()
+    digest = hashlib.sha256(who).hexdigest()[:10]
+    return Path(settings.api_data_dir).expanduser() / f"deliverylog-{slug[:40]}-{digest}.sqlite3"
+
+
+class Store:
+    """The SQLite file. :meth:`write`, :meth:`reset` and :meth:`expire` belong to one thread
+    at a time (the follower); :meth:`reader` gives each thread its own read-only connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._open_writer()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            # Another schema: everything in it can be read again from the topics.
+            conn.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            conn = self._connect()
+            version = 0
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")
+        if version == 0:
+            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # Used by this thread only; not checked so that close() may close it.
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=1")
+            conn.execute("PRAGMA cache_size=-16384")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def positions(self) -> dict[tuple[str, int], Position]:
+        rows = self._writer.execute(
+            "SELECT topic, partition, next_offset, last_timestamp, last_crc FROM positions"
+        )
+        return {(t, p): Position(n, ts, crc) for t, p, n, ts, crc in rows}
+
+    def write(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction (rows and positions together, or nothing)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.attempts:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    batch.attempts,
+                )
+            if batch.dead_letters:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO dead_letters VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    batch.dead_letters,
+                )
+            marks = [m for m in batch.marks.values() if m is not None]
+            if marks:
+                conn.executemany("INSERT OR REPLACE INTO redrives VALUES (?,?,?)", marks)
+            unmarked = [(key,) for key, m in batch.marks.items() if m is None]
+            if unmarked:
+                conn.executemany("DELETE FROM redrives WHERE dead_letter = ?", unmarked)
+            conn.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?)",
+                [
+                    (topic, partition, p.next_offset, p.last_timestamp, p.last_crc)
+                    for (topic, partition), p in batch.positions.items()
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def reset(self) -> None:
+        """Forget everything (before reading the topics again from the beginning)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def expire(self, before_ms: int) -> int:
+        """Delete attempts, deliveries and dead letters older than ``before_ms``; the number of
+        rows deleted. A delivery goes once its last attempt is older; its count keeps the
+        attempts that went before it."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = 0
+            for sql in (
+                "DELETE FROM attempts WHERE started_ms < ?",
+                "DELETE FROM deliveries WHERE last_ms < ?",
+                "DELETE FROM dead_letters WHERE failed_ms < ?",
+            ):
+                deleted += conn.execute(sql, (before_ms,)).rowcount
+            conn.execute(
+                "DELETE FROM redrives WHERE redriven_ms < ? AND dead_letter NOT IN "
+                "(SELECT id FROM dead_letters)",
+                (before_ms,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def close(self) -> None:
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._writer.close()
