@@ -72,6 +72,17 @@ def _megabytes(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, in
     }
 
 
+def _api_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The API's settings that are not plain strings or integers."""
+    values: dict[str, Any] = {}
+    if env.get("WEBHOOK_API_RATE_LIMIT"):
+        values["api_rate_limit"] = _float("WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"])
+    if env.get("WEBHOOK_API_CORS_ORIGINS"):
+        origins = env["WEBHOOK_API_CORS_ORIGINS"].split(",")
+        values["api_cors_origins"] = tuple(o.strip() for o in origins if o.strip())
+    return values
+
+
 def _float(name: str, value: str) -> float:
     try:
         number = float(value)
@@ -183,14 +194,7 @@ class Settings:
         for var, attr in durations.items():
             if env.get(var):
                 values[attr] = _duration_var(var, env[var])
-        if env.get("WEBHOOK_API_RATE_LIMIT"):
-            values["api_rate_limit"] = _float(
-                "WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"]
-            )
-        if env.get("WEBHOOK_API_CORS_ORIGINS"):
-            values["api_cors_origins"] = tuple(
-                o.strip() for o in env["WEBHOOK_API_CORS_ORIGINS"].split(",") if o.strip()
-            )
+        values.update(_api_values(env))
         if env.get("WEBHOOK_ALLOWED_NETWORKS"):
             values["allowed_networks"] = parse_networks(env["WEBHOOK_ALLOWED_NETWORKS"])
         if env.get("WEBHOOK_DNS_SERVERS"):

@@ -126,6 +126,12 @@ class Receiver:
             self._received.setdefault(name, [])
         return f"http://127.0.0.1:{self.port}/{name}"
 
+    def rekey(self, name: str, secret: str) -> None:
+        """Verify ``/name``'s requests from now on with ``secret`` (one the product made)."""
+        with self._lock:
+            behaviour = self._endpoints[name][1]
+            self._endpoints[name] = (Webhook(secret), behaviour)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         body = await request.read()

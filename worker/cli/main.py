@@ -12,6 +12,7 @@ from typing import Any
 from worker import __version__
 from worker.catalogue import CatalogueError
 from worker.cli import (
+    api,
     demo,
     dlq,
     events,
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (runner, topics, subs, events, eventtypes, testfire, logs, dlq, demo, tokens):
+    modules = (runner, api, topics, subs, events, eventtypes, testfire, logs, dlq, demo, tokens)
+    for module in modules:
         module.register(commands, common)
     return parser
 
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging("INFO" if args.command in ("run", "dev") else "WARNING")
+    setup_logging("INFO" if args.command in ("run", "dev", "api") else "WARNING")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         result: int = args.handler(args)
