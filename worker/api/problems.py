@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 __all__ = ["PROBLEM_JSON", "Problem", "install_handlers", "problem_response"]
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -77,6 +79,11 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return problem_response(exc.status_code, detail, dict(exc.headers or {}))
 
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        log.error("unhandled error in the API: %s", exc, exc_info=exc)
+        return problem_response(500, "internal error (logged by the API)")
+
+    app.add_exception_handler(Exception, on_error)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
