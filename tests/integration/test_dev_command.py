@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import httpx
 import orjson
 
 from tests.support.worker import REPO
@@ -63,14 +64,26 @@ def test_ctrl_c_drains_the_worker_then_stops_the_broker():
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
         broker_port = None
+        api = token = None
         deliveries = 0
         deadline = time.monotonic() + 90
-        while deliveries < 4:
+        while deliveries < 4 or api is None:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic())).decode()
             if line.startswith("broker: "):
                 broker_port = int(line.rsplit(":", 1)[1])
+            if line.startswith("management API: "):
+                api = line.split()[2]
+                token = line.rsplit(" ", 1)[1].rstrip(")\n")
             deliveries += line.startswith("delivery=")
         assert broker_port is not None
+        # dev runs the management API too, with a token of the demo workspace.
+        listing = httpx.get(
+            f"{api}/v1/workspaces/demo/subscriptions",
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert listing.status_code == 200, listing.text
+        assert [s["name"] for s in listing.json()["data"]] == ["demo receiver"]
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         with socket.socket() as sock:

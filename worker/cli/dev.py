@@ -2,8 +2,10 @@
 
 Without KAFKA_BOOTSTRAP_SERVERS it starts the embedded Tansu broker on a free 127.0.0.1 port.
 It then ensures the topics, starts a demo receiver that verifies every signature, creates a
-demo subscription, emits sample events, runs the worker, and prints each delivery as it
-arrives, until Ctrl-C (or ``--exit-after N`` deliveries); then it stops all it started.
+demo subscription, emits sample events, runs the worker and the management API (on
+WEBHOOK_API_PORT, or a free port when that one is busy) with a token of the demo workspace,
+and prints each delivery as it arrives, until Ctrl-C (or ``--exit-after N`` deliveries);
+then it stops all it started.
 Without WEBHOOK_EVENT_TYPES it uses the example catalogue shipped with the package.
 """
 
@@ -14,16 +16,20 @@ import asyncio
 import base64
 import contextlib
 import gc
+import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import orjson
 
+from worker.api.server import run_api
 from worker.app import run_worker
 from worker.catalogue import example_catalogue_path
 from worker.cli.common import settings_from
 from worker.cli.demo import DemoReceiver, sample_event
 from worker.cli.subs import create_subscription
+from worker.codec.avro import AvroCodec
 from worker.config import Settings, parse_retry_delays
 from worker.kafka.admin import ensure_topics
 from worker.kafka.clients import make_admin, make_producer
@@ -31,6 +37,8 @@ from worker.kafka.devbroker import DevBroker
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.subscriptions.edit import Changes
+from worker.tokens.registry import open_registry
+from worker.tokens.writer import TokenWriter
 
 __all__ = ["run_dev"]
 
@@ -52,7 +60,7 @@ async def run_dev(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     base = base.with_overrides(event_types=base.event_types or str(example_catalogue_path()))
-    with _broker(base) as bootstrap:
+    with _broker(base) as bootstrap, tempfile.TemporaryDirectory(prefix="ww-api-") as data_dir:
         settings = base.with_overrides(
             bootstrap_servers=bootstrap,
             retry_delays_ms=parse_retry_delays("1s,5s,30s")
@@ -85,7 +93,17 @@ async def run_dev(args: argparse.Namespace) -> int:
                 f"emitted {args.events} sample events; deliveries follow (Ctrl-C to stop)",
             )
             stop = asyncio.Event()
+            api_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            api = asyncio.create_task(
+                run_api(
+                    _api_settings(settings, data_dir),
+                    stop=stop,
+                    on_started=api_port.set_result,
+                    host="127.0.0.1",
+                )
+            )
             worker = asyncio.create_task(run_worker(settings, "all", stop=stop))
+            await _announce_api(args.output, settings, api_port, api)
             if args.exit_after:
                 while receiver.count < args.exit_after and not worker.done():
                     receiver.arrived.clear()
@@ -93,12 +111,60 @@ async def run_dev(args: argparse.Namespace) -> int:
                         await asyncio.wait_for(receiver.arrived.wait(), 1)
                 stop.set()
             await worker
+            stop.set()
+            await api
         finally:
             await receiver.stop()
             # The worker's Kafka clients sit in reference cycles (callbacks): free them now,
             # while the broker still runs, not at exit, when librdkafka would log a disconnect.
             gc.collect()
     return 0
+
+
+def _api_settings(settings: Settings, data_dir: str) -> Settings:
+    """The API of this dev run: its index in a fresh directory (the embedded broker starts
+    empty each time), on WEBHOOK_API_PORT unless that port is taken."""
+    port = settings.api_port
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            port = 0
+    return settings.with_overrides(api_data_dir=data_dir, api_port=port)
+
+
+async def _announce_api(
+    output: str, settings: Settings, port: asyncio.Future[int], api: asyncio.Task[None]
+) -> None:
+    """Wait for the API to listen, make a token of the demo workspace and say how to use it."""
+    while not port.done():
+        if api.done():
+            await api  # raises why it stopped
+            raise RuntimeError("the management API stopped before it listened")
+        await asyncio.sleep(0.05)
+    bound = await port
+    token = await asyncio.to_thread(_demo_token, settings)
+    url = f"http://127.0.0.1:{bound}"
+    if output == "json":
+        sys.stdout.write(orjson.dumps({"api": url, "token": token}).decode() + "\n")
+        sys.stdout.flush()
+        return
+    _say(output, f"management API: {url} (token of workspace demo, shown once: {token})")
+    _say(
+        output,
+        f"  curl -H 'Authorization: Bearer {token}' {url}/v1/workspaces/demo/subscriptions",
+    )
+
+
+def _demo_token(settings: Settings) -> str:
+    avro = AvroCodec()
+    registry = open_registry(settings, avro)
+    try:
+        writer = TokenWriter(settings, make_producer(settings), avro, registry)
+        return writer.create(workspace="demo", admin=False, name="dev")[1]
+    finally:
+        registry.stop()
 
 
 def _emit_samples(settings: Settings, count: int) -> None:
