@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from worker.config import ConfigError, parse_duration
+from worker.outbound.headers import InvalidHeader, validate_header
 from worker.subscriptions.conditions import parse_condition
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.store import InvalidSubscription
@@ -35,7 +36,12 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
         raise InvalidSubscription(f"malformed header {text!r}: use 'Name: value'")
-    return name.strip(), value.strip()
+    name, value = name.strip(), value.strip(" \t")
+    try:
+        validate_header(name, value)
+    except InvalidHeader as exc:
+        raise InvalidSubscription(str(exc)) from None
+    return name, value
 
 
 def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
