@@ -72,7 +72,9 @@ class Attempter:
         headers = self._headers(sub, task, int(now_s))
         started_ms = int(now_s * 1000)
         try:
-            response = await self._sender.post(sub.url, task.body, headers, sub.timeout_ms / 1000)
+            response = await self._sender.post(
+                sub.url, task.body, headers, sub.timeout_ms / 1000, sub.workspace
+            )
         except TransportError as exc:
             verdict = classify(None, exc.kind)
             self._metrics.attempt(verdict.next.value, exc.kind, exc.latency_s)
