@@ -20,9 +20,9 @@ the client checks the address again as it connects.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
-from dataclasses import dataclass
 
 import aiodns
 
@@ -46,7 +46,7 @@ MAX_LOOKUPS = 256
 CACHE_SIZE = 100_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Answer:
     expires: float
     addresses: tuple[str, ...] = ()
@@ -111,6 +111,8 @@ class Resolver:
             semaphore = self._tenants[tenant] = asyncio.Semaphore(self._per_tenant)
         async with semaphore, self._all:
             answer = await self._ask(host)
+        ttl = self._negative_ttl_s if answer.error and not answer.blocked else self._ttl_s
+        answer = dataclasses.replace(answer, expires=time.monotonic() + ttl)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[host] = answer
@@ -122,23 +124,22 @@ class Resolver:
             self._dns = aiodns.DNSResolver(
                 nameservers=servers, timeout=self._timeout_s / LOOKUP_TRIES, tries=LOOKUP_TRIES
             )
-        failed = time.monotonic() + self._negative_ttl_s
         try:
             async with asyncio.timeout(self._timeout_s):
                 result = await self._dns.getaddrinfo(
                     host, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM
                 )
         except TimeoutError:
-            return _Answer(failed, error=f"DNS lookup for {host} timed out")
+            return _Answer(0.0, error=f"DNS lookup for {host} timed out")
         except aiodns.error.DNSError as exc:
             reason = exc.args[1] if len(exc.args) > 1 else exc
-            return _Answer(failed, error=f"DNS lookup failed for {host}: {reason}")
+            return _Answer(0.0, error=f"DNS lookup failed for {host}: {reason}")
         found = list(dict.fromkeys(node.addr[0].decode() for node in result.nodes))
         if not found:
-            return _Answer(failed, error=f"DNS lookup failed for {host}: no addresses")
+            return _Answer(0.0, error=f"DNS lookup failed for {host}: no addresses")
         permitted = tuple(a for a in found if self._policy.permits(a))
         if not permitted:
             return _Answer(
                 time.monotonic() + self._ttl_s, error=str(refused(host, found[0])), blocked=True
             )
-        return _Answer(time.monotonic() + self._ttl_s, permitted)
+        return _Answer(0.0, permitted)
