@@ -42,9 +42,10 @@ from worker.outbound.connection import (
 )
 from worker.outbound.destinations import BlockedDestination, DestinationPolicy, literal_address
 from worker.outbound.headers import InvalidHeader, check_name
+from worker.outbound.proxy import Proxy, ProxyError, authority
 from worker.outbound.resolver import Resolver
 
-__all__ = ["RESPONSE_READ_CAP", "HttpSender", "Response", "TransportError"]
+__all__ = ["RESPONSE_READ_CAP", "HttpSender", "Response", "TransportError", "post_once"]
 
 # Parsed destination URLs kept per process (a URL string always parses the same way; the
 # address it resolves to is checked on every connect, not here).
@@ -130,9 +131,13 @@ class HttpSender:
         user_agent: str,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
+        proxy: str | None = None,
     ) -> None:
+        """``proxy``: ``http://[user:password@]host:port`` of a forward proxy every request
+        goes through (``WEBHOOK_EGRESS_PROXY``)."""
         self._policy = destinations
         self._resolver = resolver or Resolver(destinations)
+        self._proxy = Proxy.from_url(proxy) if proxy else None
         self._ssl = ssl_context or ssl.create_default_context()
         self._user_agent = user_agent
         self._max = max_connections
@@ -223,6 +228,9 @@ class HttpSender:
         return await self._send(await self._connect(target, tenant), head, body)
 
     async def _send(self, conn: Connection, head: bytes, body: bytes) -> Result:
+        if conn.absolute:  # plain http through the proxy: the absolute form, to the address
+            end = head.index(b"\r\n") + 2
+            head = b"POST " + conn.absolute + head[5:end] + conn.extra + head[end:]
         try:
             return await conn.send(head, body)
         finally:  # reusable only when the response came whole (not on timeout or error)
@@ -234,11 +242,13 @@ class HttpSender:
     # -- connections ------------------------------------------------------------------------
 
     async def _connect(self, target: _Target, tenant: str) -> Connection:
-        loop = asyncio.get_running_loop()
         if target.literal:
             addresses = [target.host]
         else:
             addresses = await self._resolver.resolve(target.host, tenant)
+        if self._proxy is not None:
+            return await self._connect_via_proxy(self._proxy, target, addresses)
+        loop = asyncio.get_running_loop()
         infos: list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]
         infos = []
         for address in addresses:
@@ -262,6 +272,39 @@ class HttpSender:
             sock.close()
             raise
         return conn
+
+    async def _connect_via_proxy(
+        self, proxy: Proxy, target: _Target, addresses: list[str]
+    ) -> Connection:
+        """Through the proxy to the first checked address it reaches (of two at most); the
+        proxy unreachable fails the attempt."""
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for address in addresses[:2]:
+            self._policy.check(target.host, address)  # the very address the proxy is given
+            sock = await proxy.open()
+            try:
+                if target.tls:
+                    await proxy.tunnel(sock, address, target.port)
+                _, conn = await loop.create_connection(
+                    lambda: Connection(target.origin),
+                    sock=sock,
+                    ssl=self._ssl if target.tls else None,
+                    server_hostname=target.host if target.tls else None,
+                )
+            except ProxyError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            if not target.tls:
+                conn.absolute = f"http://{authority(address, target.port)}".encode()
+                conn.extra = proxy.authorization
+            return conn
+        assert error is not None
+        raise error
 
     def _take_idle(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
@@ -298,3 +341,34 @@ class HttpSender:
             self._idle.setdefault(conn.origin, []).append(conn)
         if self._idle and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
+
+
+def post_once(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    *,
+    destinations: DestinationPolicy,
+    user_agent: str,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: str | None = None,
+) -> Response:
+    """One POST from synchronous code (the CLI's challenge and test-fire), on the delivery
+    client: the same destination checks, proxy and TLS settings as every delivery.
+    TransportError as :meth:`HttpSender.post`."""
+
+    async def go() -> Response:
+        sender = HttpSender(
+            max_connections=1,
+            destinations=destinations,
+            user_agent=user_agent,
+            ssl_context=ssl_context,
+            proxy=proxy,
+        )
+        try:
+            return await sender.post(url, body, headers, timeout_s)
+        finally:
+            await sender.close()
+
+    return asyncio.run(go())

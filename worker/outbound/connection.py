@@ -81,6 +81,8 @@ class Connection(asyncio.Protocol):
         self.requests = 0  # requests sent on it
         self.idle_since = 0.0
         self.idle_limit = DEFAULT_IDLE_S  # reuse while idle for less than this
+        self.absolute = b""  # "http://address:port" when requests go to a proxy in that form
+        self.extra = b""  # header lines for the proxy (proxy-authorization)
         self._waiter: asyncio.Future[Result] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
