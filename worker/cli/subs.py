@@ -11,6 +11,7 @@ from worker.cli.common import CommandError, emit, settings_from
 from worker.config import ConfigError, Settings, parse_duration
 from worker.kafka.clients import make_producer
 from worker.outbound.destinations import DestinationPolicy
+from worker.outbound.tls import client_ssl_context
 from worker.subscriptions.challenge import ChallengeCache, ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes
 from worker.subscriptions.model import SecretEntry, Status, Subscription
@@ -160,6 +161,8 @@ def _challenge(settings: Settings, sub: Subscription) -> None:
         sub.url,
         [s.secret for s in sub.secrets],
         destinations=DestinationPolicy.from_settings(settings),
+        ssl_context=client_ssl_context(settings),
+        proxy=settings.egress_proxy,
     )
     cache.remember(sub.url)
 

@@ -9,16 +9,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from worker import __version__
-from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.common import CommandError, emit, printable, settings_from
 from worker.cli.subs import get_subscription
 from worker.dispatch.delivery import RESERVED_HEADERS
 from worker.model import Event
+from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.signing import decode_secret, sign_headers
-from worker.subscriptions.challenge import ChallengeFailed, pinned_target
+from worker.outbound.tls import client_ssl_context
+from worker.subscriptions.challenge import ChallengeFailed, check_destination
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body
 
@@ -72,10 +72,9 @@ def sample_event(sub: Subscription) -> Event:
 def _fire(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     sub = get_subscription(settings, args.id)
+    destinations = DestinationPolicy.from_settings(settings)
     try:
-        target, pinned, extensions = pinned_target(
-            sub.url, DestinationPolicy.from_settings(settings)
-        )
+        check_destination(sub.url, destinations)
     except ChallengeFailed as exc:
         raise CommandError(str(exc).replace("challenge", "test-fire", 1)) from None
     event = sample_event(sub)
@@ -83,29 +82,33 @@ def _fire(args: argparse.Namespace) -> int:
     delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
     now = int(time.time())
     headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
-    headers.update(
-        {"content-type": "application/json", "user-agent": f"webhook-worker/{__version__}"}
-    )
+    headers["content-type"] = "application/json"
     keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
     headers.update(sign_headers(delivery_id, now, body, keys))
     timeout = sub.timeout_ms / 1000
     start = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(
-                target, content=body, headers={**headers, **pinned}, extensions=extensions
-            )
-    except httpx.TimeoutException:
-        raise CommandError(f"test-fire to {sub.url}: no response within {timeout:g}s") from None
-    except httpx.ConnectError as exc:
-        raise CommandError(f"test-fire to {sub.url}: connection failed: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise CommandError(f"test-fire to {sub.url}: {type(exc).__name__}: {exc}") from None
+        response = post_once(
+            sub.url,
+            body,
+            headers,
+            timeout,
+            destinations=destinations,
+            user_agent=f"webhook-worker/{__version__}",
+            ssl_context=client_ssl_context(settings),
+            proxy=settings.egress_proxy,
+        )
+    except TransportError as exc:
+        if exc.kind == "timeout":
+            raise CommandError(f"test-fire to {sub.url}: no response within {timeout:g}s") from None
+        if exc.kind == "network":
+            raise CommandError(f"test-fire to {sub.url}: connection failed: {exc}") from None
+        raise CommandError(f"test-fire to {sub.url}: {exc.kind}: {exc}") from None
     latency_ms = round((time.perf_counter() - start) * 1000, 1)
-    text = response.text
+    text = response.body.decode("utf-8", "replace")
     shown = text if args.full else text[:EXCERPT]
     result = {
-        "status": response.status_code,
+        "status": response.status,
         "latency_ms": latency_ms,
         "body": shown,
         "truncated": len(shown) < len(text),
@@ -118,6 +121,7 @@ def _fire(args: argparse.Namespace) -> int:
     emit(
         args.output,
         result,
-        f"HTTP {response.status_code} in {latency_ms} ms ({delivery_id})\n{shown}{more}",
+        f"HTTP {response.status} in {latency_ms} ms ({delivery_id})\n"
+        f"{printable(shown, lines=True)}{more}",
     )
-    return 0 if 200 <= response.status_code < 300 else 1
+    return 0 if 200 <= response.status < 300 else 1

@@ -17,6 +17,8 @@ from worker import eventloop
 from worker.config import parse_networks
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.destinations import DestinationPolicy
+from worker.subscriptions.challenge import ChallengeFailed, run_challenge
+from worker.subscriptions.secrets import generate_secret
 
 LOCAL = DestinationPolicy(allowed_networks=parse_networks("127.0.0.1/32"))
 
@@ -168,3 +170,22 @@ def test_a_proxy_refusing_the_tunnel_fails_the_attempt() -> None:
     with TinyProxy() as proxy:  # nothing listens on port 9 of 127.0.0.1
         outcomes = _send("https://127.0.0.1:9/hook", proxy.url, None, 1)
     assert outcomes[0].startswith("network: ProxyError: the proxy refused CONNECT 127.0.0.1:9")
+
+
+def test_the_challenge_goes_through_the_proxy_too(ca: trustme.CA, https_receiver: Receiver) -> None:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    port = https_receiver.port
+    url = f"https://localhost:{port}/hook"
+    with TinyProxy() as proxy:
+        run_challenge(
+            url, [generate_secret()], destinations=LOCAL, ssl_context=context, proxy=proxy.url
+        )
+        requests = proxy.requests()
+        proxy.stop()
+        with pytest.raises(ChallengeFailed, match="connection refused or unreachable"):
+            run_challenge(
+                url, [generate_secret()], destinations=LOCAL, ssl_context=context, proxy=proxy.url
+            )
+    assert requests == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
+    assert https_receiver.hosts == [f"localhost:{port}"]
