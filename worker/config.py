@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_RETRY_DELAYS",
@@ -22,6 +23,7 @@ __all__ = [
     "parse_dns_servers",
     "parse_duration",
     "parse_networks",
+    "parse_proxy",
 ]
 
 DEFAULT_RETRY_DELAYS = "5s,30s,2m,10m,30m,1h,2h"
@@ -120,6 +122,10 @@ class Settings:
     allow_private_networks: bool = False
     allowed_networks: tuple[Network, ...] = ()
     dns_servers: tuple[str, ...] = ()
+    egress_proxy: str | None = field(default=None, repr=False)  # may carry a password
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     secrets_key: str | None = field(default=None, repr=False)
     max_event_bytes: int = 1_000_000
     shutdown_timeout_ms: int = 30_000
@@ -165,6 +171,9 @@ class Settings:
             "WEBHOOK_EVENT_TYPES": "event_types",
             "WEBHOOK_API_DATA_DIR": "api_data_dir",
             "WEBHOOK_PUBLIC_URL": "public_url",
+            "WEBHOOK_CA_BUNDLE": "ca_bundle",
+            "WEBHOOK_CLIENT_CERT": "client_cert",
+            "WEBHOOK_CLIENT_KEY": "client_key",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -195,12 +204,15 @@ class Settings:
             if env.get(var):
                 values[attr] = _duration_var(var, env[var])
         values.update(_api_values(env))
-        if env.get("WEBHOOK_ALLOWED_NETWORKS"):
-            values["allowed_networks"] = parse_networks(env["WEBHOOK_ALLOWED_NETWORKS"])
-        if env.get("WEBHOOK_DNS_SERVERS"):
-            values["dns_servers"] = parse_dns_servers(env["WEBHOOK_DNS_SERVERS"])
-        if env.get("WEBHOOK_RETRY_DELAYS"):
-            values["retry_delays_ms"] = parse_retry_delays(env["WEBHOOK_RETRY_DELAYS"])
+        parsed: dict[str, tuple[str, Callable[[str], Any]]] = {
+            "WEBHOOK_ALLOWED_NETWORKS": ("allowed_networks", parse_networks),
+            "WEBHOOK_DNS_SERVERS": ("dns_servers", parse_dns_servers),
+            "WEBHOOK_EGRESS_PROXY": ("egress_proxy", parse_proxy),
+            "WEBHOOK_RETRY_DELAYS": ("retry_delays_ms", parse_retry_delays),
+        }
+        for var, (attr, parse) in parsed.items():
+            if env.get(var):
+                values[attr] = parse(env[var])
         for var, attr in (
             ("WEBHOOK_ALLOW_HTTP", "allow_http"),
             ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "allow_private_networks"),
@@ -239,6 +251,8 @@ class Settings:
             )
         if not 0 < self.api_port < 65536 and self.api_port != 0:
             raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
+        if self.client_key and not self.client_cert:
+            raise ConfigError("WEBHOOK_CLIENT_KEY: set WEBHOOK_CLIENT_CERT too")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
         if self.input_topics.startswith("^"):
@@ -311,6 +325,22 @@ def parse_dns_servers(text: str) -> tuple[str, ...]:
                 f"WEBHOOK_DNS_SERVERS: expected IP[:port] (e.g. 10.0.0.2:53), got {server!r}"
             ) from None
     return servers
+
+
+def parse_proxy(text: str) -> str:
+    """``http://[user:password@]host:port`` of a forward proxy, as given; errors name
+    ``WEBHOOK_EGRESS_PROXY``."""
+    parts = urlsplit(text.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"WEBHOOK_EGRESS_PROXY: expected http://host:port (e.g. http://10.0.0.3:3128), got "
+            f"{parts.scheme or 'no scheme'}://{parts.hostname or ''}..."
+        )
+    return text.strip()
 
 
 def _duration_var(name: str, value: str) -> int:

@@ -175,7 +175,7 @@ def test_workspace_isolation_on_every_route(env: Env) -> None:
         (
             {"url": "https://example.com/x", "events": ["*"], "headers": {"Webhook-Id": "1"}},
             422,
-            "set by the worker",
+            "set by the delivery",
         ),
         (
             {

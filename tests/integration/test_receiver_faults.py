@@ -105,8 +105,12 @@ def test_every_fault_ends_as_the_contract_says(settings_factory):
     for name in ("s500", "s502", "s503", "s408", "ra503", "ra429", "hang", "reset"):
         assert by_ws[name].reason == "retries_exhausted", name
         assert by_ws[name].attempts == 3, name
-    for name in ("s500", "s502", "s503", "s408", "ra503", "ra429", "hang", "reset"):
+    for name in ("s500", "s502", "s503", "s408", "ra503", "ra429", "hang"):
         assert counts[name] == 3, (name, counts[name])
+    # A connection reset before any response byte, on a kept-alive connection, is taken for
+    # the server's idle close crossing the request: sent once more on a fresh connection
+    # within the same attempt (same webhook-id). Only the first attempt's connection is new.
+    assert 3 <= counts["reset"] <= 5, counts["reset"]
     for name in ("s400", "s401", "s404"):
         assert (by_ws[name].reason, by_ws[name].attempts, counts[name]) == ("client_error", 1, 1)
     assert (by_ws["s410"].reason, counts["s410"]) == ("gone", 1)

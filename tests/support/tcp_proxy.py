@@ -1,5 +1,6 @@
 """A TCP proxy on 127.0.0.1 that a test can cut: every live connection is dropped and new
-ones are refused until :meth:`TcpProxy.restore`.
+ones are refused until :meth:`TcpProxy.restore`. With ``delay_s`` it also adds that much
+round-trip time (a slow link), to data and closes alike.
 
 Runs an asyncio server in its own thread. While cut, the listening socket stays bound (so
 no other process can take the port) but every new connection is reset as soon as it is
@@ -18,8 +19,9 @@ import threading
 class TcpProxy:
     """``with TcpProxy(target_port) as proxy: ... proxy.cut(); ... proxy.restore()``."""
 
-    def __init__(self, target_port: int, port: int = 0) -> None:
+    def __init__(self, target_port: int, port: int = 0, delay_s: float = 0.0) -> None:
         self.target_port = target_port
+        self.delay_s = delay_s  # added to each round trip (half each way), closes included
         self.port = port
         self.accepted = 0  # connections forwarded (not counting refused ones)
         self.refused = 0
@@ -107,8 +109,12 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s / 2)
                 writer.write(data)
                 await writer.drain()
+            if self.delay_s:  # the close travels as slowly as the data
+                await asyncio.sleep(self.delay_s / 2)
         except (ConnectionError, OSError):
             pass
         finally:

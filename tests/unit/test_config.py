@@ -121,6 +121,10 @@ def test_format_duration_picks_the_largest_exact_unit() -> None:
         ("WEBHOOK_ALLOW_HTTP", "maybe"),
         ("WEBHOOK_INPUT_TOPICS", "^(unclosed"),
         ("WEBHOOK_EVENT_LOOP", "trio"),
+        ("WEBHOOK_EGRESS_PROXY", "socks5://127.0.0.1:1080"),
+        ("WEBHOOK_EGRESS_PROXY", "http://proxy.internal"),
+        ("WEBHOOK_EGRESS_PROXY", "http://proxy.internal:3128/path"),
+        ("WEBHOOK_CLIENT_KEY", "/etc/key.pem"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:
@@ -129,6 +133,24 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
     message = str(caught.value)
     assert variable in message or value in message
     assert "\n" not in message
+
+
+def test_egress_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "WEBHOOK_EGRESS_PROXY": "http://user:pw@10.0.0.3:3128",
+            "WEBHOOK_CA_BUNDLE": "/etc/ca.pem",
+            "WEBHOOK_CLIENT_CERT": "/etc/cert.pem",
+            "WEBHOOK_CLIENT_KEY": "/etc/key.pem",
+        }
+    )
+    assert settings.egress_proxy == "http://user:pw@10.0.0.3:3128"
+    assert "pw" not in repr(settings)
+    assert (settings.ca_bundle, settings.client_cert, settings.client_key) == (
+        "/etc/ca.pem",
+        "/etc/cert.pem",
+        "/etc/key.pem",
+    )
 
 
 def test_bad_retry_delay_names_the_variable() -> None:

@@ -4,6 +4,7 @@ failures as one line on stderr with a non-zero exit."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 
 from worker.config import Settings
 
-__all__ = ["CommandError", "emit", "settings_from"]
+__all__ = ["CommandError", "emit", "printable", "settings_from"]
 
 
 class CommandError(Exception):
@@ -20,6 +21,18 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``; with ``lines``, line
+    breaks and tabs kept): bytes a receiver sent cannot move the cursor, recolour or retitle
+    the terminal of whoever reads them."""
+    pattern = _CONTROL_BUT_LINES if lines else _CONTROL
+    return pattern.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def emit(output: str, document: Any, text: str | None = None) -> None:

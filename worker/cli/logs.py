@@ -14,7 +14,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from worker.app import Codecs
-from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.common import CommandError, emit, printable, settings_from
 from worker.cli.context import get_subscription
 from worker.codec.records import RecordCodec
 from worker.config import ConfigError, Settings, parse_duration
@@ -52,12 +52,12 @@ def _view(a: Attempt) -> dict[str, Any]:
 
 
 def _line(view: dict[str, Any]) -> str:
-    result = view["status"] if view["status"] is not None else view["error"]
+    result = view["status"] if view["status"] is not None else printable(str(view["error"]))
     return (
-        f"{view['time']}  {view['event_id']}  {view['webhook_id']}  #{view['attempt']}  "
-        f"{result}  {view['latency_ms']}ms  {view['outcome']}\n"
-        f"    request:  {view['request_body'][:TEXT_BODY]}\n"
-        f"    response: {view['response_body'][:TEXT_BODY]}"
+        f"{view['time']}  {printable(view['event_id'])}  {view['webhook_id']}  "
+        f"#{view['attempt']}  {result}  {view['latency_ms']}ms  {view['outcome']}\n"
+        f"    request:  {printable(view['request_body'][:TEXT_BODY])}\n"
+        f"    response: {printable(view['response_body'][:TEXT_BODY])}"
     )
 
 

@@ -7,9 +7,8 @@ import argparse
 from typing import Any
 
 from worker.catalogue import load_catalogue
-from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.common import CommandError, emit, printable, settings_from
 from worker.cli.context import get_subscription
-from worker.outbound.destinations import DestinationPolicy
 from worker.subscriptions.testfire import NotSubscribed, as_json, fire
 
 __all__ = ["register"]
@@ -29,7 +28,7 @@ def _fire(args: argparse.Namespace) -> int:
     try:
         result = fire(
             sub,
-            DestinationPolicy.from_settings(settings),
+            settings,
             catalogue=load_catalogue(settings),
             event_type=args.event_type,
         )
@@ -47,6 +46,6 @@ def _fire(args: argparse.Namespace) -> int:
     emit(
         args.output,
         {k: v for k, v in view.items() if k != "error"},
-        f"{heading}\n{view['body']}{more}",
+        f"{heading}\n{printable(view['body'], lines=True)}{more}",
     )
     return 0 if result.status is not None and 200 <= result.status < 300 else 1

@@ -14,26 +14,13 @@ from worker.dispatch.policy import Next, Verdict, classify, parse_retry_after
 from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
 from worker.outbound.client import HttpSender, TransportError
+from worker.outbound.headers import RESERVED_HEADERS
 from worker.outbound.signing import decode_secret, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
 __all__ = ["Attempter", "Outcome"]
 
 BODY_EXCERPT = 1024
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "user-agent",
-        "host",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "x-webhook-signature",
-        "transfer-encoding",
-        "connection",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +59,9 @@ class Attempter:
         headers = self._headers(sub, task, int(now_s))
         started_ms = int(now_s * 1000)
         try:
-            response = await self._sender.post(sub.url, task.body, headers, sub.timeout_ms / 1000)
+            response = await self._sender.post(
+                sub.url, task.body, headers, sub.timeout_ms / 1000, sub.workspace
+            )
         except TransportError as exc:
             verdict = classify(None, exc.kind)
             self._metrics.attempt(verdict.next.value, exc.kind, exc.latency_s)

@@ -34,12 +34,15 @@ class Verdict:
 def classify(status: int | None, error_kind: str | None) -> Verdict:
     """Decide from an HTTP status, or from a transport error kind when there is no status.
 
-    ``error_kind`` is one of ``timeout``, ``network`` (retryable) or ``blocked`` (the
-    destination is not allowed: permanent).
+    ``error_kind`` is one of ``timeout``, ``network`` (retryable), ``blocked`` (the
+    destination is not allowed: permanent) or ``invalid`` (the request cannot be sent, e.g. a
+    stored header with a line break: permanent).
     """
     if status is None:
         if error_kind == "blocked":
             return Verdict(Next.DEAD_LETTER, "destination_blocked")
+        if error_kind == "invalid":  # a URL or header that cannot be sent: never will be
+            return Verdict(Next.DEAD_LETTER, "invalid_request")
         return Verdict(Next.RETRY, error_kind or "network")
     if 200 <= status < 300:
         return Verdict(Next.SUCCESS, "ok")

@@ -42,13 +42,14 @@ __all__ = [
 ]
 
 ATTEMPT_OUTCOMES = ("success", "retry", "dead_letter")
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "network", "timeout", "blocked")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "network", "timeout", "blocked", "invalid")
 DELIVERY_OUTCOMES = ("success", "dead_letter")
 DEAD_LETTER_REASONS = (
     "client_error",
     "gone",
     "redirect",
     "destination_blocked",
+    "invalid_request",
     "retries_exhausted",
     "endpoint_disabled",
     "subscription_deleted",

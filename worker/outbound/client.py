@@ -1,15 +1,24 @@
 """The HTTP boundary of delivery: one POST, its response or a typed transport error.
 
 Deliveries go out over a small HTTP/1.1 client of our own: asyncio protocols, keep-alive
-connections pooled per origin, responses parsed by httptools (llhttp, Node.js's parser). It
-was chosen by measurement (issue 5): a POST costs it about 24 us of CPU on uvloop against
-130 us for aiohttp's client, which was a third of the worker's CPU per delivery. It does only
-what a webhook POST needs: redirects are never followed, no proxies, no cookies, no
-compression; the response body is read up to a cap. httpx stays in the CLI.
+connections pooled per origin (this module), one connection and its response parsing in
+:mod:`worker.outbound.connection`, host lookups in :mod:`worker.outbound.resolver`. It was
+chosen by measurement (issue 5): a POST costs it about 24 us of CPU on uvloop against 130 us
+for aiohttp's client, which was a third of the worker's CPU per delivery. It does only what a
+webhook POST needs: redirects are never followed, no cookies, no compression; the response
+body is read up to a cap.
 
 Every connection is opened to an address the destination policy permits, checked on the
 address being connected (IP literals included), so a DNS answer that changes between an
-earlier check and the connect (rebinding) cannot slip through.
+earlier check and the connect (rebinding) cannot slip through. Several addresses are tried
+staggered (Happy Eyeballs, RFC 8305, 250 ms apart, families interleaved).
+
+Keep-alive: an idle connection is reused only while younger than the server's own
+``Keep-Alive: timeout=`` less a margin (4 s when it gives none, see
+:data:`worker.outbound.connection.DEFAULT_IDLE_S`), checked when it is taken. A close that
+still crosses a request is retried once, at once, on a fresh connection, when the connection
+was a reused one and no byte of the response came back: the server did not act on it (it
+closes idle connections only), and a repeat carries the same ``webhook-id`` anyway.
 """
 
 from __future__ import annotations
@@ -20,28 +29,30 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import cast
 
-import httptools
+import aiohappyeyeballs
 from yarl import URL
 
-from worker.outbound.destinations import (
-    BlockedDestination,
-    DestinationPolicy,
-    GuardedResolver,
-    literal_address,
+from worker.outbound.connection import (
+    RESPONSE_READ_CAP,
+    Connection,
+    ConnectionClosed,
+    Origin,
+    Result,
 )
+from worker.outbound.destinations import BlockedDestination, DestinationPolicy, literal_address
+from worker.outbound.headers import InvalidHeader, check_name
+from worker.outbound.proxy import Proxy, ProxyError, authority
+from worker.outbound.resolver import Resolver
 
-__all__ = ["HttpSender", "Response", "TransportError"]
+__all__ = ["RESPONSE_READ_CAP", "HttpSender", "Response", "TransportError", "post_once"]
 
-RESPONSE_READ_CAP = 64 * 1024
 # Parsed destination URLs kept per process (a URL string always parses the same way; the
 # address it resolves to is checked on every connect, not here).
 URL_CACHE_SIZE = 100_000
-DNS_TTL_S = 10.0  # how long a (checked) DNS answer is reused for new connections
-IDLE_TIMEOUT_S = 15.0  # a kept-alive connection idle this long is closed
-SWEEP_INTERVAL_S = 5.0
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
+SWEEP_INTERVAL_S = 1.0
+HAPPY_EYEBALLS_DELAY_S = 0.25
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a header value (HTAB allowed)
 _SPACE = re.compile(r"[\s\0]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -55,24 +66,14 @@ class Response:
 
 
 class TransportError(Exception):
-    """No HTTP status: ``kind`` is ``timeout``, ``network`` or ``blocked``."""
+    """No HTTP status: ``kind`` is ``timeout``, ``network``, ``blocked`` (the destination
+    is not permitted) or ``invalid`` (the request itself cannot be sent: a malformed URL or
+    header; repeating it cannot help)."""
 
     def __init__(self, kind: str, message: str, latency_s: float) -> None:
         super().__init__(message)
         self.kind = kind
         self.latency_s = latency_s
-
-
-class ConnectionClosed(ConnectionResetError):
-    """The server closed the connection before the response was complete."""
-
-    def __init__(self, answered: bool, reset: bool) -> None:
-        how = "reset" if reset else "closed"
-        when = "in the middle of its response" if answered else "before answering"
-        super().__init__(f"the server {how} the connection {when}")
-
-
-Origin = tuple[str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,122 +116,6 @@ def _target(url: str, user_agent: str) -> _Target:
     return _Target((scheme, name, port), name, port, address is not None, tls, head.encode())
 
 
-class _Connection(asyncio.Protocol):
-    """One kept-alive HTTP/1.1 connection: one request at a time, its response parsed as it
-    arrives. The result is ``(status, body, retry_after)``."""
-
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[None] | None = None  # done once the connection is gone
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[tuple[int, bytes, str | None]] | None = None
-        self.reusable = True
-        self.closed = False
-        self.idle_since = 0.0
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.retry_after: str | None = None
-        self.framed = False  # content-length or chunked: the body's end is known
-        self.answered = False  # a byte of the response arrived
-        self.headers_done = False
-
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes, str | None]]:
-        assert self.transport is not None
-        self._reset()
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.writelines((head, body))
-        return self.waiter
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    # -- asyncio.Protocol ----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        if self.waiter is None:  # bytes nobody asked for: out of step, never reused
-            self.reusable = False
-            self.close()
-            return
-        self.answered = True
-        try:
-            self.parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self.reusable = False
-            self._fail(ValueError(f"malformed HTTP response: {exc}"))
-            self.close()
-
-    def eof_received(self) -> bool:
-        return False  # close the transport: connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-        if self.waiter is None or self.waiter.done():
-            return
-        if self.headers_done and not self.framed:  # a body delimited by the close
-            self.reusable = False
-            self._complete()
-        else:
-            self._fail(ConnectionClosed(self.answered, reset=exc is not None))
-
-    # -- httptools callbacks -------------------------------------------------------------
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower == b"retry-after":
-            self.retry_after = value.decode("latin-1")
-        elif lower in (b"content-length", b"transfer-encoding"):
-            self.framed = True
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        room = RESPONSE_READ_CAP - self.size
-        if room > 0:
-            chunk = body[:room]
-            self.chunks.append(chunk)
-            self.size += len(chunk)
-        if self.size >= RESPONSE_READ_CAP:  # enough: the rest is not read
-            self.reusable = False
-            self._complete()
-            self.close()
-
-    def on_message_complete(self) -> None:
-        if 100 <= self.status < 200 and self.status != 101:  # interim (100, 103): wait on
-            self._reset()
-            self.answered = True
-            return
-        if not self.parser.should_keep_alive():
-            self.reusable = False
-        self._complete()
-
-    # -- outcome -------------------------------------------------------------------------
-
-    def _complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result((self.status, b"".join(self.chunks), self.retry_after))
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-
 class HttpSender:
     """Pooled HTTP/1.1 POSTs for deliveries; create and use inside one running event loop.
 
@@ -245,33 +130,45 @@ class HttpSender:
         destinations: DestinationPolicy,
         user_agent: str,
         ssl_context: ssl.SSLContext | None = None,
+        resolver: Resolver | None = None,
+        proxy: str | None = None,
     ) -> None:
+        """``proxy``: ``http://[user:password@]host:port`` of a forward proxy every request
+        goes through (``WEBHOOK_EGRESS_PROXY``)."""
         self._policy = destinations
-        self._resolver = GuardedResolver(destinations)
+        self._resolver = resolver or Resolver(destinations)
+        self._proxy = Proxy.from_url(proxy) if proxy else None
         self._ssl = ssl_context or ssl.create_default_context()
         self._user_agent = user_agent
         self._max = max_connections
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._targets: dict[str, _Target] = {}
-        self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._names: set[str] = set()  # header names already checked
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self.retried = 0  # requests repeated after a reused connection closed unanswered
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float, tenant: str = ""
     ) -> Response:
+        """POST ``body``; ``tenant`` (the workspace) shares host lookups' concurrency cap."""
         start = time.perf_counter()
         try:
             target = self._targets.get(url)
             if target is None:
                 if len(self._targets) >= URL_CACHE_SIZE:
                     self._targets.clear()
-                target = self._targets[url] = _target(url, self._user_agent)
+                target = _target(url, self._user_agent)
+                self._targets[url] = target
             head = target.head + self._fields(headers, len(body))
+        except BlockedDestination as exc:
+            raise TransportError("blocked", str(exc), time.perf_counter() - start) from None
+        except ValueError as exc:
+            raise TransportError("invalid", str(exc), time.perf_counter() - start) from None
+        try:
             async with asyncio.timeout(timeout_s), self._slots:
-                status, content, retry_after = await self._exchange(target, head, body)
+                status, content, retry_after = await self._exchange(target, head, body, tenant)
             return Response(status, content, retry_after, time.perf_counter() - start)
         except TimeoutError:
             raise TransportError(
@@ -301,105 +198,137 @@ class HttpSender:
     # -- one exchange ---------------------------------------------------------------------
 
     def _fields(self, headers: dict[str, str], length: int) -> bytes:
-        """The header lines after ``host`` and ``user-agent``; ValueError for a name that is
-        no token or a value with a line break (no header can be smuggled in)."""
+        """The header lines after ``host`` and ``user-agent``; InvalidHeader for a name that
+        is no token or a value with a control character (no header can be smuggled in)."""
         for name in headers:
             if name not in self._names:
-                if not _TOKEN.fullmatch(name):
-                    raise ValueError(f"invalid header name {name[:100]!r}")
+                check_name(name)
                 if len(self._names) < 10_000:
                     self._names.add(name)
+        if _CONTROL.search("\t".join(headers.values())):
+            bad = next(k for k, v in headers.items() if _CONTROL.search(v))
+            raise InvalidHeader(f"control character (CR, LF, NUL, ...) in header {bad!r}")
         text = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
-        if text.count("\n") != len(headers) or text.count("\r") != len(headers) or "\0" in text:
-            raise ValueError("line break or NUL in a header value")
-        return f"{text}content-length: {length}\r\n\r\n".encode()
-
-    async def _exchange(
-        self, target: _Target, head: bytes, body: bytes
-    ) -> tuple[int, bytes, str | None]:
-        # One request per attempt, never repeated here (a POST the server may have read): a
-        # kept-alive connection the server closes as we send fails the attempt, as with
-        # aiohttp. Closes that arrive while it is idle take it out of the pool first.
-        conn = self._take_idle(target.origin) or await self._connect(target)
-        finished = False
         try:
-            result = await conn.send(head, body)
-            finished = True
-            return result
-        finally:
-            if finished and conn.reusable and not conn.closed and not self._closed:
+            return f"{text}content-length: {length}\r\n\r\n".encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidHeader("a header value has characters beyond Latin-1") from None
+
+    async def _exchange(self, target: _Target, head: bytes, body: bytes, tenant: str) -> Result:
+        conn = self._take_idle(target.origin)
+        if conn is None:
+            return await self._send(await self._connect(target, tenant), head, body)
+        try:
+            return await self._send(conn, head, body)
+        except ConnectionClosed as exc:
+            if exc.answered:  # the server read the request: it is the attempt's outcome
+                raise
+        # A reused connection the server closed as the request went out: once more, fresh.
+        self.retried += 1
+        return await self._send(await self._connect(target, tenant), head, body)
+
+    async def _send(self, conn: Connection, head: bytes, body: bytes) -> Result:
+        if conn.absolute:  # plain http through the proxy: the absolute form, to the address
+            end = head.index(b"\r\n") + 2
+            head = b"POST " + conn.absolute + head[5:end] + conn.extra + head[end:]
+        try:
+            return await conn.send(head, body)
+        finally:  # reusable only when the response came whole (not on timeout or error)
+            if conn.reusable and not self._closed:
                 self._give_back(conn)
             else:
                 conn.close()
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _connect(self, target: _Target) -> _Connection:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, target: _Target, tenant: str) -> Connection:
         if target.literal:
             addresses = [target.host]
         else:
-            addresses = await self._resolve(target.host, target.port)
-        error: OSError | None = None
+            addresses = await self._resolver.resolve(target.host, tenant)
+        if self._proxy is not None:
+            return await self._connect_via_proxy(self._proxy, target, addresses)
+        loop = asyncio.get_running_loop()
+        infos: list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]
+        infos = []
         for address in addresses:
             self._policy.check(target.host, address)  # the very address connected to
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            infos.append(
+                (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, target.port))
+            )
+        sock = await aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S, interleave=1
+        )
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _, conn = await loop.create_connection(
+                lambda: Connection(target.origin),
+                sock=sock,
+                ssl=self._ssl if target.tls else None,
+                server_hostname=target.host if target.tls else None,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return conn
+
+    async def _connect_via_proxy(
+        self, proxy: Proxy, target: _Target, addresses: list[str]
+    ) -> Connection:
+        """Through the proxy to the first checked address it reaches (of two at most); the
+        proxy unreachable fails the attempt."""
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for address in addresses[:2]:
+            self._policy.check(target.host, address)  # the very address the proxy is given
+            sock = await proxy.open()
             try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, (address, target.port))
+                if target.tls:
+                    await proxy.tunnel(sock, address, target.port)
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(target.origin),
+                    lambda: Connection(target.origin),
                     sock=sock,
                     ssl=self._ssl if target.tls else None,
                     server_hostname=target.host if target.tls else None,
                 )
-                return conn
-            except OSError as exc:
+            except ProxyError as exc:
                 sock.close()
                 error = exc
+                continue
             except BaseException:
                 sock.close()
                 raise
+            if not target.tls:
+                conn.absolute = f"http://{authority(address, target.port)}".encode()
+                conn.extra = proxy.authorization
+            return conn
         assert error is not None
         raise error
 
-    async def _resolve(self, host: str, port: int) -> list[str]:
-        """The permitted addresses ``host`` names, reused for DNS_TTL_S."""
-        now = time.monotonic()
-        cached = self._dns.get((host, port))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        results = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
-        addresses = list(dict.fromkeys(str(r["host"]) for r in results))
-        if len(self._dns) >= URL_CACHE_SIZE:
-            self._dns.clear()
-        self._dns[(host, port)] = (now + DNS_TTL_S, addresses)
-        return addresses
-
-    def _take_idle(self, origin: Origin) -> _Connection | None:
+    def _take_idle(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
+        now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be stale
-            if not conn.closed:
+            if conn.reusable and not conn.expired(now):
                 return conn
+            conn.close()
         return None
 
-    def _give_back(self, conn: _Connection) -> None:
-        conn.idle_since = time.monotonic()
+    def _give_back(self, conn: Connection) -> None:
         self._idle.setdefault(conn.origin, []).append(conn)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
     def _sweep(self) -> None:
-        """Close connections idle for IDLE_TIMEOUT_S, and the oldest beyond the limit."""
+        """Close the connections past their idle limit, and the oldest beyond the limit."""
         self._sweeper = None
-        expired = time.monotonic() - IDLE_TIMEOUT_S
-        kept: list[_Connection] = []
+        now = time.monotonic()
+        kept: list[Connection] = []
         for origin, idle in list(self._idle.items()):
             for conn in idle:
-                if conn.closed or conn.idle_since < expired:
+                if not conn.reusable or conn.expired(now):
                     conn.close()
                 else:
                     kept.append(conn)
@@ -412,3 +341,34 @@ class HttpSender:
             self._idle.setdefault(conn.origin, []).append(conn)
         if self._idle and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
+
+
+def post_once(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    *,
+    destinations: DestinationPolicy,
+    user_agent: str,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: str | None = None,
+) -> Response:
+    """One POST from synchronous code (the CLI's challenge and test-fire), on the delivery
+    client: the same destination checks, proxy and TLS settings as every delivery.
+    TransportError as :meth:`HttpSender.post`."""
+
+    async def go() -> Response:
+        sender = HttpSender(
+            max_connections=1,
+            destinations=destinations,
+            user_agent=user_agent,
+            ssl_context=ssl_context,
+            proxy=proxy,
+        )
+        try:
+            return await sender.post(url, body, headers, timeout_s)
+        finally:
+            await sender.close()
+
+    return asyncio.run(go())

@@ -34,6 +34,7 @@ __all__ = [
     "GuardedResolver",
     "is_public_address",
     "literal_address",
+    "refused",
     "resolve_destination",
 ]
 
@@ -171,10 +172,10 @@ class DestinationPolicy:
     def check(self, host: str, address: str) -> None:
         """BlockedDestination unless ``address`` (what ``host`` names) is permitted."""
         if not self.permits(address):
-            raise _refused(host, address)
+            raise refused(host, address)
 
 
-def _refused(host: str, address: str) -> BlockedDestination:
+def refused(host: str, address: str) -> BlockedDestination:
     named = "" if host == address else f" (from {host})"
     return BlockedDestination(
         f"destination {address}{named} is not publicly routable and not in WEBHOOK_ALLOWED_NETWORKS"
@@ -212,7 +213,7 @@ class GuardedResolver(AbstractResolver):
             raise OSError(f"DNS lookup failed for {host}: no addresses")
         allowed = [r for r in results if self._policy.permits(r["host"])]
         if not allowed:
-            raise _refused(host, results[0]["host"])
+            raise refused(host, results[0]["host"])
         return allowed
 
     async def close(self) -> None:

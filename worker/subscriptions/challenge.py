@@ -5,15 +5,16 @@ URL changed, the endpoint must answer 2xx within 5 s to a signed ``{"challenge":
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from worker import __version__
+from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import (
     BlockedDestination,
     DestinationPolicy,
@@ -26,7 +27,6 @@ __all__ = [
     "ChallengeFailed",
     "RecentChallenges",
     "check_destination",
-    "pinned_target",
     "run_challenge",
 ]
 
@@ -90,18 +90,25 @@ class ChallengeFailed(Exception):
     """The endpoint did not pass; the message says what happened."""
 
 
-def run_challenge(url: str, secrets: list[str], *, destinations: DestinationPolicy) -> str:
+def run_challenge(
+    url: str,
+    secrets: list[str],
+    *,
+    destinations: DestinationPolicy,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: str | None = None,
+) -> str:
     """POST the challenge; return the challenge value on success, raise ChallengeFailed.
 
-    The POST goes to the address the destination check approved (Host header and TLS name
-    stay the URL's), so a DNS answer that changes after the check is never connected to.
+    The POST goes out on the delivery client (:func:`worker.outbound.client.post_once`): to
+    an address the destination policy permits, checked as it connects (Host header and TLS
+    name stay the URL's), through ``proxy`` when one is set.
     """
-    target, pinned, extensions = pinned_target(url, destinations)
+    check_destination(url, destinations)  # the clearest message when the URL is refused
     challenge = str(uuid.uuid4())
     body = orjson.dumps({"challenge": challenge})
     headers = {
         "content-type": "application/json",
-        "user-agent": f"webhook-worker/{__version__}",
         **sign_headers(
             f"msg_challenge_{challenge.replace('-', '')}",
             int(time.time()),
@@ -110,44 +117,36 @@ def run_challenge(url: str, secrets: list[str], *, destinations: DestinationPoli
         ),
     }
     try:
-        with httpx.Client(timeout=CHALLENGE_TIMEOUT_S, follow_redirects=False) as client:
-            response = client.post(
-                target, content=body, headers={**headers, **pinned}, extensions=extensions
-            )
-    except httpx.TimeoutException:
-        raise ChallengeFailed(f"challenge to {url} timed out after 5s") from None
-    except httpx.ConnectError as exc:
-        text = str(exc)
-        if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
-            raise ChallengeFailed(f"challenge to {url} failed: TLS error: {text}") from None
+        response = post_once(
+            url,
+            body,
+            headers,
+            CHALLENGE_TIMEOUT_S,
+            destinations=destinations,
+            user_agent=f"webhook-worker/{__version__}",
+            ssl_context=ssl_context,
+            proxy=proxy,
+        )
+    except TransportError as exc:
+        raise ChallengeFailed(_failure(url, exc)) from None
+    if not 200 <= response.status < 300:
         raise ChallengeFailed(
-            f"challenge to {url} failed: connection refused or unreachable: {text}"
-        ) from None
-    except httpx.HTTPError as exc:
-        raise ChallengeFailed(f"challenge to {url} failed: {type(exc).__name__}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise ChallengeFailed(
-            f"challenge to {url} failed: endpoint answered HTTP {response.status_code}"
+            f"challenge to {url} failed: endpoint answered HTTP {response.status}"
         )
     return challenge
 
 
-def pinned_target(
-    url: str, destinations: DestinationPolicy
-) -> tuple[str | httpx.URL, dict[str, str], dict[str, str]]:
-    """Where an httpx request to ``url`` must go: the address the destination check approved
-    (ChallengeFailed if none), with the URL's Host header and TLS name kept, so a DNS answer
-    that changes after the check is never connected to. ``(target, headers, extensions)``."""
-    if destinations.allow_private:
-        return url, {}, {}
-    address = check_destination(url, destinations)[0]
-    parsed = httpx.URL(url)
-    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-    return (
-        parsed.copy_with(host=address),
-        {"host": parsed.netloc.decode("ascii")},
-        extensions,
-    )
+def _failure(url: str, exc: TransportError) -> str:
+    text = str(exc)
+    if exc.kind == "timeout":
+        return f"challenge to {url} timed out after {CHALLENGE_TIMEOUT_S:g}s"
+    if exc.kind == "blocked":
+        return f"challenge to {url} refused: {text}"
+    if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+        return f"challenge to {url} failed: TLS error: {text}"
+    if exc.kind == "invalid":
+        return f"challenge to {url} failed: {text}"
+    return f"challenge to {url} failed: connection refused or unreachable: {text}"
 
 
 def check_destination(url: str, destinations: DestinationPolicy) -> list[str]:

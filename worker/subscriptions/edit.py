@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Final
 
 from worker.config import ConfigError, parse_duration
+from worker.outbound.headers import InvalidHeader, validate_header
 from worker.subscriptions.conditions import parse_condition
 from worker.subscriptions.model import Condition, Subscription
 from worker.subscriptions.store import InvalidSubscription
@@ -84,7 +85,12 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
         raise InvalidSubscription(f"malformed header {text!r}: use 'Name: value'")
-    return name.strip(), value.strip()
+    name, value = name.strip(), value.strip(" \t")
+    try:
+        validate_header(name, value)
+    except InvalidHeader as exc:
+        raise InvalidSubscription(str(exc)) from None
+    return name, value
 
 
 def parse_conditions(texts: list[str]) -> tuple[Condition, ...]:

@@ -10,15 +10,16 @@ the caller reads its own write.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from worker.catalogue import Catalogue
 from worker.config import Settings
-from worker.dispatch.delivery import RESERVED_HEADERS
 from worker.outbound.destinations import DestinationPolicy
+from worker.outbound.headers import InvalidHeader
+from worker.outbound.headers import validate_header as check_header
+from worker.outbound.tls import client_ssl_context
 from worker.subscriptions.challenge import ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes
 from worker.subscriptions.index import SubscriptionIndex
@@ -41,13 +42,10 @@ __all__ = [
     "LimitReached",
     "NotFound",
     "SubscriptionService",
-    "validate_header",
 ]
 
 MAX_TIMEOUT_MS = 30_000
 MAX_HEADERS = 20
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than tab
 
 
 class NotFound(LookupError):
@@ -82,16 +80,6 @@ class ChallengeMemory(Protocol):
     def remember(self, workspace: str, url: str) -> None: ...
 
 
-def validate_header(name: str, value: str) -> None:
-    """Refuse a custom header that is not a valid HTTP field or is set by the worker itself."""
-    if not _TOKEN.match(name):
-        raise InvalidSubscription(f"malformed header name {name!r}")
-    if _BAD_VALUE.search(value):
-        raise InvalidSubscription(f"header {name}: control characters are not allowed")
-    if name.lower() in RESERVED_HEADERS:
-        raise InvalidSubscription(f"header {name} is set by the worker and cannot be overridden")
-
-
 class SubscriptionService:
     """Create, change and read subscriptions under one set of rules."""
 
@@ -111,8 +99,15 @@ class SubscriptionService:
         self._catalogue = catalogue
         self._challenges = challenges
         destinations = DestinationPolicy.from_settings(settings)
+        tls = client_ssl_context(settings)
         self._challenge = challenge or (
-            lambda url, secrets: run_challenge(url, secrets, destinations=destinations)
+            lambda url, secrets: run_challenge(
+                url,
+                secrets,
+                destinations=destinations,
+                ssl_context=tls,
+                proxy=settings.egress_proxy,
+            )
         )
 
     # -- reads -----------------------------------------------------------------------------
@@ -258,10 +253,18 @@ class SubscriptionService:
             raise InvalidSubscription("timeout must be more than 0 and at most 30s")
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
             raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
+        self._check_delivery_shape(sub)
+
+    @staticmethod
+    def _check_delivery_shape(sub: Subscription) -> None:
+        """Custom headers and selected fields."""
         if len(sub.headers) > MAX_HEADERS:
             raise InvalidSubscription(f"at most {MAX_HEADERS} custom headers")
         for name, value in sub.headers:
-            validate_header(name, value)
+            try:
+                check_header(name, value)
+            except InvalidHeader as exc:
+                raise InvalidSubscription(str(exc)) from None
         for field_name in sub.fields:
             if not field_name or any(c in field_name for c in " \t\r\n,"):
                 raise InvalidSubscription(f"malformed field name {field_name!r}")

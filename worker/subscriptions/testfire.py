@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from worker import __version__
 from worker.catalogue import Catalogue
-from worker.dispatch.delivery import RESERVED_HEADERS
+from worker.config import Settings
 from worker.model import Event
+from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
+from worker.outbound.headers import RESERVED_HEADERS
 from worker.outbound.signing import decode_secret, sign_headers
-from worker.subscriptions.challenge import ChallengeFailed, pinned_target
+from worker.outbound.tls import client_ssl_context
+from worker.subscriptions.challenge import ChallengeFailed, check_destination
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import pattern_matches
 from worker.subscriptions.render import render_body
@@ -100,9 +101,7 @@ def sample_event(
 def _headers(sub: Subscription, delivery_id: str, body: bytes) -> dict[str, str]:
     now = int(time.time())
     headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
-    headers.update(
-        {"content-type": "application/json", "user-agent": f"webhook-worker/{__version__}"}
-    )
+    headers["content-type"] = "application/json"
     keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
     headers.update(sign_headers(delivery_id, now, body, keys))
     return headers
@@ -110,44 +109,48 @@ def _headers(sub: Subscription, delivery_id: str, body: bytes) -> dict[str, str]
 
 def fire(
     sub: Subscription,
-    destinations: DestinationPolicy,
+    settings: Settings,
     *,
     catalogue: Catalogue | None = None,
     event_type: str | None = None,
 ) -> FireResult:
-    """Send one signed sample event to ``sub``'s URL (blocking; no redirects followed).
+    """Send one signed sample event to ``sub``'s URL (blocking; no redirects followed) on the
+    delivery client: the same destination checks, proxy and TLS settings as deliveries.
     A refused destination, a connection failure or a timeout is a result with ``error``."""
     event = sample_event(sub, catalogue, event_type)
     delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
     body = render_body(event, sub)
+    destinations = DestinationPolicy.from_settings(settings)
 
     def failed(error: str, latency: float | None = None) -> FireResult:
         return FireResult(None, latency, "", error, delivery_id, event.event)
 
     try:
-        target, pinned, extensions = pinned_target(sub.url, destinations)
+        check_destination(sub.url, destinations)
     except ChallengeFailed as exc:
         return failed(str(exc).replace("challenge", "test-fire", 1))
     timeout = sub.timeout_ms / 1000
     start = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(
-                target,
-                content=body,
-                headers={**_headers(sub, delivery_id, body), **pinned},
-                extensions=extensions,
-            )
-    except httpx.TimeoutException:
-        return failed(f"no response within {timeout:g}s", round(timeout * 1000, 1))
-    except httpx.ConnectError as exc:
-        return failed(f"connection failed: {exc}")
-    except httpx.HTTPError as exc:
-        return failed(f"{type(exc).__name__}: {exc}")
+        response = post_once(
+            sub.url,
+            body,
+            _headers(sub, delivery_id, body),
+            timeout,
+            destinations=destinations,
+            user_agent=f"webhook-worker/{__version__}",
+            ssl_context=client_ssl_context(settings),
+            proxy=settings.egress_proxy,
+        )
+    except TransportError as exc:
+        if exc.kind == "timeout":
+            return failed(f"no response within {timeout:g}s", round(timeout * 1000, 1))
+        if exc.kind == "network":
+            return failed(f"connection failed: {exc}")
+        return failed(f"{exc.kind}: {exc}")
     latency_ms = round((time.perf_counter() - start) * 1000, 1)
-    return FireResult(
-        response.status_code, latency_ms, response.text, None, delivery_id, event.event
-    )
+    text = response.body.decode("utf-8", "replace")
+    return FireResult(response.status, latency_ms, text, None, delivery_id, event.event)
 
 
 def as_json(result: FireResult, *, full: bool = False) -> dict[str, Any]:

@@ -272,7 +272,7 @@ def test_an_idle_connection_the_server_closed_is_not_used() -> None:
 def test_header_smuggling_is_refused_before_connecting(headers: dict[str, str]) -> None:
     server = Server(always(OK))
     try:
-        assert failure(server.url(), headers).startswith("network: ValueError: ")
+        assert failure(server.url(), headers).startswith("invalid: ")
     finally:
         server.stop()
     assert server.connections == 0
@@ -292,3 +292,101 @@ def test_https_verifies_the_certificate() -> None:
         assert "CERTIFICATE_VERIFY_FAILED" in failure(server.url())  # not trusted by default
     finally:
         server.stop()
+
+
+def test_a_reused_connection_closed_before_answering_is_retried_once_fresh() -> None:
+    # The second request arrives on the kept connection as the server closes it unanswered.
+    server = Server(lambda n, _r: (b"", "close") if n == 2 else (OK, "keep"))
+
+    async def go() -> tuple[list[int], int]:
+        sender = HttpSender(max_connections=8, destinations=LOCAL, user_agent="ua/1")
+        try:
+            statuses = [(await _posts(sender, [server.url()]))[0].status for _ in range(2)]
+            return statuses, sender.retried
+        finally:
+            await sender.close()
+
+    try:
+        assert run_loop(go()) == ([200, 200], 1)
+    finally:
+        server.stop()
+    assert len(server.requests) == 3 and server.connections == 2
+
+
+def test_the_servers_keep_alive_hint_less_a_margin_bounds_reuse() -> None:
+    hinted = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\ncontent-length: 2\r\n\r\nok"
+    server = Server(always(hinted))
+    try:
+        run([server.url(), server.url()], pause_s=0.3)  # well inside 2 s - 1 s: reused
+        assert server.connections == 1
+        run([server.url(), server.url()], pause_s=1.2)  # past it: a fresh connection
+        assert server.connections == 3
+    finally:
+        server.stop()
+
+
+def test_a_stray_second_response_retires_the_connection() -> None:
+    server = Server(always(OK + b"HTTP/1.1 200 O"))  # half a response nobody asked for
+    try:
+        responses = run([server.url(), server.url()])
+    finally:
+        server.stop()
+    assert [(r.status, r.body) for r in responses] == [(200, b"ok"), (200, b"ok")]
+    assert server.connections == 2
+
+
+def test_a_body_delimited_by_the_close_under_another_transfer_coding() -> None:
+    server = Server(always(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nraw", "close"))
+    try:
+        (response,) = run([server.url()])
+    finally:
+        server.stop()
+    assert (response.status, response.body) == (200, b"raw")
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "101 Switching Protocols"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n",
+            "101 Switching Protocols",
+        ),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 11, "more than 10 interim"),
+        (
+            b"HTTP/1.1 200 OK\r\n" + b"x-h: v\r\n" * 101 + b"content-length: 0\r\n\r\n",
+            "more than 100 response headers",
+        ),
+    ],
+)
+def test_responses_that_are_no_answer_fail_the_attempt(reply: bytes, error: str) -> None:
+    server = Server(always(reply, "close"))
+    try:
+        assert error in failure(server.url())
+    finally:
+        server.stop()
+
+
+def test_endless_headers_fail_the_attempt_after_64_kib() -> None:
+    offered = 64 * 1024 * 1024
+    sent = [0]
+
+    def endless(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nx-endless: ")
+                chunk = b"a" * 65536
+                while sent[0] < offered:
+                    conn.sendall(chunk)
+                    sent[0] += len(chunk)
+            except OSError:  # the client hung up
+                pass
+
+    listener = TcpListener(endless)
+    try:
+        error = failure(f"http://127.0.0.1:{listener.port}/hook", timeout_s=10.0)
+    finally:
+        listener.close()
+    assert error == "network: ValueError: response headers over 65536 bytes"
+    assert sent[0] < offered / 4  # the client stopped reading long before the end

@@ -239,7 +239,7 @@ def test(ctx: Ctx, sub: Sub, body: TestIn | None = None) -> dict[str, Any]:
     if not known:
         raise Problem(422, f"event_type: {event_type} is not a catalogued event type")
     with _problems():
-        result = fire(sub, ctx.destinations, catalogue=ctx.catalogue, event_type=event_type)
+        result = fire(sub, ctx.settings, catalogue=ctx.catalogue, event_type=event_type)
     view = as_json(result)
     view.pop("truncated")
     return view
