@@ -10,6 +10,7 @@ the caller reads its own write.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -33,6 +34,8 @@ from worker.subscriptions.store import (
     now_ms,
     validate_url,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CLI_ACTOR",
@@ -208,6 +211,7 @@ class SubscriptionService:
         sub = self.get(sub_id, workspace)
         self._writer.delete(sub.id)
         self._index.remove(sub.id)
+        log.info("subscription %s of %s deleted by %s", sub.id, sub.workspace, actor.id)
 
     def roll_secret(
         self, sub_id: str, grace_ms: int, *, actor: Actor, workspace: str | None = None
@@ -287,4 +291,11 @@ class SubscriptionService:
         saved = replace(sub, updated_ms=now_ms())
         self._writer.put(saved)
         self._index.upsert(saved)
+        log.info(
+            "subscription %s of %s saved by %s (status %s)",
+            saved.id,
+            saved.workspace,
+            saved.changed_by,
+            saved.status.value,
+        )
         return saved

@@ -49,4 +49,5 @@ def readyz(ctx: Ctx) -> Response:
 @health.get("/metrics")
 def metrics(ctx: Ctx) -> Response:
     ctx.metrics.index_lag.set(ctx.log_lag())
+    ctx.ready()  # refreshes webhook_api_index_caught_up where nothing probes /readyz
     return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
