@@ -15,8 +15,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels webhook-worker
 USER 10001
 WORKDIR /home/worker
-# /metrics, /healthz and /readyz (WEBHOOK_METRICS_PORT).
-EXPOSE 9400
+# /metrics, /healthz and /readyz (WEBHOOK_METRICS_PORT); `api` serves the management API and
+# its own /metrics, /healthz and /readyz on WEBHOOK_API_PORT. The HEALTHCHECK below asks the
+# worker's port: run `api` with a check of its own port (docker-compose.yml does).
+EXPOSE 9400 8088
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WEBHOOK_METRICS_PORT', '9400') + '/healthz', timeout=2)"]
 ENTRYPOINT ["webhook-worker"]

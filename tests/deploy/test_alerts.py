@@ -1,5 +1,6 @@
 """deploy/prometheus: the rules and the scrape config pass promtool, the promtool unit tests
-pass and cover every alert both ways, and the alerts use only series the worker exports."""
+pass and cover every alert both ways, and the alerts use only series the worker and the API
+export."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from worker.observability.api_metrics import ApiMetrics
 from worker.observability.metrics import Metrics
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -44,7 +46,8 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 def exported_series() -> dict[str, dict[str, set[str]]]:
-    """Sample name -> label -> values seen, from a real registry with every series touched."""
+    """Sample name -> label -> values seen, from real registries (the worker's and the API's)
+    with every series touched."""
     metrics = Metrics(input_topics=["events"], retry_delays=["5s", "30s"])
     metrics.event_consumed("events")
     metrics.event_invalid("decode")
@@ -60,12 +63,18 @@ def exported_series() -> dict[str, dict[str, set[str]]]:
     metrics.consumer_lag("webhook-worker-router", "events", 0, 3)
     metrics.subscriptions({"ACTIVE": 1})
     metrics.build_info("0")
+    api = ApiMetrics()
+    api.request("/v1/workspaces/{ws}/subscriptions", "GET", 200, 0.01)
+    api.request("/v1/workspaces/{ws}/subscriptions", "POST", 503, 0.01)
+    api.rate_limited()
+    api.index_lag.set(0)
+    api.index_ready.set(1)
     series: dict[str, dict[str, set[str]]] = {}
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            labels = series.setdefault(sample.name, {})
-            for name, value in sample.labels.items():
-                labels.setdefault(name, set()).add(value)
+    samples = [s for r in (metrics.registry, api.registry) for f in r.collect() for s in f.samples]
+    for sample in samples:
+        labels = series.setdefault(sample.name, {})
+        for name, value in sample.labels.items():
+            labels.setdefault(name, set()).add(value)
     return series
 
 
@@ -84,12 +93,20 @@ def test_promtool_check_config(tmp_path: Path) -> None:
     assert "1 rule files found" in result.stdout, result.stdout
 
 
-def test_scrape_config_targets_router_and_dispatcher() -> None:
+def scrape_jobs() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load(CONFIG.read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def test_scrape_config_targets_router_dispatcher_and_api() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     assert config["rule_files"] == ["alerts.yml"]
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    jobs = scrape_jobs()
     targets = {t for sc in jobs["webhook-worker"]["static_configs"] for t in sc["targets"]}
     assert targets == {"router:9400", "dispatcher:9400"}
+    api = jobs["webhook-worker-api"]
+    assert {t for sc in api["static_configs"] for t in sc["targets"]} == {"api:8088"}
+    assert api.get("metrics_path", "/metrics") == "/metrics"
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
@@ -107,7 +124,8 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         for check in case.get("alert_rule_test", []):
             (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
     names = {rule["alert"] for rule in alert_rules()}
-    assert len(names) >= 7
+    assert len(names) >= 10
+    assert {"WebhookApiDown", "WebhookApiErrors", "WebhookApiIndexLagging"} <= names
     assert names - fires == set(), "alerts never tested firing"
     assert names - quiet == set(), "alerts never tested staying quiet"
     assert (fires | quiet) - names == set(), "tests of alerts that do not exist"
@@ -140,7 +158,8 @@ def test_alerts_use_only_exported_series() -> None:
             for label in filter(None, (g.strip() for g in grouping.split(","))):
                 assert label in labels_in_expr, f"{rule['alert']}: no label {label}"
         if "up{" in expr:
-            assert 'job="webhook-worker"' in expr, rule["alert"]
+            jobs = re.findall(r'up\{job="([^"]*)"', expr)
+            assert jobs and set(jobs) <= set(scrape_jobs()), rule["alert"]
     # The regexes really found the metrics (a broken pattern would make this test vacuous).
     assert {
         "webhook_dead_letters_total",
@@ -148,4 +167,6 @@ def test_alerts_use_only_exported_series() -> None:
         "webhook_consumer_lag",
         "webhook_retry_oldest_due_seconds",
         "webhook_subscriptions",
+        "webhook_api_requests_total",
+        "webhook_api_index_lag_records",
     } <= used

@@ -29,6 +29,7 @@ REQUIRED = {
     "topics",
     "router",
     "dispatcher",
+    "api",
     "prometheus",
     "grafana",
     "demo-receiver",
@@ -101,13 +102,15 @@ def _listening_port(name: str) -> int:
     args = build_parser().parse_args(_command(service))
     if args.command == "demo" and args.action == "receiver":
         return int(args.port)
+    if args.command == "api":
+        return Settings.from_env(_environment(service), api_port=args.api_port).api_port
     assert args.command == "run", f"{name} serves no HTTP port"
     return Settings.from_env(_environment(service), metrics_port=args.metrics_port).metrics_port
 
 
 def test_every_required_service_is_defined() -> None:
     assert set(SERVICES) >= REQUIRED, REQUIRED - set(SERVICES)
-    assert {"topics", "router", "dispatcher", "demo-receiver"} <= set(OURS)
+    assert {"topics", "router", "dispatcher", "api", "demo-receiver"} <= set(OURS)
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -129,6 +132,8 @@ def test_commands_do_what_their_service_is_named_for() -> None:
     assert (args("topics").command, args("topics").action) == ("topics", "ensure")
     assert (args("router").command, args("router").role) == ("run", "router")
     assert (args("dispatcher").command, args("dispatcher").role) == ("run", "dispatcher")
+    assert args("api").command == "api"
+    assert args("api").host == "0.0.0.0"  # reachable from Prometheus and the host
     assert (args("demo-producer").command, args("demo-producer").action) == ("demo", "producer")
     assert args("demo-producer").count == 0  # forever
     receiver, subscribe = args("demo-receiver"), args("demo-subscription")
@@ -159,6 +164,35 @@ def test_every_variable_set_for_our_services_is_a_setting() -> None:
         unknown = set(env) - known
         assert not unknown, f"{name} sets variables the settings never read: {unknown}"
         Settings.from_env(env)  # and their values parse
+
+
+def test_every_long_running_service_of_ours_is_health_checked_on_its_own_port() -> None:
+    """A service that keeps the image's HEALTHCHECK (which asks /healthz on the container's
+    WEBHOOK_METRICS_PORT) must serve that port; one that serves elsewhere (the API, the demo
+    receiver) brings a check of its own /healthz."""
+    (image_check,) = [rest for word, rest in _dockerfile() if word == "HEALTHCHECK"]
+    assert "WEBHOOK_METRICS_PORT" in image_check and "/healthz" in image_check
+    checked = set()
+    for name in OURS:
+        service = SERVICES[name]
+        check = service.get("healthcheck") or {}
+        if check.get("disable") or service.get("restart", "no") == "no":
+            continue
+        port = _listening_port(name)
+        if "test" not in check:
+            args = build_parser().parse_args(_command(service))
+            assert args.command == "run", f"{name}: the image's check asks a port it does not serve"
+            assert port == Settings.from_env(_environment(service)).metrics_port, name
+        else:
+            command = " ".join(str(part) for part in check["test"])
+            urls = re.findall(r"https?://[^'\" ]+", command)
+            assert urls, f"{name}: its healthcheck asks no URL"
+            for url in urls:
+                parts = urlsplit(url)
+                assert parts.port == port, f"{name}: checks port {parts.port}, serves {port}"
+                assert parts.path == "/healthz", name
+        checked.add(name)
+    assert {"router", "dispatcher", "api", "demo-receiver"} <= checked
 
 
 def test_demo_deliveries_are_allowed_where_they_are_made() -> None:
@@ -255,7 +289,7 @@ def test_prometheus_scrapes_services_and_ports_compose_defines() -> None:
         for target in static["targets"]
     ]
     hosts = {target.rsplit(":", 1)[0] for target in targets}
-    assert {"router", "dispatcher"} <= hosts
+    assert {"router", "dispatcher", "api"} <= hosts
     for target in targets:
         host, port = target.rsplit(":", 1)
         if host in ("localhost", "127.0.0.1"):
@@ -340,7 +374,7 @@ def test_dockerfile_healthcheck_and_expose_match_the_metrics_port() -> None:
     steps = _dockerfile()
     port = str(Settings().metrics_port)
     exposed = [p.split("/")[0] for word, rest in steps if word == "EXPOSE" for p in rest.split()]
-    assert exposed == [port]
+    assert exposed == [port, str(Settings().api_port)]
     healthcheck = [rest for word, rest in steps if word == "HEALTHCHECK"]
     assert len(healthcheck) == 1
     assert "/healthz" in healthcheck[0] and port in healthcheck[0]

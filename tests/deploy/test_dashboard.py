@@ -1,10 +1,13 @@
 """deploy/grafana: the dashboard is importable and provisionable, and every query it holds
-returns data from a real Prometheus that scraped a real worker under load.
+returns data from a real Prometheus that scraped a real worker, or the real management API,
+under load.
 
-The live test starts the worker (role all) on the dev broker with endpoints that succeed, fail
-twice with 503, answer 400, or always 503 (and get auto-disabled), a Prometheus process
-scraping it every second with the alert rules loaded, and then asks Prometheus for each panel
-query as Grafana would.
+The worker's live test starts the worker (role all) on the dev broker with endpoints that
+succeed, fail twice with 503, answer 400, or always 503 (and get auto-disabled), a Prometheus
+process scraping it every second with the alert rules loaded, and then asks Prometheus for each
+panel query as Grafana would. The API's live test does the same for the "Management API" row
+with `webhook-worker api`, a token, and requests that succeed, fail (401, 404) and are
+rate-limited (429).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.api import api_settings, client, running_api, token_maker
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, always, fail_first
 from tests.support.subs import SubsWriter
@@ -38,6 +43,8 @@ PROVISIONING = DEPLOY / "grafana" / "provisioning"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 JOB = "webhook-worker"
+API_JOB = "webhook-worker-api"
+API_ROW = "Management API"
 # What Grafana would put in place of its interval macros and the dashboard's variables.
 SUBSTITUTIONS = {
     "$__rate_interval": "1m",
@@ -45,6 +52,8 @@ SUBSTITUTIONS = {
     "$__range": "1m",
     "$job": JOB,
     "${job}": JOB,
+    "$api_job": API_JOB,
+    "${api_job}": API_JOB,
 }
 REQUIRED_PANELS = {
     "Throughput by outcome",
@@ -57,6 +66,13 @@ REQUIRED_PANELS = {
     "In flight and parked",
     "Disabled endpoints",
     "Subscriptions by status",
+}
+REQUIRED_API_PANELS = {
+    "API requests by status class",
+    "API latency by route",
+    "API 5xx ratio",
+    "API index lag",
+    "API rate-limited requests",
 }
 EVENTS = 300
 # One decode and one validation failure.
@@ -77,10 +93,32 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield panel
 
 
-def queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every target, with Grafana's macros substituted."""
+def rows(dashboard: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Row title -> the panels under it (those after it in the list, or inside it when
+    collapsed), up to the next row."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    current: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = out.setdefault(panel["title"], [])
+            current.extend(panel.get("panels", []))
+        else:
+            current.append(panel)
+    return out
+
+
+def is_api_panel(panel: dict[str, Any]) -> bool:
+    """A panel of the management API: its queries select the API's job."""
+    return any("api_job" in target["expr"] for target in panel["targets"])
+
+
+def queries(dashboard: dict[str, Any], *, api: bool) -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every target of the API's panels (``api``) or the
+    worker's, with Grafana's macros substituted."""
     out = []
     for panel in panels(dashboard):
+        if is_api_panel(panel) != api:
+            continue
         for target in panel["targets"]:
             expr = target["expr"]
             for macro in sorted(SUBSTITUTIONS, key=len, reverse=True):
@@ -115,6 +153,38 @@ def test_every_panel_uses_the_datasource_variable() -> None:
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     assert dashboard["uid"] == "webhook-worker"
     assert "__inputs" not in dashboard, "provisioning cannot fill __inputs: use the variable"
+
+
+def test_the_api_row_holds_the_api_panels_on_the_api_job() -> None:
+    """The management API has its own scrape job; its panels select it through the api_job
+    variable, every other panel through job (the worker's)."""
+    dashboard = load_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    api_job = variables["api_job"]
+    assert api_job["datasource"] == DATASOURCE
+    assert api_job["current"]["value"] == API_JOB
+    assert "webhook_api_" in api_job["definition"], "the API exports no webhook_build_info"
+    by_row = rows(dashboard)
+    api_panels = by_row[API_ROW]
+    assert {p["title"] for p in api_panels} >= REQUIRED_API_PANELS
+    for title, row in by_row.items():
+        for panel in row:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                if title == API_ROW:
+                    assert "$api_job" in expr and "$job" not in expr, (panel["title"], expr)
+                else:
+                    assert "$api_job" not in expr, (panel["title"], expr)
+    # Every API metric is on a panel.
+    exprs = " ".join(t["expr"] for p in api_panels for t in p["targets"])
+    for metric in (
+        "webhook_api_requests_total",
+        "webhook_api_request_duration_seconds_bucket",
+        "webhook_api_index_lag_records",
+        "webhook_api_index_caught_up",
+        "webhook_api_rate_limited_total",
+    ):
+        assert metric in exprs, metric
 
 
 def test_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:
@@ -170,7 +240,7 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(tmp_path: Path, target_port: int) -> Iterator[Prometheus]:
+def prometheus(tmp_path: Path, target_port: int, job: str = JOB) -> Iterator[Prometheus]:
     exe = shutil.which("prometheus")
     if exe is None:
         pytest.fail(
@@ -181,7 +251,7 @@ def prometheus(tmp_path: Path, target_port: int) -> Iterator[Prometheus]:
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
         "scrape_configs": [
-            {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -262,7 +332,7 @@ def test_every_panel_query_has_data(
             prom.wait('max(webhook_subscriptions{status="TOO_MANY_ERRORS"})', lambda v: v >= 2, 15)
 
             empty = []
-            for title, expr in queries(load_dashboard()):
+            for title, expr in queries(load_dashboard(), api=False):
                 values = [float(s["value"][1]) for s in prom.query(expr)]
                 if not any(math.isfinite(v) for v in values):
                     empty.append(f"{title}: {expr} -> {values}")
@@ -288,4 +358,76 @@ def test_every_panel_query_has_data(
             rules = httpx.get(f"{prom.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
             health = {r["name"]: r["health"] for g in rules for r in g["rules"]}
             assert len(health) >= 7 and set(health.values()) == {"ok"}, health
+    assert time.monotonic() - started < 60, "over the 60 s budget"
+
+
+@pytest.mark.integration
+def test_every_api_panel_query_has_data(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    # A low per-token rate limit, so some requests are refused with 429.
+    settings = replace(
+        api_settings(settings_factory(), str(tmp_path / "api")),
+        api_rate_limit=2.0,
+        api_rate_burst=4,
+    )
+    with (
+        token_maker(settings) as tokens,
+        running_api(settings) as api,
+        prometheus(tmp_path, api.port, job=API_JOB) as prom,
+    ):
+        prom.wait(f'sum(up{{job="{API_JOB}"}})', lambda v: v == 1, timeout=15)
+        token = tokens.workspace("acme")
+        with client(api, token) as authorised, client(api, None) as anonymous:
+            # Waves a few scrapes apart: the series exist from the first, so rate() and the
+            # latency quantiles see the later ones.
+            statuses: dict[int, int] = {}
+            for _ in range(5):
+                for response in (
+                    authorised.get("/v1/workspaces/acme/subscriptions"),
+                    authorised.get("/v1/workspaces/acme/subscriptions/sub_missing"),
+                    authorised.get("/v1/event-types"),
+                    anonymous.get("/v1/workspaces/acme/subscriptions"),
+                    *(authorised.get("/v1/event-types") for _ in range(6)),
+                ):
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                time.sleep(1.5)
+        assert {200, 401, 404, 429} <= set(statuses), statuses
+        prom.wait(
+            f'sum(webhook_api_rate_limited_total{{job="{API_JOB}"}})',
+            lambda v: v >= statuses[429],
+            15,
+        )
+        time.sleep(2)  # one more scrape after the last wave
+
+        empty = []
+        api_queries = queries(load_dashboard(), api=True)
+        assert len(api_queries) >= 6
+        for title, expr in api_queries:
+            values = [float(s["value"][1]) for s in prom.query(expr)]
+            if not any(math.isfinite(v) for v in values):
+                empty.append(f"{title}: {expr} -> {values}")
+        assert not empty, "panels without data:\n" + "\n".join(empty)
+
+        # The data is the run's.
+        window = "[2m]"
+        by_class = {
+            s["metric"]["status_class"]: float(s["value"][1])
+            for s in prom.query(
+                f"sum by (status_class) (increase(webhook_api_requests_total{window}))"
+            )
+        }
+        assert by_class.get("2xx", 0) >= 5 and by_class.get("4xx", 0) >= 10, by_class
+        assert prom.value(f"sum(increase(webhook_api_rate_limited_total{window}))") >= 1
+        assert prom.value("min(webhook_api_index_caught_up)") == 1
+        assert prom.value("max(webhook_api_index_lag_records)") == 0
+
+        # The API's alert rules load and evaluate against its real series without errors.
+        groups = httpx.get(f"{prom.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        health = {r["name"]: r["health"] for g in groups for r in g["rules"]}
+        api_rules = {"WebhookApiDown", "WebhookApiErrors", "WebhookApiIndexLagging"}
+        assert api_rules <= set(health) and {health[r] for r in api_rules} == {"ok"}, health
+        alerts = httpx.get(f"{prom.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        assert not [a for a in alerts if a["labels"]["alertname"] in api_rules], alerts
     assert time.monotonic() - started < 60, "over the 60 s budget"

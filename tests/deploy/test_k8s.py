@@ -12,6 +12,7 @@ import base64
 import copy
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,12 @@ CRD_KINDS = {"ServiceMonitor", "ScaledObject", "TriggerAuthentication"}
 CLUSTER_SCOPED = {"Namespace"}
 ROUTER = "webhook-worker-router"
 DISPATCHER = "webhook-worker-dispatcher"
+API = "webhook-worker-api"
+API_METRICS = "webhook-worker-api-metrics"
+WORKER_METRICS = "webhook-worker-metrics"
+# worker/api/server.py: after the server stops, the producer is flushed for up to 10 s.
+API_FLUSH_S = 10
+ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 # The worker's consumer groups are "<WEBHOOK_GROUP_ID>-router" and "-dispatcher" (app.py,
 # README "Configuration").
 DISPATCHER_GROUP_SUFFIX = "-dispatcher"
@@ -262,9 +269,13 @@ def test_base_holds_the_expected_objects_and_no_namespace() -> None:
         ("Deployment", DISPATCHER),
         ("Job", "webhook-worker-topics"),
         ("Secret", "webhook-worker-secrets"),
-        ("Service", "webhook-worker-metrics"),
+        ("Service", WORKER_METRICS),
         ("ServiceMonitor", "webhook-worker"),
         ("PodDisruptionBudget", DISPATCHER),
+        ("Deployment", API),
+        ("Service", API),
+        ("Service", API_METRICS),
+        ("PodDisruptionBudget", API),
         ("ScaledObject", DISPATCHER),
         ("TriggerAuthentication", "webhook-worker-kafka"),
     ]:
@@ -287,6 +298,10 @@ def test_worker_commands_parse_with_the_real_command_line(target: str) -> None:
         args = parser.parse_args(container["args"])
         assert (args.command, args.role) == ("run", role)
         assert pod_labels(docs, "Deployment", name)["app.kubernetes.io/component"] == role
+    api = only_container(docs, "Deployment", API)
+    assert "command" not in api
+    assert build_parser().parse_args(api["args"]).command == "api"
+    assert pod_labels(docs, "Deployment", API)["app.kubernetes.io/component"] == "api"
     job = only_container(docs, "Job", "webhook-worker-topics")
     assert "command" not in job
     assert job["args"][:2] == ["topics", "ensure"]
@@ -371,6 +386,75 @@ def test_grace_period_outlasts_the_shutdown_drain(target: str) -> None:
         assert grace_ms > 2 * shutdown_ms, f"{name}: {grace_ms} ms <= 2 x {shutdown_ms} ms"
 
 
+def container_port(container: Doc, port: int | str) -> int:
+    """A probe's or Service's target port, by name or number, as the container's number."""
+    if isinstance(port, int):
+        return port
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port in ports, f"no container port named {port}"
+    return int(ports[port])
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_api_probes_and_serves_on_its_port(target: str) -> None:
+    """`webhook-worker api` serves /v1, /healthz, /readyz and /metrics on WEBHOOK_API_PORT."""
+    docs = render(target)
+    container = only_container(docs, "Deployment", API)
+    settings = settings_of(docs, container)
+    assert settings.api_port == 8088
+    (port,) = container["ports"]
+    assert port["containerPort"] == settings.api_port
+    probes = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"}
+    for probe, path in probes.items():
+        get = container[probe]["httpGet"]
+        assert get["path"] == path, probe
+        assert container_port(container, get["port"]) == settings.api_port, probe
+    assert named(docs, "Deployment", API)["spec"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_api_index_lives_on_an_empty_dir(target: str) -> None:
+    """The read-only root filesystem leaves the API one writable place for its SQLite index:
+    an emptyDir at WEBHOOK_API_DATA_DIR (rebuilt from the topics when a pod starts)."""
+    docs = render(target)
+    pod = named(docs, "Deployment", API)["spec"]["template"]["spec"]
+    container = only_container(docs, "Deployment", API)
+    data_dir = settings_of(docs, container).api_data_dir
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert data_dir in mounts, f"nothing is mounted at WEBHOOK_API_DATA_DIR={data_dir}"
+    assert "/tmp" in mounts  # SQLite's temporary files
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for path in (data_dir, "/tmp"):
+        assert "emptyDir" in volumes[mounts[path]], path
+        assert volumes[mounts[path]]["emptyDir"].get("sizeLimit"), path
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_api_reads_the_same_cluster_and_secrets_as_the_worker(target: str) -> None:
+    """Same ConfigMap and Secret: the API must open the subscription secrets the worker
+    sealed (WEBHOOK_SECRETS_KEY) and read the same topics."""
+    docs = render(target)
+    api = container_env(docs, only_container(docs, "Deployment", API))
+    worker = container_env(docs, only_container(docs, "Deployment", DISPATCHER))
+    assert "WEBHOOK_SECRETS_KEY" in api
+    differing = {k for k in worker if api.get(k) != worker[k]}
+    assert not differing, f"the API's settings differ from the worker's: {differing}"
+    assert (
+        only_container(docs, "Deployment", API)["envFrom"]
+        == (only_container(docs, "Deployment", DISPATCHER)["envFrom"])
+    )
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_api_shutdown_fits_the_grace_period(target: str) -> None:
+    docs = render(target)
+    pod = named(docs, "Deployment", API)["spec"]["template"]["spec"]
+    container = only_container(docs, "Deployment", API)
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + API_FLUSH_S
+
+
 def test_the_shipped_secrets_key_is_a_placeholder_the_worker_refuses() -> None:
     """No usable key is committed: a worker started with the placeholder fails at once."""
     secret = named(render(BASE), "Secret", "webhook-worker-secrets")
@@ -384,7 +468,7 @@ def test_the_shipped_secrets_key_is_a_placeholder_the_worker_refuses() -> None:
 @pytest.mark.parametrize("target", [BASE, EXAMPLE])
 def test_metrics_service_selects_the_worker_pods(target: str) -> None:
     docs = render(target)
-    service = named(docs, "Service", "webhook-worker-metrics")
+    service = named(docs, "Service", WORKER_METRICS)
     selector = service["spec"]["selector"]
     for name in (ROUTER, DISPATCHER):
         assert selects(selector, pod_labels(docs, "Deployment", name)), name
@@ -394,6 +478,7 @@ def test_metrics_service_selects_the_worker_pods(target: str) -> None:
             assert port["targetPort"] in port_names
             assert port["port"] == settings_of(docs, container).metrics_port
     assert not selects(selector, pod_labels(docs, "Job", "webhook-worker-topics"))
+    assert not selects(selector, pod_labels(docs, "Deployment", API))
 
     monitor = named(docs, "ServiceMonitor", "webhook-worker")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -406,12 +491,97 @@ def test_metrics_service_selects_the_worker_pods(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_api_services_select_the_api_pods_on_its_port(target: str) -> None:
+    docs = render(target)
+    api_pods = pod_labels(docs, "Deployment", API)
+    container = only_container(docs, "Deployment", API)
+    api_port = settings_of(docs, container).api_port
+    for name in (API, API_METRICS):
+        service = named(docs, "Service", name)
+        selector = service["spec"]["selector"]
+        assert selects(selector, api_pods), name
+        for other in (ROUTER, DISPATCHER):
+            assert not selects(selector, pod_labels(docs, "Deployment", other)), name
+        assert not selects(selector, pod_labels(docs, "Job", "webhook-worker-topics")), name
+        for port in service["spec"]["ports"]:
+            assert container_port(container, port["targetPort"]) == api_port, name
+    # Traffic only to ready replicas; scrapes also of those still building their index.
+    assert not named(docs, "Service", API)["spec"].get("publishNotReadyAddresses", False)
+    assert named(docs, "Service", API_METRICS)["spec"]["publishNotReadyAddresses"] is True
+
+
+def matches_selector(selector: Doc, labels: Mapping[str, str]) -> bool:
+    """A LabelSelector (matchLabels and the Exists/DoesNotExist/In/NotIn expressions)."""
+    if not selects(selector.get("matchLabels", {}), labels):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        ok = {
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+        }[operator]
+        if not ok:
+            return False
+    return True
+
+
+def alert_jobs() -> set[str]:
+    """The scrape jobs deploy/prometheus/alerts.yml selects on (job="...")."""
+    doc = yaml.safe_load(ALERTS.read_text())
+    exprs = " ".join(rule["expr"] for group in doc["groups"] for rule in group["rules"])
+    return set(re.findall(r'job="([^"]+)"', exprs))
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
+def test_the_service_monitor_scrapes_each_process_under_the_job_the_alerts_use(
+    target: str,
+) -> None:
+    """With jobLabel, the Prometheus Operator names the job after that label of the Service
+    (else after the Service): the alerts' up{job=...} must see the pods it scrapes."""
+    docs = render(target)
+    monitor = named(docs, "ServiceMonitor", "webhook-worker")
+    selector = monitor["spec"]["selector"]
+    job_label = monitor["spec"].get("jobLabel")
+    scraped = {
+        doc["metadata"]["name"]: doc
+        for doc in of_kind(docs, "Service")
+        if matches_selector(selector, doc["metadata"].get("labels", {}))
+    }
+    assert set(scraped) == {WORKER_METRICS, API_METRICS}, "the API's traffic Service too?"
+    jobs = {
+        name: service["metadata"]["labels"].get(job_label, name) if job_label else name
+        for name, service in scraped.items()
+    }
+    assert jobs == {WORKER_METRICS: "webhook-worker", API_METRICS: "webhook-worker-api"}
+    assert set(jobs.values()) == alert_jobs()
+    ports = {port["name"] for service in scraped.values() for port in service["spec"]["ports"]}
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["port"] in ports
+
+
+def test_the_label_selector_matcher() -> None:
+    selector = {
+        "matchLabels": {"a": "1"},
+        "matchExpressions": [{"key": "b", "operator": "Exists"}],
+    }
+    assert matches_selector(selector, {"a": "1", "b": "x"})
+    assert not matches_selector(selector, {"a": "1"})
+    assert not matches_selector(selector, {"a": "2", "b": "x"})
+
+
+@pytest.mark.parametrize("target", [BASE, EXAMPLE])
 def test_disruption_budgets_select_their_own_pods(target: str) -> None:
     docs = render(target)
-    for name, other in ((DISPATCHER, ROUTER), (ROUTER, DISPATCHER)):
+    names = (DISPATCHER, ROUTER, API)
+    for name in names:
         selector = named(docs, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]
         assert selects(selector, pod_labels(docs, "Deployment", name))
-        assert not selects(selector, pod_labels(docs, "Deployment", other))
+        for other in names:
+            if other != name:
+                assert not selects(selector, pod_labels(docs, "Deployment", other))
         deployment = named(docs, "Deployment", name)
         assert selects(selector, deployment["spec"]["selector"]["matchLabels"])
 
