@@ -99,6 +99,7 @@ async def run_api(
             writer=SubscriptionWriter(settings, producer, codecs.records, secret_box(settings)),
             catalogue=catalogue,
             challenges=RecentChallenges(),
+            applied=table.wait_applied,
         ),
         tokens=tokens,
         log=delivery_log,

@@ -46,6 +46,7 @@ def subscription_service(settings: Settings) -> Iterator[SubscriptionService]:
             writer=writer,
             catalogue=catalogue,
             challenges=ChallengeCache(settings.challenge_cache),
+            applied=follower.wait_applied,
         )
     finally:
         follower.stop()

@@ -42,6 +42,8 @@ class CompactedFollower:
         self._apply = apply
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._applied: dict[int, int] = {}  # partition -> next offset to apply
+        self._progress = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
@@ -50,6 +52,15 @@ class CompactedFollower:
         """True once caught up without error within ``timeout`` seconds."""
         self.caught_up.wait(timeout)
         return self.caught_up.is_set() and self.error is None
+
+    def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
+        """Wait until the record at ``offset`` of ``partition`` went through the callback:
+        a writer that follows its own topic reads its own write this way."""
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: self._applied.get(partition, -1) > offset or self.error is not None,
+                timeout,
+            )
 
     def stop(self) -> None:
         """Stop reading and close the consumer (waits up to 10 s for the thread)."""
@@ -74,6 +85,9 @@ class CompactedFollower:
                             log.warning("%s topic: %s", self.name, error)
                         continue
                     self._apply(message.key(), message.value())
+                    with self._progress:
+                        self._applied[message.partition() or 0] = (message.offset() or 0) + 1
+                        self._progress.notify_all()
                 if not pending:
                     self.caught_up.set()
         except BaseException as exc:
@@ -81,6 +95,8 @@ class CompactedFollower:
             # Logged quietly: the owner reads ``error`` and reports it (the CLI in one line).
             log.info("%s follower stopped: %s", self.name, exc)
             self.caught_up.set()
+            with self._progress:
+                self._progress.notify_all()
         finally:
             close_consumer(self._consumer, f"{self.name} follower")
 

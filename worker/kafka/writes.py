@@ -32,15 +32,19 @@ def produce(
 
 def produce_acked(
     producer: Producer, topic: str, value: bytes | None, key: bytes, timeout_s: float = 30.0
-) -> None:
+) -> tuple[int, int]:
     """Produce one record and wait for the broker's acknowledgement (flushes the producer);
-    raises ``RuntimeError`` when it fails or times out."""
+    returns its (partition, offset); raises ``RuntimeError`` when it fails or times out."""
     errors: list[str] = []
+    where: list[tuple[int, int]] = []
 
-    def acked(err: KafkaError | None, _msg: Message) -> None:
+    def acked(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             errors.append(str(err))
+        else:
+            where.append((msg.partition() or 0, msg.offset() or 0))
 
     produce(producer, topic, value, key, acked)
-    if producer.flush(timeout_s) or errors:
+    if producer.flush(timeout_s) or errors or not where:
         raise RuntimeError(f"writing to {topic} failed: {errors or 'timed out'}")
+    return where[0]

@@ -25,14 +25,12 @@ from worker.subscriptions.challenge import ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import SecretEntry, Status, Subscription
-from worker.subscriptions.patterns import validate_pattern
 from worker.subscriptions.secrets import generate_secret
 from worker.subscriptions.store import (
     InvalidSubscription,
     SubscriptionWriter,
     new_subscription_id,
     now_ms,
-    validate_url,
 )
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,6 @@ __all__ = [
     "SubscriptionService",
 ]
 
-MAX_TIMEOUT_MS = 30_000
 MAX_HEADERS = 20
 
 
@@ -95,12 +92,14 @@ class SubscriptionService:
         catalogue: Catalogue | None,
         challenges: ChallengeMemory,
         challenge: Callable[[str, list[str]], object] | None = None,
+        applied: Callable[[int, int], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._index = index
         self._writer = writer
         self._catalogue = catalogue
         self._challenges = challenges
+        self._applied = applied
         destinations = DestinationPolicy.from_settings(settings)
         tls = client_ssl_context(settings)
         self._challenge = challenge or (
@@ -209,8 +208,7 @@ class SubscriptionService:
 
     def delete(self, sub_id: str, *, actor: Actor, workspace: str | None = None) -> None:
         sub = self.get(sub_id, workspace)
-        self._writer.delete(sub.id)
-        self._index.remove(sub.id)
+        self._read_own(self._writer.delete(sub.id), None, sub.id)
         log.info("subscription %s of %s deleted by %s", sub.id, sub.workspace, actor.id)
 
     def roll_secret(
@@ -238,14 +236,7 @@ class SubscriptionService:
     # -- rules -----------------------------------------------------------------------------
     def check(self, sub: Subscription, *, new_patterns: tuple[str, ...] = ()) -> None:
         """Every rule a stored subscription must satisfy (InvalidSubscription says which)."""
-        validate_url(sub.url, self._settings)
-        if not sub.events:
-            raise InvalidSubscription("at least one event pattern is required")
-        for pattern in sub.events:
-            try:
-                validate_pattern(pattern)
-            except ValueError as exc:
-                raise InvalidSubscription(str(exc)) from None
+        self._writer.check(sub)
         if self._catalogue is not None:
             unknown = self._catalogue.unmatched(new_patterns)
             if unknown:
@@ -253,8 +244,6 @@ class SubscriptionService:
                     f"unknown event type: {', '.join(unknown)} matches no catalogued type "
                     "(see `event-types list`)"
                 )
-        if not 1 <= sub.timeout_ms <= MAX_TIMEOUT_MS:
-            raise InvalidSubscription("timeout must be more than 0 and at most 30s")
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
             raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
         self._check_delivery_shape(sub)
@@ -287,10 +276,19 @@ class SubscriptionService:
     ) -> Subscription:
         return self._save(replace(sub, status=status, status_reason=reason, changed_by=actor.id))
 
+    def _read_own(self, position: tuple[int, int], sub: Subscription | None, sub_id: str) -> None:
+        """Wait until the table that serves reads has applied this write (so the caller,
+        and every later read, sees it); without a follower, apply it directly."""
+        if self._applied is not None and self._applied(*position):
+            return
+        if sub is None:
+            self._index.remove(sub_id)
+        else:
+            self._index.upsert(sub)
+
     def _save(self, sub: Subscription) -> Subscription:
         saved = replace(sub, updated_ms=now_ms())
-        self._writer.put(saved)
-        self._index.upsert(saved)
+        self._read_own(self._writer.put(saved), saved, saved.id)
         log.info(
             "subscription %s of %s saved by %s (status %s)",
             saved.id,

@@ -82,6 +82,8 @@ class SubscriptionWriter:
         self._topic = Topics.from_settings(settings).subscriptions
 
     def check(self, sub: Subscription) -> None:
+        """The rules of the record itself, for every writer; the subscription service adds
+        the catalogue, header and limit rules."""
         validate_url(sub.url, self._settings)
         if not sub.events:
             raise InvalidSubscription("at least one event pattern is required")
@@ -93,14 +95,14 @@ class SubscriptionWriter:
         if not sub.workspace.strip():
             raise InvalidSubscription("workspace is required")
         if not 1 <= sub.timeout_ms <= 30_000:
-            raise InvalidSubscription("timeout must be between 1ms and 30s")
+            raise InvalidSubscription("timeout must be more than 0 and at most 30s")
 
-    def put(self, sub: Subscription) -> None:
+    def put(self, sub: Subscription) -> tuple[int, int]:
         """Validate and write ``sub`` (secrets sealed when a key is configured); waits for
-        the broker's acknowledgement."""
+        the broker's acknowledgement and returns the record's (partition, offset)."""
         self.check(sub)
         value = self._codec.encode_subscription(seal_subscription(sub, self._box))
-        self._write(sub.id, value)
+        return self._write(sub.id, value)
 
     def put_nowait(self, sub: Subscription) -> None:
         """Write without waiting (the worker's status changes); the caller polls the
@@ -113,11 +115,12 @@ class SubscriptionWriter:
         value = self._codec.encode_subscription(seal_subscription(sub, self._box))
         produce(self._producer, self._topic, value, sub.id.encode(), acked)
 
-    def delete(self, sub_id: str) -> None:
-        self._write(sub_id, None)
+    def delete(self, sub_id: str) -> tuple[int, int]:
+        """Write the tombstone; returns its (partition, offset)."""
+        return self._write(sub_id, None)
 
-    def _write(self, key: str, value: bytes | None) -> None:
-        produce_acked(self._producer, self._topic, value, key.encode())
+    def _write(self, key: str, value: bytes | None) -> tuple[int, int]:
+        return produce_acked(self._producer, self._topic, value, key.encode())
 
 
 def now_ms() -> int:

@@ -91,5 +91,9 @@ class TableFollower:
         self.caught_up.wait(timeout)
         return self.ready()
 
+    def wait_applied(self, partition: int, offset: int, timeout: float = 10.0) -> bool:
+        """True once the record at (``partition``, ``offset``) is in the table."""
+        return self._follower.wait_applied(partition, offset, timeout)
+
     def stop(self) -> None:
         self._follower.stop()
