@@ -32,7 +32,7 @@ class RateLimiter:
         now = self._clock()
         tokens, at = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - at) * self._rate)
-        if tokens >= 1.0:
+        if tokens >= 1.0 - 1e-9:  # float refill: 0.1 s at 10/s is one token
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
         self._buckets[key] = (tokens, now)
