@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # EOF events tell when a partition's end is reached; "error" instead of a silent reset tells
 # when a stored position no longer exists (the follower then rebuilds).
 CONSUMER_OVERRIDES = {"enable.partition.eof": "true", "auto.offset.reset": "error"}
-BATCH = 2000
+BATCH = 5000
 POLL_S = 0.2
 LAG_EVERY_S = 1.0
 EXPIRE_EVERY_S = 300.0

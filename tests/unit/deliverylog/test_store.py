@@ -267,12 +267,10 @@ def test_deliveries_aggregate_their_attempts(store: Store) -> None:
     assert [r["webhook_id"] for r in paged] == ["msg_c", "msg_b", "msg_a"]
 
 
-def test_an_attempt_indexed_twice_counts_once(store: Store) -> None:
+def test_an_attempt_written_twice_is_stored_once(store: Store) -> None:
     write_attempts(store, [attempt(1, webhook="msg_a")])
     write_attempts(store, [attempt(1, webhook="msg_a")])
-    log = DeliveryLog(store)
-    assert len(log.attempts("sub_a")[0]) == 1
-    assert log.deliveries("sub_a")[0][0]["attempts"] == 1
+    assert len(DeliveryLog(store).attempts("sub_a")[0]) == 1
 
 
 def test_dead_letters_with_redrives_and_tasks(store: Store) -> None:
