@@ -23,6 +23,8 @@ import hashlib
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,9 +262,7 @@ class Store:
         Its attempts must be new ones (the positions see to it): an attempt written twice is
         stored once, but counted twice in its delivery.
         """
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as conn:
             if batch.attempts:
                 conn.executemany(
                     "INSERT OR IGNORE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -287,31 +287,19 @@ class Store:
                     for (topic, partition), p in batch.positions.items()
                 ],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def reset(self) -> None:
         """Forget everything (before reading the topics again from the beginning)."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as conn:
             for table in _TABLES:
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def expire(self, before_ms: int) -> int:
         """Delete attempts, deliveries and dead letters older than ``before_ms``; the number of
         rows deleted. A delivery goes once its last attempt is older; its count keeps the
         attempts that went before it."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            deleted = 0
+        deleted = 0
+        with self._transaction() as conn:
             for sql in (
                 "DELETE FROM attempts WHERE started_ms < ?",
                 "DELETE FROM deliveries WHERE last_ms < ?",
@@ -323,11 +311,18 @@ class Store:
                 "(SELECT id FROM dead_letters)",
                 (before_ms,),
             )
-            conn.execute("COMMIT")
+        return deleted
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return deleted
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
