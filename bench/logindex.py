@@ -13,10 +13,13 @@ fourth page through cursors) over 1,000 queries from 50 threads.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
+import resource
 import statistics
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +35,7 @@ from worker.kafka.devbroker import DevBroker
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import Attempt
+from worker.router import delivery_id
 
 QUERIES = 1_000
 THREADS = 50
@@ -47,21 +51,32 @@ REQUEST = orjson.dumps(
 ).decode()
 
 
+def subscription_ids(count: int) -> list[str]:
+    """Ids shaped like ``subs create``'s (``sub_`` + 24 hex digits), the same every run."""
+    return [f"sub_{hashlib.blake2b(b'%d' % i, digest_size=12).hexdigest()}" for i in range(count)]
+
+
 def produce_attempts(settings: Settings, count: int, subscriptions: int) -> float:
-    """``count`` attempts round-robin over the subscriptions; seconds taken, acknowledged."""
+    """``count`` attempts round-robin over the subscriptions, two per delivery (a retry and
+    its success, or two failures), with random event ids and the router's webhook-ids (so
+    neither arrives in index order); seconds taken, all acknowledged."""
     codec = Codecs.load().records
     producer = make_producer(settings, **{"linger.ms": "50"})
     topic = Topics.from_settings(settings).attempts
+    subs = subscription_ids(subscriptions)
     now_ms = int(time.time() * 1000)
     started = time.perf_counter()
+    event_id = ""
     for i in range(count):
-        sub = f"sub_{i % subscriptions:05d}"
+        sub = subs[i % subscriptions]
+        if i % 2 == 0:
+            event_id = f"evt_{uuid.uuid4().hex}"
         outcome = OUTCOMES[i % len(OUTCOMES)]
         attempt = Attempt(
-            delivery_id=f"msg_{i // 2:08d}",
+            delivery_id=delivery_id(event_id, sub),
             subscription_id=sub,
             workspace=f"ws{i % subscriptions % 500}",
-            event_id=f"evt_{i // 2:08d}",
+            event_id=event_id,
             event_type="contact.updated",
             attempt=1 + i % 2,
             started_ms=now_ms - (count - i),  # spread over the last count ms, oldest first
@@ -79,6 +94,11 @@ def produce_attempts(settings: Settings, count: int, subscriptions: int) -> floa
     return time.perf_counter() - started
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -90,7 +110,7 @@ def query_latency(
     """p50/p99 (ms) of reading ``pages`` pages of 50 of a random subscription's attempts,
     ``QUERIES`` times from ``threads`` threads."""
     rng = random.Random(7)
-    subs = [f"sub_{rng.randrange(subscriptions):05d}" for _ in range(QUERIES)]
+    subs = rng.choices(subscription_ids(subscriptions), k=QUERIES)
 
     def one(sub: str) -> float:
         started = time.perf_counter()
@@ -120,18 +140,21 @@ def scenario_l(run: Run) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-logindex-") as data_dir:
         settings = make_settings(run.bootstrap, "l", 3, api_data_dir=data_dir)
         produce_s = produce_attempts(settings, count, subscriptions)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s()
         log, follower = open_log(settings, Codecs.load().records)
         try:
             assert follower.wait_caught_up(3600), "the index did not catch up"
             catch_up_s = time.perf_counter() - started
+            # This process does nothing else meanwhile: its CPU is the follower's (with its
+            # librdkafka threads), which moves less than wall time on a shared machine.
+            cpu = _cpu_s() - cpu
             indexed = log.store.reader().execute("SELECT count(*) FROM attempts").fetchone()[0]
             path = index_path(settings)
             size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
             first_page = query_latency(log, subscriptions, 1)
             fourth_page = query_latency(log, subscriptions, 4)
             few_threads = query_latency(log, subscriptions, 1, threads=4)
-            deliveries = log.deliveries("sub_00001", limit=50)[0]
+            deliveries = log.deliveries(subscription_ids(1)[0], limit=50)[0]
         finally:
             follower.stop()
             log.store.close()
@@ -142,6 +165,8 @@ def scenario_l(run: Run) -> dict[str, Any]:
         "produce_s": round(produce_s, 1),
         "catch_up_s": round(catch_up_s, 1),
         "catch_up_per_s": round(indexed / catch_up_s),
+        "catch_up_cpu_s": round(cpu, 1),
+        "catch_up_per_cpu_s": round(indexed / cpu),
         "db_mb": round(size / 1e6, 1),
         "db_bytes_per_attempt": round(size / max(indexed, 1)),
         "query_first_page": first_page,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from worker.deliverylog.cursor import Bounds, decode_cursor, encode_cursor, filters_digest
-from worker.deliverylog.store import PARTITION_SHIFT, Store
+from worker.deliverylog.store import PARTITION_SHIFT, SUB_KEY, Store, event_key
 
 __all__ = ["MAX_LIMIT", "DeliveryLog", "Page", "TaskRow", "rfc3339"]
 
@@ -66,6 +66,7 @@ class _Query:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[tuple[Any, ...]], str | None]:
+        """A page of rows matching ``filters`` (the subscription id and exact-match columns)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIMIT}, got {limit}")
         digest = filters_digest(
@@ -78,9 +79,17 @@ class _Query:
         where: list[str] = []
         args: list[Any] = []
         for column, value in filters.items():
-            if value is not None:
+            if value is None:
+                continue
+            if column == "subscription_id":
+                where.append(f"sub = {SUB_KEY}")
+            elif column == "event_id":
+                # The index holds a hash of the id: compare the id itself too.
+                where.append("event_key = ? AND event_id = ?")
+                args.append(event_key(value))
+            else:
                 where.append(f"{column} = ?")
-                args.append(value)
+            args.append(value)
         if since_ms is not None:
             where.append(f"{self.time} >= ?")
             args.append(since_ms)
@@ -91,8 +100,11 @@ class _Query:
             # The range term lets the index seek; the OR finishes the row-value comparison.
             where.append(f"{self.time} <= ? AND ({self.time} < ? OR {self.tie} < ?)")
             args.extend((key[0], key[0], key[1]))
+        # Without statistics SQLite would rather take an index that also sorts; an event's
+        # attempts are few, so its own index is the one to use.
+        indexed = " INDEXED BY attempts_by_event" if filters.get("event_id") else ""
         sql = (
-            f"{self.select} WHERE {' AND '.join(where)} "
+            f"{self.select}{indexed} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.time} DESC, {self.tie} DESC LIMIT ?"
         )
         rows = store.reader().execute(sql, (*args, limit + 1)).fetchall()
@@ -269,7 +281,7 @@ class DeliveryLog:
     ) -> list[TaskRow]:
         """The tasks of the matching dead letters, in ``dlq`` order (the order they failed),
         for a redrive."""
-        where = ["subscription_id = ?"]
+        where = [f"sub = {SUB_KEY}"]
         args: list[Any] = [subscription_id]
         if since_ms is not None:
             where.append("failed_ms >= ?")
@@ -290,7 +302,7 @@ class DeliveryLog:
         row = (
             self.store.reader()
             .execute(
-                "SELECT task FROM dead_letters WHERE subscription_id = ? AND webhook_id = ? "
+                f"SELECT task FROM dead_letters WHERE sub = {SUB_KEY} AND webhook_id = ? "
                 "ORDER BY id DESC LIMIT 1",
                 (subscription_id, webhook_id),
             )
