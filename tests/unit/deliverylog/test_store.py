@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from worker.app import Codecs
-from worker.deliverylog import BadCursor, DeliveryLog, Store
+from worker.config import Settings
+from worker.deliverylog import BadCursor, DeliveryLog, Store, index_path
 from worker.deliverylog.rows import attempt_row, dead_letter_row, mark_row
 from worker.deliverylog.store import SCHEMA_VERSION, Batch, Position
 from worker.model import Attempt, DeadLetter, DeliveryTask, RedriveMark
@@ -399,3 +400,16 @@ def test_readers_in_many_threads_while_the_writer_writes(store: Store) -> None:
         thread.join(10)
     assert failures == []
     assert len(all_pages(log.attempts, subscription_id="sub_a", limit=500)) == 1000
+
+
+def test_one_file_per_cluster_and_prefix(tmp_path: Path) -> None:
+    def path(prefix: str, bootstrap: str = "k:9092") -> Path:
+        settings = Settings.from_env(
+            {}, api_data_dir=str(tmp_path), topic_prefix=prefix, bootstrap_servers=bootstrap
+        )
+        return index_path(settings)
+
+    assert path("webhooks.").parent == tmp_path
+    assert "webhooks" in path("webhooks.").name
+    assert len({path("a.b"), path("a_b"), path("a.b", "other:9092")}) == 3
+    assert path("a.b") == path("a.b")
