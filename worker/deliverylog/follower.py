@@ -2,9 +2,12 @@
 
 One consumer without a group (``assign``) reads every partition of the three topics from the
 positions stored in the index (the beginning, for a new file), decodes in batches and writes
-each batch, with the new positions, in one transaction. ``caught_up`` is set once every
-partition has reached the end it had at start (partition-EOF events: Tansu's high watermark
-can be wrong); the follower then keeps reading, so a new attempt shows within about a second.
+them, with the new positions, in one transaction: up to ``FLUSH_ROWS`` records (or
+``CATCH_UP_FLUSH_S``) per transaction while catching up, since a transaction writes each
+index page it touched once however many of its rows landed there; each poll's records at
+once after that. ``caught_up`` is set once every partition has reached the end it had at
+start (partition-EOF events: Tansu's high watermark can be wrong) and all of it is written;
+the follower then keeps reading, so a new attempt shows within about a second.
 
 Resuming checks that the topic still holds the last record indexed (same offset, timestamp
 and CRC): reading starts one record early and compares. A topic that was recreated (a dev
