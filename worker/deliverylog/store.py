@@ -23,6 +23,7 @@ status and outcome of the last attempt. Each batch's attempts are summed per del
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import sqlite3
@@ -31,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from worker.config import Settings
 
@@ -248,13 +250,36 @@ def index_path(settings: Settings) -> Path:
     return Path(settings.api_data_dir).expanduser() / f"deliverylog-{slug[:40]}-{digest}.sqlite3"
 
 
+MAX_CLAIMS = 16
+
+
+def _claim(path: Path) -> tuple[Path, IO[bytes]]:
+    """``path``, or ``path.1``, ``path.2``... : the first file no other process writes.
+
+    Two processes on one data directory (two ``api`` replicas on one host) must not both
+    write one file: each would count the other's attempts again. Each claims a file with an
+    exclusive lock on its ``.lock`` companion, held until :meth:`Store.close` or exit; a
+    restarted process finds its old file free again and resumes it.
+    """
+    for n in range(MAX_CLAIMS):
+        candidate = path if n == 0 else path.with_name(f"{path.name}.{n}")
+        owner = open(f"{candidate}.lock", "ab")  # noqa: SIM115 - held for the store's life
+        try:
+            fcntl.flock(owner.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner.close()
+            continue
+        return candidate, owner
+    raise OSError(f"{MAX_CLAIMS} processes already keep an index in {path.parent}")
+
+
 class Store:
     """The SQLite file. :meth:`write`, :meth:`reset` and :meth:`expire` belong to one thread
     at a time (the follower); :meth:`reader` gives each thread its own read-only connection."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self._owner = _claim(path)
         self._writer = self._open_writer()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -383,3 +408,4 @@ class Store:
         for conn in readers:
             conn.close()
         self._writer.close()
+        self._owner.close()  # releases the claim

@@ -413,3 +413,17 @@ def test_one_file_per_cluster_and_prefix(tmp_path: Path) -> None:
     assert "webhooks" in path("webhooks.").name
     assert len({path("a.b"), path("a_b"), path("a.b", "other:9092")}) == 3
     assert path("a.b") == path("a.b")
+
+
+def test_two_stores_never_write_one_file(tmp_path: Path) -> None:
+    first = Store(tmp_path / "log.sqlite3")
+    second = Store(tmp_path / "log.sqlite3")
+    try:
+        assert first.path == tmp_path / "log.sqlite3"
+        assert second.path == tmp_path / "log.sqlite3.1"
+    finally:
+        first.close()
+        second.close()
+    again = Store(tmp_path / "log.sqlite3")  # released on close: resumed
+    assert again.path == tmp_path / "log.sqlite3"
+    again.close()
