@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from worker.deliverylog.cursor import Bounds, decode_cursor, encode_cursor, filters_digest
-from worker.deliverylog.store import PARTITION_SHIFT, SUB_KEY, Store, event_key
+from worker.deliverylog.schema import SUB_KEY
+from worker.deliverylog.store import PARTITION_SHIFT, Store, event_key
 
 __all__ = ["MAX_LIMIT", "DeliveryLog", "Page", "TaskRow", "rfc3339"]
 
@@ -49,13 +50,13 @@ def _position(row_id: int) -> str:
 
 
 class _Query:
-    """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``)."""
+    """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``), where
+    ``tie`` is a Kafka position (of the row, or of a delivery's first attempt)."""
 
-    def __init__(self, select: str, time: str, tie: str, tie_type: type[int] | type[str]) -> None:
+    def __init__(self, select: str, time: str, tie: str) -> None:
         self.select = select
         self.time = time
         self.tie = tie
-        self.tie_type = tie_type
 
     def page(
         self,
@@ -74,7 +75,7 @@ class _Query:
         )
         key: tuple[Any, ...] | None = None
         if cursor is not None:
-            key, bounds = decode_cursor(cursor, digest, (int, self.tie_type))
+            key, bounds = decode_cursor(cursor, digest, (int, int))
         since_ms, until_ms = bounds
         where: list[str] = []
         args: list[Any] = []
@@ -121,14 +122,12 @@ _ATTEMPTS = _Query(
     "response_body, started_ms, id FROM attempts",
     "started_ms",
     "id",
-    int,
 )
 _DELIVERIES = _Query(
-    "SELECT event_id, event_type, attempts, last_status, outcome, last_ms, "
-    "first_ms, webhook_id FROM deliveries",
+    "SELECT webhook_id, event_id, event_type, attempts, last_status, outcome, last_ms, "
+    "first_ms, first_id FROM deliveries",
     "first_ms",
-    "webhook_id",
-    str,
+    "first_id",
 )
 _DEAD_LETTERS = _Query(
     "SELECT webhook_id, event_id, event_type, reason, attempts, last_status, last_error, "
@@ -136,7 +135,6 @@ _DEAD_LETTERS = _Query(
     "failed_ms, id FROM dead_letters",
     "failed_ms",
     "id",
-    int,
 )
 
 
@@ -223,6 +221,7 @@ class DeliveryLog:
                 "last_attempt_at": rfc3339(last_ms),
             }
             for (
+                webhook_id,
                 event_id,
                 event_type,
                 attempts,
@@ -230,7 +229,7 @@ class DeliveryLog:
                 outcome,
                 last_ms,
                 first_ms,
-                webhook_id,
+                _first_id,
             ) in rows
         ], next_cursor
 

@@ -35,10 +35,15 @@ from pathlib import Path
 from typing import IO
 
 from worker.config import Settings
+from worker.deliverylog.schema import (
+    INSERT_ATTEMPT,
+    INSERT_DEAD_LETTER,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPSERT_DELIVERY,
+)
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "SUB_KEY",
     "Batch",
     "Position",
     "Store",
@@ -47,97 +52,8 @@ __all__ = [
     "row_id",
 ]
 
-SCHEMA_VERSION = 1
 PARTITION_SHIFT = 40
 
-_SCHEMA = """
-CREATE TABLE positions (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    last_timestamp INTEGER NOT NULL,
-    last_crc INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-) WITHOUT ROWID;
-
-CREATE TABLE subscriptions (
-    key INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE
-);
-
-CREATE TABLE attempts (
-    id INTEGER PRIMARY KEY,
-    sub INTEGER NOT NULL,
-    workspace TEXT NOT NULL,
-    webhook_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    event_key INTEGER NOT NULL,
-    event_type TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    status INTEGER,
-    outcome TEXT NOT NULL,
-    error TEXT,
-    latency_ms REAL NOT NULL,
-    started_ms INTEGER NOT NULL,
-    response_body TEXT NOT NULL
-);
-CREATE INDEX attempts_newest ON attempts (sub, started_ms, id, outcome);
-CREATE INDEX attempts_by_event ON attempts (event_key);
-CREATE INDEX attempts_by_time ON attempts (started_ms);
-
-CREATE TABLE deliveries (
-    sub INTEGER NOT NULL,
-    webhook_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    last_status INTEGER,
-    outcome TEXT NOT NULL,
-    first_ms INTEGER NOT NULL,
-    last_ms INTEGER NOT NULL,
-    PRIMARY KEY (sub, webhook_id)
-) WITHOUT ROWID;
-CREATE INDEX deliveries_newest ON deliveries (sub, first_ms, webhook_id, outcome);
-
-CREATE TABLE dead_letters (
-    id INTEGER PRIMARY KEY,
-    sub INTEGER NOT NULL,
-    workspace TEXT NOT NULL,
-    webhook_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    last_status INTEGER,
-    last_error TEXT,
-    failed_ms INTEGER NOT NULL,
-    task BLOB NOT NULL
-);
-CREATE INDEX dead_letters_newest ON dead_letters (sub, failed_ms, id);
-CREATE INDEX dead_letters_by_delivery ON dead_letters (sub, webhook_id, id);
-
-CREATE TABLE redrives (
-    dead_letter INTEGER PRIMARY KEY,
-    redrive_id TEXT NOT NULL,
-    redriven_ms INTEGER NOT NULL
-);
-"""
-# Rows name their subscription by id; the tables keep its small integer key.
-SUB_KEY = "(SELECT key FROM subscriptions WHERE id = ?)"
-_INSERT_ATTEMPT = f"INSERT OR IGNORE INTO attempts VALUES (?,{SUB_KEY},?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_DEAD_LETTER = (
-    f"INSERT OR REPLACE INTO dead_letters VALUES (?,{SUB_KEY},?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_DELIVERY = f"""
-INSERT INTO deliveries VALUES ({SUB_KEY},?,?,?,?,?,?,?,?)
-ON CONFLICT (sub, webhook_id) DO UPDATE SET
-    attempts = attempts + excluded.attempts,
-    last_status = CASE WHEN excluded.last_ms >= last_ms THEN excluded.last_status
-                       ELSE last_status END,
-    outcome = CASE WHEN excluded.last_ms >= last_ms THEN excluded.outcome ELSE outcome END,
-    first_ms = min(first_ms, excluded.first_ms),
-    last_ms = max(last_ms, excluded.last_ms)
-"""
 _TABLES = ("attempts", "deliveries", "dead_letters", "redrives", "positions", "subscriptions")
 
 AttemptRow = tuple[
@@ -194,6 +110,7 @@ class _Delivery:
     last_status: int | None
     outcome: str
     first_ms: int
+    first_id: int  # the first attempt's row: orders deliveries that began in one millisecond
     last_ms: int
 
 
@@ -201,7 +118,7 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
     """The attempts summed per delivery, as ``deliveries`` rows."""
     found: dict[tuple[str, str], _Delivery] = {}
     for (
-        _id,
+        row,
         sub,
         _ws,
         webhook,
@@ -219,13 +136,14 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
         d = found.get((sub, webhook))
         if d is None:
             found[(sub, webhook)] = _Delivery(
-                sub, webhook, event, kind, 1, status, outcome, started, started
+                sub, webhook, event, kind, 1, status, outcome, started, row, started
             )
             continue
         d.attempts += 1
         if started >= d.last_ms:
             d.last_status, d.outcome, d.last_ms = status, outcome, started
-        d.first_ms = min(d.first_ms, started)
+        if started < d.first_ms:
+            d.first_ms, d.first_id = started, row
     return [
         (
             d.subscription_id,
@@ -236,6 +154,7 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
             d.last_status,
             d.outcome,
             d.first_ms,
+            d.first_id,
             d.last_ms,
         )
         for d in found.values()
@@ -306,7 +225,7 @@ class Store:
         # index's busy leaf) is copied into the file once.
         conn.execute("PRAGMA wal_autocheckpoint=8192")
         if version == 0:
-            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            conn.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -348,10 +267,10 @@ class Store:
                 "INSERT OR IGNORE INTO subscriptions (id) VALUES (?)", [(s,) for s in subs]
             )
             if batch.attempts:
-                conn.executemany(_INSERT_ATTEMPT, batch.attempts)
-                conn.executemany(_UPSERT_DELIVERY, _deliveries(batch.attempts))
+                conn.executemany(INSERT_ATTEMPT, batch.attempts)
+                conn.executemany(UPSERT_DELIVERY, _deliveries(batch.attempts))
             if batch.dead_letters:
-                conn.executemany(_INSERT_DEAD_LETTER, batch.dead_letters)
+                conn.executemany(INSERT_DEAD_LETTER, batch.dead_letters)
             marks = [m for m in batch.marks.values() if m is not None]
             if marks:
                 conn.executemany("INSERT OR REPLACE INTO redrives VALUES (?,?,?)", marks)

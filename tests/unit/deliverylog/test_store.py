@@ -12,7 +12,8 @@ from worker.app import Codecs
 from worker.config import Settings
 from worker.deliverylog import BadCursor, DeliveryLog, Store, index_path
 from worker.deliverylog.rows import attempt_row, dead_letter_row, mark_row
-from worker.deliverylog.store import SCHEMA_VERSION, Batch, Position
+from worker.deliverylog.schema import SCHEMA_VERSION
+from worker.deliverylog.store import Batch, Position
 from worker.model import Attempt, DeadLetter, DeliveryTask, RedriveMark
 
 CODEC = Codecs.load().records
@@ -266,6 +267,15 @@ def test_deliveries_aggregate_their_attempts(store: Store) -> None:
     ]
     paged = all_pages(log.deliveries, subscription_id="sub_a", limit=1)
     assert [r["webhook_id"] for r in paged] == ["msg_c", "msg_b", "msg_a"]
+
+
+def test_deliveries_begun_in_one_millisecond_are_in_topic_order(store: Store) -> None:
+    write_attempts(store, [attempt(n, started_ms=T0) for n in range(30)])
+    log = DeliveryLog(store)
+    expected = [f"msg_{n}" for n in range(29, -1, -1)]
+    assert [r["webhook_id"] for r in log.deliveries("sub_a", limit=500)[0]] == expected
+    paged = all_pages(log.deliveries, subscription_id="sub_a", limit=7)
+    assert [r["webhook_id"] for r in paged] == expected
 
 
 def test_an_attempt_written_twice_is_stored_once(store: Store) -> None:
