@@ -1,4 +1,5 @@
-"""``python -m bench [--scenarios A,B,C,D,E,F] [--scale 1.0]``: issue 5's benchmark.
+"""``python -m bench [--scenarios A,B,C,D,E,F,L] [--scale 1.0]``: issue 5's benchmark (and L:
+the management API's delivery-log index, :mod:`bench.logindex`).
 
 Starts the dev broker, runs each chosen scenario against real worker processes and real
 receivers on 127.0.0.1, prints a table with PASS/MISS per target and writes
@@ -16,14 +17,22 @@ from typing import Any
 
 import orjson
 
+from bench.logindex import scenario_l
 from bench.report import machine, notes, rows, table
 from bench.scenarios import Run, scenario_a, scenario_b, scenario_c, scenario_d, scenario_f
 from bench.table import scenario_e_isolated
 from worker.kafka.devbroker import DevBroker
 
 HERE = Path(__file__).resolve().parent
-ORDER = "ABCDEF"
-WITH_BROKER = {"A": scenario_a, "B": scenario_b, "C": scenario_c, "D": scenario_d, "F": scenario_f}
+ORDER = "ABCDEFL"
+WITH_BROKER = {
+    "A": scenario_a,
+    "B": scenario_b,
+    "C": scenario_c,
+    "D": scenario_d,
+    "F": scenario_f,
+    "L": scenario_l,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -26,6 +26,8 @@ def test_defaults() -> None:
     )
     assert settings.max_attempts == len(settings.retry_delays_ms) + 1
     assert settings.read_ahead_bytes == 64 * 1024 * 1024
+    assert settings.api_data_dir == "~/.cache/webhook-worker/api"
+    assert settings.api_log_retention_ms == 30 * 86_400_000
 
 
 def test_read_ahead_is_given_in_mib() -> None:
@@ -68,8 +70,12 @@ def test_webhook_variables() -> None:
             "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
             "WEBHOOK_SHUTDOWN_TIMEOUT": "1.5s",
             "WEBHOOK_DEFAULT_TIMEOUT": "500ms",
+            "WEBHOOK_API_DATA_DIR": "/var/lib/ww",
+            "WEBHOOK_API_LOG_RETENTION": "7d",
         }
     )
+    assert settings.api_data_dir == "/var/lib/ww"
+    assert settings.api_log_retention_ms == 7 * 86_400_000
     assert settings.input_topic_list() == ["orders", "contacts"]
     assert (settings.topic_prefix, settings.group_id, settings.metrics_port) == ("wh.", "g", 0)
     assert settings.retry_delays_ms == (1_000, 30_000, 300_000, 7_200_000)
@@ -125,6 +131,8 @@ def test_format_duration_picks_the_largest_exact_unit() -> None:
         ("WEBHOOK_EGRESS_PROXY", "http://proxy.internal"),
         ("WEBHOOK_EGRESS_PROXY", "http://proxy.internal:3128/path"),
         ("WEBHOOK_CLIENT_KEY", "/etc/key.pem"),
+        ("WEBHOOK_API_LOG_RETENTION", "30"),
+        ("WEBHOOK_API_LOG_RETENTION", "0d"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str) -> None:

@@ -1,9 +1,10 @@
 """The delivery log: ``api``'s index of attempts, deliveries and dead letters.
 
 The topics stay the source of truth. A follower (:mod:`.follower`) reads ``attempts``,
-``dlq`` and ``redrives`` into a SQLite file (:mod:`.store`, rows cut by :mod:`.rows`) that it
-can always rebuild from them, so that the management API's log routes answer from an index
-(:mod:`.queries`, paginated by opaque cursors from :mod:`.cursor`) instead of scanning a topic.
+``dlq`` and ``redrives`` into a SQLite file (:mod:`.store`, its tables in :mod:`.schema`,
+rows cut by :mod:`.rows`) that it can always rebuild from them, so that the management API's
+log routes answer from an index (:mod:`.queries`, paginated by opaque cursors from
+:mod:`.cursor`) instead of scanning a topic.
 """
 
 from worker.deliverylog.cursor import BadCursor

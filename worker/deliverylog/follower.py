@@ -2,9 +2,12 @@
 
 One consumer without a group (``assign``) reads every partition of the three topics from the
 positions stored in the index (the beginning, for a new file), decodes in batches and writes
-each batch, with the new positions, in one transaction. ``caught_up`` is set once every
-partition has reached the end it had at start (partition-EOF events: Tansu's high watermark
-can be wrong); the follower then keeps reading, so a new attempt shows within about a second.
+them, with the new positions, in one transaction: up to ``FLUSH_ROWS`` records (or
+``CATCH_UP_FLUSH_S``) per transaction while catching up, since a transaction writes each
+index page it touched once however many of its rows landed there; each poll's records at
+once after that. ``caught_up`` is set once every partition has reached the end it had at
+start (partition-EOF events: Tansu's high watermark can be wrong) and all of it is written;
+the follower then keeps reading, so a new attempt shows within about a second.
 
 Resuming checks that the topic still holds the last record indexed (same offset, timestamp
 and CRC): reading starts one record early and compares. A topic that was recreated (a dev
@@ -45,7 +48,10 @@ log = logging.getLogger(__name__)
 # EOF events tell when a partition's end is reached; "error" instead of a silent reset tells
 # when a stored position no longer exists (the follower then rebuilds).
 CONSUMER_OVERRIDES = {"enable.partition.eof": "true", "auto.offset.reset": "error"}
-BATCH = 2000
+BATCH = 5000
+FLUSH_ROWS = 50_000
+CATCH_UP_FLUSH_S = 5.0
+FLUSH_S = 0.5
 POLL_S = 0.2
 LAG_EVERY_S = 1.0
 EXPIRE_EVERY_S = 300.0
@@ -103,6 +109,11 @@ class LogFollower:
         self._doubtful: set[Key] = set()  # resumed partitions whose check record is past it
         self._pending: set[Key] = set()  # partitions that have not reached their end yet
         self._lag = 0
+        self._batch = Batch()  # read, not written yet
+        self._flush_by = 0.0
+        self._lag_at = 0.0
+        self._metadata_at = time.monotonic() + METADATA_EVERY_S
+        self._expired_at = -EXPIRE_EVERY_S  # the first expiry runs once caught up
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delivery-log", daemon=True)
 
@@ -138,38 +149,53 @@ class LogFollower:
     def _run(self) -> None:
         try:
             self._assign(self.store.positions())
-            lag_at = expire_at = metadata_at = time.monotonic()
-            expired_once = False
             while not self._stop.is_set():
-                messages = self._consumer.consume(BATCH, POLL_S)
-                try:
-                    self._handle(messages)
-                except _Rebuild as why:
-                    self._rebuild(str(why))
-                    expired_once = False
-                    continue
-                now = time.monotonic()
-                if self._doubtful & self._verify.keys() and now > self._verify_by:
-                    self._rebuild("the topics no longer hold the last records indexed")
-                    expired_once = False
-                    continue
-                if not self._pending:
-                    self.caught_up.set()
-                if now >= lag_at:
-                    self._lag = self._measure_lag()
-                    lag_at = now + LAG_EVERY_S
-                if self.caught_up.is_set() and (now >= expire_at or not expired_once):
-                    self._expire()
-                    expire_at, expired_once = now + EXPIRE_EVERY_S, True
-                if now >= metadata_at:
-                    self._add_new_partitions()
-                    metadata_at = now + METADATA_EVERY_S
+                self._step()
         except BaseException as exc:
             self.error = exc
             log.error("delivery log stopped: %s", exc)
             self.caught_up.set()
         finally:
             close_consumer(self._consumer, "delivery log")
+
+    def _step(self) -> None:
+        messages = self._consumer.consume(BATCH, POLL_S)
+        now = time.monotonic()
+        try:
+            if not self._batch:
+                self._flush_by = now + (FLUSH_S if self.caught_up.is_set() else CATCH_UP_FLUSH_S)
+            self._handle(messages, self._batch)
+            if self._doubtful & self._verify.keys() and now > self._verify_by:
+                raise _Rebuild("the topics no longer hold the last records indexed")
+        except _Rebuild as why:
+            self._batch = Batch()
+            self._rebuild(str(why))
+            self._expired_at = -EXPIRE_EVERY_S
+            return
+        # Many records per transaction while catching up (a transaction writes every index
+        # page it touched once, however many of its rows landed there); at the end of the
+        # topics, each poll's records at once.
+        if self._batch and (
+            self._batch.rows() >= FLUSH_ROWS
+            or now >= self._flush_by
+            or (not self._pending and len(messages) < BATCH)
+        ):
+            self.store.write(self._batch)
+            self._batch = Batch()
+        if not self._pending and not self._batch:
+            self.caught_up.set()
+        self._periodic(now)
+
+    def _periodic(self, now: float) -> None:
+        if now >= self._lag_at:
+            self._lag = self._measure_lag()
+            self._lag_at = now + LAG_EVERY_S
+        if self.caught_up.is_set() and now >= self._expired_at + EXPIRE_EVERY_S:
+            self._expire()
+            self._expired_at = now
+        if now >= self._metadata_at:
+            self._add_new_partitions()
+            self._metadata_at = now + METADATA_EVERY_S
 
     def _partitions(self) -> list[Key]:
         metadata = self._consumer.list_topics(timeout=METADATA_TIMEOUT_S)
@@ -224,8 +250,8 @@ class LogFollower:
         self.store.reset()
         self._assign({})
 
-    def _handle(self, messages: list[Message]) -> None:
-        batch = Batch()
+    def _handle(self, messages: list[Message], batch: Batch) -> None:
+        """Add ``messages`` to ``batch`` (with the partitions' new positions)."""
         last: dict[Key, Message] = {}
         cutoff = int(self._clock() * 1000) - self._retention_ms
         for message in messages:
@@ -251,8 +277,6 @@ class LogFollower:
         for key, message in last.items():
             batch.positions[key] = position = _position(message)
             self._next[key] = position.next_offset
-        if batch:
-            self.store.write(batch)
 
     def _index(self, message: Message, batch: Batch, cutoff_ms: int) -> None:
         topic, value = message.topic(), message.value()

@@ -8,11 +8,13 @@ it is, and rows written while a listing is read never shift it. Safe to call fro
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from worker.deliverylog.cursor import Bounds, decode_cursor, encode_cursor, filters_digest
-from worker.deliverylog.store import PARTITION_SHIFT, Store
+from worker.deliverylog.schema import SUB_KEY
+from worker.deliverylog.store import PARTITION_SHIFT, Store, event_key
 
 __all__ = ["MAX_LIMIT", "DeliveryLog", "Page", "TaskRow", "rfc3339"]
 
@@ -32,9 +34,15 @@ class TaskRow(NamedTuple):
 
 
 def rfc3339(ms: int) -> str:
-    """``1714564800123`` -> ``"2024-05-01T12:00:00.123Z"``."""
-    when = _EPOCH + timedelta(milliseconds=ms)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``1714564800123`` -> ``"2024-05-01T12:00:00.123Z"`` (a page formats 50 of them:
+    each distinct second is formatted once)."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19]
 
 
 def _position(row_id: int) -> str:
@@ -42,13 +50,13 @@ def _position(row_id: int) -> str:
 
 
 class _Query:
-    """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``)."""
+    """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``), where
+    ``tie`` is a Kafka position (of the row, or of a delivery's first attempt)."""
 
-    def __init__(self, select: str, time: str, tie: str, tie_type: type[int] | type[str]) -> None:
+    def __init__(self, select: str, time: str, tie: str) -> None:
         self.select = select
         self.time = time
         self.tie = tie
-        self.tie_type = tie_type
 
     def page(
         self,
@@ -59,6 +67,7 @@ class _Query:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[tuple[Any, ...]], str | None]:
+        """A page of rows matching ``filters`` (the subscription id and exact-match columns)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be 1 to {MAX_LIMIT}, got {limit}")
         digest = filters_digest(
@@ -66,14 +75,22 @@ class _Query:
         )
         key: tuple[Any, ...] | None = None
         if cursor is not None:
-            key, bounds = decode_cursor(cursor, digest, (int, self.tie_type))
+            key, bounds = decode_cursor(cursor, digest, (int, int))
         since_ms, until_ms = bounds
         where: list[str] = []
         args: list[Any] = []
         for column, value in filters.items():
-            if value is not None:
+            if value is None:
+                continue
+            if column == "subscription_id":
+                where.append(f"sub = {SUB_KEY}")
+            elif column == "event_id":
+                # The index holds a hash of the id: compare the id itself too.
+                where.append("event_key = ? AND event_id = ?")
+                args.append(event_key(value))
+            else:
                 where.append(f"{column} = ?")
-                args.append(value)
+            args.append(value)
         if since_ms is not None:
             where.append(f"{self.time} >= ?")
             args.append(since_ms)
@@ -84,8 +101,11 @@ class _Query:
             # The range term lets the index seek; the OR finishes the row-value comparison.
             where.append(f"{self.time} <= ? AND ({self.time} < ? OR {self.tie} < ?)")
             args.extend((key[0], key[0], key[1]))
+        # Without statistics SQLite would rather take an index that also sorts; an event's
+        # attempts are few, so its own index is the one to use.
+        indexed = " INDEXED BY attempts_by_event" if filters.get("event_id") else ""
         sql = (
-            f"{self.select} WHERE {' AND '.join(where)} "
+            f"{self.select}{indexed} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.time} DESC, {self.tie} DESC LIMIT ?"
         )
         rows = store.reader().execute(sql, (*args, limit + 1)).fetchall()
@@ -102,14 +122,12 @@ _ATTEMPTS = _Query(
     "response_body, started_ms, id FROM attempts",
     "started_ms",
     "id",
-    int,
 )
 _DELIVERIES = _Query(
-    "SELECT event_id, event_type, attempts, last_status, outcome, last_ms, "
-    "first_ms, webhook_id FROM deliveries",
+    "SELECT webhook_id, event_id, event_type, attempts, last_status, outcome, last_ms, "
+    "first_ms, first_id FROM deliveries",
     "first_ms",
-    "webhook_id",
-    str,
+    "first_id",
 )
 _DEAD_LETTERS = _Query(
     "SELECT webhook_id, event_id, event_type, reason, attempts, last_status, last_error, "
@@ -117,7 +135,6 @@ _DEAD_LETTERS = _Query(
     "failed_ms, id FROM dead_letters",
     "failed_ms",
     "id",
-    int,
 )
 
 
@@ -204,6 +221,7 @@ class DeliveryLog:
                 "last_attempt_at": rfc3339(last_ms),
             }
             for (
+                webhook_id,
                 event_id,
                 event_type,
                 attempts,
@@ -211,7 +229,7 @@ class DeliveryLog:
                 outcome,
                 last_ms,
                 first_ms,
-                webhook_id,
+                _first_id,
             ) in rows
         ], next_cursor
 
@@ -262,7 +280,7 @@ class DeliveryLog:
     ) -> list[TaskRow]:
         """The tasks of the matching dead letters, in ``dlq`` order (the order they failed),
         for a redrive."""
-        where = ["subscription_id = ?"]
+        where = [f"sub = {SUB_KEY}"]
         args: list[Any] = [subscription_id]
         if since_ms is not None:
             where.append("failed_ms >= ?")
@@ -283,7 +301,7 @@ class DeliveryLog:
         row = (
             self.store.reader()
             .execute(
-                "SELECT task FROM dead_letters WHERE subscription_id = ? AND webhook_id = ? "
+                f"SELECT task FROM dead_letters WHERE sub = {SUB_KEY} AND webhook_id = ? "
                 "ORDER BY id DESC LIMIT 1",
                 (subscription_id, webhook_id),
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worker.codec.records import RecordCodec
-from worker.deliverylog.store import AttemptRow, DeadLetterRow, MarkRow, row_id
+from worker.deliverylog.store import AttemptRow, DeadLetterRow, MarkRow, event_key, row_id
 from worker.model import Attempt, DeadLetter, RedriveMark
 
 __all__ = ["RESPONSE_BODY_CHARS", "attempt_row", "dead_letter_row", "mark_row"]
@@ -19,6 +19,7 @@ def attempt_row(partition: int, offset: int, a: Attempt) -> AttemptRow:
         a.workspace,
         a.delivery_id,
         a.event_id,
+        event_key(a.event_id),
         a.event_type,
         a.attempt,
         a.status,

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from worker.app import Codecs
-from worker.deliverylog import BadCursor, DeliveryLog, Store
+from worker.config import Settings
+from worker.deliverylog import BadCursor, DeliveryLog, Store, index_path
 from worker.deliverylog.rows import attempt_row, dead_letter_row, mark_row
-from worker.deliverylog.store import SCHEMA_VERSION, Batch, Position
+from worker.deliverylog.schema import SCHEMA_VERSION
+from worker.deliverylog.store import Batch, Position
 from worker.model import Attempt, DeadLetter, DeliveryTask, RedriveMark
 
 CODEC = Codecs.load().records
@@ -267,12 +269,19 @@ def test_deliveries_aggregate_their_attempts(store: Store) -> None:
     assert [r["webhook_id"] for r in paged] == ["msg_c", "msg_b", "msg_a"]
 
 
-def test_an_attempt_indexed_twice_counts_once(store: Store) -> None:
-    write_attempts(store, [attempt(1, webhook="msg_a")])
-    write_attempts(store, [attempt(1, webhook="msg_a")])
+def test_deliveries_begun_in_one_millisecond_are_in_topic_order(store: Store) -> None:
+    write_attempts(store, [attempt(n, started_ms=T0) for n in range(30)])
     log = DeliveryLog(store)
-    assert len(log.attempts("sub_a")[0]) == 1
-    assert log.deliveries("sub_a")[0][0]["attempts"] == 1
+    expected = [f"msg_{n}" for n in range(29, -1, -1)]
+    assert [r["webhook_id"] for r in log.deliveries("sub_a", limit=500)[0]] == expected
+    paged = all_pages(log.deliveries, subscription_id="sub_a", limit=7)
+    assert [r["webhook_id"] for r in paged] == expected
+
+
+def test_an_attempt_written_twice_is_stored_once(store: Store) -> None:
+    write_attempts(store, [attempt(1, webhook="msg_a")])
+    write_attempts(store, [attempt(1, webhook="msg_a")])
+    assert len(DeliveryLog(store).attempts("sub_a")[0]) == 1
 
 
 def test_dead_letters_with_redrives_and_tasks(store: Store) -> None:
@@ -401,3 +410,30 @@ def test_readers_in_many_threads_while_the_writer_writes(store: Store) -> None:
         thread.join(10)
     assert failures == []
     assert len(all_pages(log.attempts, subscription_id="sub_a", limit=500)) == 1000
+
+
+def test_one_file_per_cluster_and_prefix(tmp_path: Path) -> None:
+    def path(prefix: str, bootstrap: str = "k:9092") -> Path:
+        settings = Settings.from_env(
+            {}, api_data_dir=str(tmp_path), topic_prefix=prefix, bootstrap_servers=bootstrap
+        )
+        return index_path(settings)
+
+    assert path("webhooks.").parent == tmp_path
+    assert "webhooks" in path("webhooks.").name
+    assert len({path("a.b"), path("a_b"), path("a.b", "other:9092")}) == 3
+    assert path("a.b") == path("a.b")
+
+
+def test_two_stores_never_write_one_file(tmp_path: Path) -> None:
+    first = Store(tmp_path / "log.sqlite3")
+    second = Store(tmp_path / "log.sqlite3")
+    try:
+        assert first.path == tmp_path / "log.sqlite3"
+        assert second.path == tmp_path / "log.sqlite3.1"
+    finally:
+        first.close()
+        second.close()
+    again = Store(tmp_path / "log.sqlite3")  # released on close: resumed
+    assert again.path == tmp_path / "log.sqlite3"
+    again.close()
