@@ -1,5 +1,8 @@
 """Route dependencies: the context, the caller's workspace scope (404 for another's), the
-subscription a path names (404), time and paging parameters (422)."""
+subscription a path names (404), time and paging parameters (422).
+
+The dependencies only read memory, so they are coroutines: they run on the event loop, not
+through a worker thread each."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ _WORKSPACE = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.context
     return ctx
 
@@ -53,7 +56,7 @@ class Scope:
     admin: bool
 
 
-def workspace_scope(
+async def workspace_scope(
     request: Request, ws: Annotated[str, Path(pattern=_WORKSPACE, max_length=200)]
 ) -> Scope:
     principal: Principal = request.state.principal
@@ -65,7 +68,7 @@ def workspace_scope(
 WorkspaceScope = Annotated[Scope, Depends(workspace_scope)]
 
 
-def subscription(
+async def subscription(
     ctx: Ctx, scope: WorkspaceScope, sub_id: Annotated[str, Path(alias="id", max_length=100)]
 ) -> Subscription:
     try:

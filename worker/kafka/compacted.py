@@ -4,9 +4,10 @@ A :class:`CompactedFollower` hands every record's ``(key, value)`` to a callback
 is ``value=None``); the callback keeps the last value per key itself, since broker compaction
 is never relied upon (Tansu does not compact at all). ``caught_up`` is set once every
 partition that existed at start has reported partition EOF (Tansu's high watermark can be
-wrong), and the follower keeps reading afterwards: a new record reaches the callback within
-about one poll interval (100 ms). A failure (missing topic, a raising callback) is kept in
-``error``, sets ``caught_up`` so that waiters wake, and ends the thread.
+wrong), and the follower keeps reading afterwards: a new record reaches the callback as soon
+as the consumer has fetched it (milliseconds, not a poll interval). A failure (missing topic,
+a raising callback) is kept in ``error``, sets ``caught_up`` so that waiters wake, and ends
+the thread.
 
 The consumer must be group-less with ``enable.partition.eof=true``; the follower closes it.
 """
@@ -17,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from worker.kafka.clients import close_consumer
 
@@ -76,7 +77,7 @@ class CompactedFollower:
             )
             pending = set(partitions)
             while not self._stop.is_set():
-                for message in self._consumer.consume(_BATCH, _POLL_S):
+                for message in self._next_batch():
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
@@ -99,6 +100,15 @@ class CompactedFollower:
                 self._progress.notify_all()
         finally:
             close_consumer(self._consumer, f"{self.name} follower")
+
+    def _next_batch(self) -> list[Message]:
+        """What arrived, as soon as anything did: ``consume(n, timeout)`` waits out its whole
+        timeout unless ``n`` records come, so a lone write would wait a poll interval; ``poll``
+        returns on the first record, then ``consume(n, 0)`` takes what is already here."""
+        first = self._consumer.poll(_POLL_S)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(_BATCH, 0)]
 
     def _partitions(self) -> list[int]:
         metadata = self._consumer.list_topics(self.topic, timeout=10)

@@ -17,7 +17,7 @@ health = APIRouter(include_in_schema=False)
 
 
 @router.get("/event-types", response_model=Page[EventTypeOut])
-def event_types(
+async def event_types(
     ctx: Ctx, category: Annotated[str | None, Query(max_length=100)] = None
 ) -> dict[str, Any]:
     """The events this deployment's producers emit, with a JSON Schema and an example each
@@ -33,7 +33,7 @@ def event_types(
 
 
 @health.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 

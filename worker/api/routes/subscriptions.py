@@ -135,7 +135,7 @@ def create(
 
 
 @router.get("", response_model=Page[SubscriptionOut])
-def list_subscriptions(
+async def list_subscriptions(
     ctx: Ctx,
     scope: WorkspaceScope,
     status: Status | None = None,
@@ -165,7 +165,7 @@ def list_subscriptions(
 
 
 @router.get("/{id}", response_model=SubscriptionOut)
-def read(sub: Sub) -> dict[str, Any]:
+async def read(sub: Sub) -> dict[str, Any]:
     return subscription_json(sub)
 
 
