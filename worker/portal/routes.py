@@ -33,6 +33,7 @@ __all__ = ["links", "mount_portal", "pages"]
 links = APIRouter(prefix="/v1/workspaces/{ws}", tags=["portal"])
 pages = APIRouter(include_in_schema=False)
 _STATIC = {
+    "core.js": "text/javascript; charset=utf-8",
     "portal.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
     "forms.js": "text/javascript; charset=utf-8",

@@ -98,7 +98,12 @@ class CookiePolicy:
         """The ``Set-Cookie`` value that (re-)issues ``session`` with last use ``now``."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         value = _encode(keys, replace(session, seen_ms=now))
-        parts = [f"{COOKIE}={value}", "Path=/portal", "HttpOnly", f"Max-Age={self.idle_ms // 1000}"]
+        parts = [
+            f"{COOKIE}={value}",
+            "Path=/portal",
+            "HttpOnly",
+            f"Max-Age={-(-self.idle_ms // 1000) + 5}",
+        ]
         if self.embedded:
             parts += ["SameSite=None", "Secure", "Partitioned"]
         else:
