@@ -5,8 +5,8 @@ every change, revocation ending sessions, one workspace only, and the page's hea
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from tests.support.portal import link_of, new_link, open_session, portal_setting
 from tests.support.receiver import Receiver
 from worker.config import Settings
 from worker.portal.keys import PortalKeys
-from worker.portal.links import create_portal_link, new_link as sign_link
+from worker.portal.links import create_portal_link
+from worker.portal.links import new_link as sign_link
 
 SECRET = "whsec_" + "B" * 32
 
@@ -60,7 +61,7 @@ def test_a_link_opens_once_for_its_workspace_only(env: Env) -> None:
         assert acme.post("/v1/workspaces/acme/portal-links", json={"ttl": "2h"}).status_code == 422
     with client(env.api, env.tokens.workspace("globex")) as globex:
         theirs = _subscribe(env, globex, "globex", "globex-hook")
-    portal, csrf = open_session(env.api.url, url)
+    portal, _ = open_session(env.api.url, url)
     with closing(portal):
         cookie = portal.cookies.jar
         assert any(c.name == "ww_portal" and c.path == "/portal" for c in cookie)
