@@ -25,6 +25,14 @@ export function h(spec, attrs, ...children) {
   return el;
 }
 
+// Replace el's children with `children` (nested arrays flattened, null and false skipped).
+export function fill(el, ...children) {
+  el.replaceChildren(
+    ...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false),
+  );
+  return el;
+}
+
 export class ApiError extends Error {
   constructor(status, detail) {
     super(detail);
@@ -85,8 +93,9 @@ export function main() {
 }
 
 export function show(...nodes) {
-  if (ended && !nodes.some((n) => n.textContent.includes("session has ended"))) return;
-  main().replaceChildren(...nodes);
+  const list = nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false);
+  if (ended && !list.some((n) => n.textContent.includes("session has ended"))) return;
+  fill(main(), list);
 }
 
 export function loading(text = "Loading…") {

@@ -1,6 +1,6 @@
 // A subscription's delivery log (one row per delivery, its attempts on demand, re-send of a
 // failed delivery) and its dead letters (redrive).
-import { api, badge, busy, errorBox, h, loading, toast, when, wsPath } from "./core.js";
+import { api, badge, busy, errorBox, fill, h, loading, toast, when, wsPath } from "./core.js";
 
 const LIMIT = 50;
 
@@ -11,7 +11,8 @@ function attemptsRow(sub, delivery, cols) {
   api("GET", wsPath(`/subscriptions/${sub.id}/attempts?${query}`))
     .then((page) => {
       const attempts = page.data.filter((a) => a.webhook_id === delivery.webhook_id);
-      cell.replaceChildren(
+      fill(
+        cell,
         attempts.length === 0 ? h("p.muted", { text: "No attempts recorded." }) : null,
         attempts.map((a) =>
           h(

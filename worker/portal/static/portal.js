@@ -13,7 +13,15 @@ const routes = [
   [/^#\/verify$/, () => verifyView()],
 ];
 
+function isLink(fragment) {
+  return fragment !== "" && !fragment.startsWith("/");
+}
+
 function route() {
+  if (isLink(location.hash.slice(1))) {
+    start(); // a new link opened in this page: exchange it (another workspace, perhaps)
+    return;
+  }
   const hash = location.hash || "#/";
   for (const link of document.querySelectorAll("#nav a")) {
     const current = link.getAttribute("href") === hash || (hash === "#/" && link.getAttribute("href") === "#/");
@@ -32,8 +40,7 @@ function route() {
 
 async function openSession() {
   const fragment = location.hash.slice(1);
-  const isLink = fragment && !fragment.startsWith("/");
-  if (isLink) {
+  if (isLink(fragment)) {
     // Drop the link from the address bar and history before using it.
     history.replaceState(null, "", location.pathname + "#/");
     const response = await fetch("/portal/session", {
@@ -50,6 +57,9 @@ async function openSession() {
 }
 
 async function start() {
+  document.getElementById("nav").hidden = true;
+  state.workspace = null;
+  state.csrf = null;
   show(loading("Opening the portal…"));
   let session;
   try {
@@ -69,8 +79,8 @@ async function start() {
   state.workspace = session.workspace;
   state.csrf = session.csrf_token;
   document.getElementById("nav").hidden = false;
-  window.addEventListener("hashchange", route);
   route();
 }
 
+window.addEventListener("hashchange", route);
 start();
