@@ -215,7 +215,7 @@ def test_roll_the_secret_and_both_sign_during_the_grace_period(stack: Stack) -> 
     stack.no_console_errors()
 
 
-def test_redrive_a_dead_letter(stack: Stack) -> None:
+def test_resend_a_failed_delivery_and_redrive_its_dead_letter(stack: Stack) -> None:
     driver = stack.driver
     url = stack.endpoint("flaky")
     created = stack.client("acme").post(
@@ -231,12 +231,27 @@ def test_redrive_a_dead_letter(stack: Stack) -> None:
     wait(lambda: stack.client("acme").get(path).json()["data"], 30, "a dead letter")
     stack.failing.discard("flaky")
     _open_sub(stack, sub_id)
+    # Re-send the failed delivery from the log (filtered to failures) ...
+    Select(find(driver, "#outcome")).select_by_value("dead_letter")
+
+    def failed_row() -> bool:
+        if driver.find_elements("css selector", 'tr.delivery[data-outcome="dead_letter"]'):
+            return True
+        find(driver, "#refresh-log").click()
+        time.sleep(0.3)
+        return False
+
+    wait(failed_row, 30, "the failed delivery in the log")
+    find(driver, "button.resend").click()
+    got = stack.receiver.wait_for_success("flaky", 2, 30)  # the challenge, then the re-send
+    assert got[-1].json["id"] == event_id and got[-1].verified
+    # ... and redrive its dead letter.
     find(driver, 'button[data-tab="dead"]').click()
     row = find(driver, "tr.dead-letter")
     assert row.get_attribute("data-event") == event_id
     find(driver, "#redrive").click()
     assert "Sent again: 1" in find(driver, ".redriven-count").text
-    got = stack.receiver.wait_for_success("flaky", 2, 30)  # the challenge, then the redrive
+    got = stack.receiver.wait_for_success("flaky", 3, 30)
     assert got[-1].json["id"] == event_id and got[-1].verified
 
     def marked() -> bool:
