@@ -18,7 +18,7 @@ from worker.portal.keys import PortalKeys
 from worker.portal.sessions import CookiePolicy, Session, read_session
 from worker.portal.spent import SpentLinks
 from worker.tokens.model import Principal
-from worker.tokens.registry import TokenRegistry
+from worker.tokens.registry import TokenRegistry, TokenRegistryError
 
 __all__ = ["PORTAL_API_PREFIX", "Portal"]
 
@@ -39,6 +39,12 @@ class Portal:
     tokens: TokenRegistry
 
     def token_valid(self, token_id: str) -> bool:
+        """The link's token exists and is not revoked; False (fail closed) when the token
+        registry's follower has died."""
+        try:
+            self.tokens.ready()
+        except TokenRegistryError:
+            return False
         record = self.tokens.get(token_id)
         return record is not None and not record.revoked
 
