@@ -256,7 +256,9 @@ def _failure_tracker(
         log.warning(
             "disabling subscription %s: %s", sub_id, reason, extra={"subscription_id": sub_id}
         )
-        writer.put_nowait(replace(sub, status=Status.TOO_MANY_ERRORS, updated_ms=now_ms()))
+        writer.put_nowait(
+            replace(sub, status=Status.TOO_MANY_ERRORS, status_reason=reason, updated_ms=now_ms())
+        )
 
     tracker = FailureTracker(
         max_failures=settings.disable_after_failures,

@@ -153,6 +153,12 @@ class Settings:
     api_rate_limit: float = 20.0  # requests per second per token (0: none)
     api_rate_burst: int = 100
     api_cors_origins: tuple[str, ...] = ()
+    # The portal: link and session signing key, idle limit, framing and theme.
+    portal_key: str | None = field(default=None, repr=False)
+    portal_idle_ms: int = 3_600_000
+    portal_frame_ancestors: str = "'self'"
+    portal_brand_color: str = "#2f5bea"
+    portal_logo_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -174,6 +180,10 @@ class Settings:
             "WEBHOOK_CA_BUNDLE": "ca_bundle",
             "WEBHOOK_CLIENT_CERT": "client_cert",
             "WEBHOOK_CLIENT_KEY": "client_key",
+            "WEBHOOK_PORTAL_KEY": "portal_key",
+            "WEBHOOK_PORTAL_FRAME_ANCESTORS": "portal_frame_ancestors",
+            "WEBHOOK_PORTAL_BRAND_COLOR": "portal_brand_color",
+            "WEBHOOK_PORTAL_LOGO_URL": "portal_logo_url",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -199,6 +209,7 @@ class Settings:
             "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
             "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
             "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
+            "WEBHOOK_PORTAL_IDLE": "portal_idle_ms",
         }
         for var, attr in durations.items():
             if env.get(var):
@@ -249,6 +260,7 @@ class Settings:
             raise ConfigError(
                 f"WEBHOOK_PUBLIC_URL: expected https://host[/path], got {self.public_url!r}"
             )
+        self._validate_portal()
         if not 0 < self.api_port < 65536 and self.api_port != 0:
             raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
         if self.client_key and not self.client_cert:
@@ -260,6 +272,29 @@ class Settings:
                 re.compile(self.input_topics)
             except re.error as exc:
                 raise ConfigError(f"WEBHOOK_INPUT_TOPICS: bad regular expression: {exc}") from None
+
+    def _validate_portal(self) -> None:
+        if self.portal_idle_ms <= 0:
+            raise ConfigError("WEBHOOK_PORTAL_IDLE: must be positive")
+        if not re.match(r"^#[0-9A-Fa-f]{3}([0-9A-Fa-f]{3})?$", self.portal_brand_color):
+            raise ConfigError(
+                f"WEBHOOK_PORTAL_BRAND_COLOR: expected #rgb or #rrggbb, got "
+                f"{self.portal_brand_color!r}"
+            )
+        if self.portal_logo_url is not None and not re.match(
+            r"^(https?://[^/\s\"'<>]+)?/[^\s\"'<>]*$", self.portal_logo_url
+        ):
+            raise ConfigError(
+                f"WEBHOOK_PORTAL_LOGO_URL: expected https://host/path or /path, got "
+                f"{self.portal_logo_url!r}"
+            )
+        if not re.match(r"^[A-Za-z0-9'*:/._ -]+$", self.portal_frame_ancestors):
+            raise ConfigError(
+                "WEBHOOK_PORTAL_FRAME_ANCESTORS: expected CSP sources like "
+                f"'self' https://app.example.com, got {self.portal_frame_ancestors!r}"
+            )
+        if self.portal_key is not None and len(self.portal_key) < 32:
+            raise ConfigError("WEBHOOK_PORTAL_KEY: use at least 32 characters")
 
     @property
     def max_attempts(self) -> int:

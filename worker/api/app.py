@@ -11,6 +11,7 @@ from worker.api.deps import Bearer
 from worker.api.middleware import Gate
 from worker.api.problems import PROBLEM_JSON, install_handlers
 from worker.api.routes import logs, meta, subscriptions
+from worker.portal.routes import mount_portal
 
 __all__ = ["build_app"]
 
@@ -56,6 +57,8 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(subscriptions.router, dependencies=secured)
     app.include_router(logs.router, dependencies=secured)
     app.include_router(meta.health)
+    if context.portal is not None:
+        mount_portal(app, [meta.router, subscriptions.router, logs.router], secured)
     if context.settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

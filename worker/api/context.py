@@ -16,6 +16,7 @@ from worker.deliverylog.queries import DeliveryLog
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
+from worker.portal.gate import Portal
 from worker.subscriptions.service import SubscriptionService
 from worker.tokens.registry import TokenRegistry
 
@@ -38,3 +39,4 @@ class ApiContext:
     topics: Topics
     destinations: DestinationPolicy
     ready: Callable[[], bool]
+    portal: Portal | None = None  # None: no portal routes (``/portal/api`` answers 404)

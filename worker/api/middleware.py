@@ -1,5 +1,7 @@
-"""The gate every request passes before a route: the bearer token of ``/v1`` (401), the
-token's rate limit (429 with Retry-After), the body cap (413), and the request's metrics.
+"""The gate every request passes before a route: the bearer token of ``/v1`` (401), or the
+portal's session cookie and CSRF token for ``/portal/api`` (401, 403; see
+:mod:`worker.portal.gate`), the token's rate limit (429 with Retry-After), the body cap
+(413), and the request's metrics.
 
 Authentication runs here, before FastAPI reads a body, so the order of checks holds for
 every route: 401 before 404 before 422.
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.api.context import ApiContext
 from worker.api.problems import Problem, problem_response
 from worker.api.ratelimit import RateLimiter
+from worker.portal.gate import COOKIE_STATE, PORTAL_API_PREFIX
 
 __all__ = ["BodyTooLarge", "Gate"]
 
@@ -47,6 +50,10 @@ class Gate:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                cookie = scope.get("state", {}).get(COOKIE_STATE)
+                if cookie is not None:  # the portal's sliding session, re-issued
+                    extra = [(b"set-cookie", cookie.encode()), (b"cache-control", b"no-store")]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:
@@ -67,15 +74,24 @@ class Gate:
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cap:
             return problem_response(413, f"the request body is larger than {cap} bytes")
-        if not scope["path"].startswith(BEARER_PREFIXES):
+        if scope["path"].startswith(PORTAL_API_PREFIX):
+            if ctx.portal is None:
+                return problem_response(404, "the portal is not served here")
+            admitted = ctx.portal.admit(scope)
+            if isinstance(admitted, Response):
+                return admitted
+            principal = admitted
+        elif scope["path"].startswith(BEARER_PREFIXES):
+            authenticated = ctx.tokens.authenticate(headers.get("authorization"))
+            if authenticated is None:
+                return problem_response(
+                    401,
+                    "a valid API token is required: Authorization: Bearer wwt_...",
+                    {"www-authenticate": "Bearer"},
+                )
+            principal = authenticated
+        else:
             return None
-        principal = ctx.tokens.authenticate(headers.get("authorization"))
-        if principal is None:
-            return problem_response(
-                401,
-                "a valid API token is required: Authorization: Bearer wwt_...",
-                {"www-authenticate": "Bearer"},
-            )
         wait = ctx.limiter.take(principal.token_id)
         if wait > 0:
             ctx.metrics.rate_limited()

@@ -29,6 +29,7 @@ from worker.kafka.compacted import CompactedFollower
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
+from worker.portal.build import open_portal
 from worker.subscriptions.challenge import RecentChallenges
 from worker.subscriptions.service import SubscriptionService
 from worker.subscriptions.store import SubscriptionWriter
@@ -78,6 +79,7 @@ async def run_api(
         "idempotency",
     )
     answers.start()
+    portal, spent_links = open_portal(settings, producer, codecs.avro, tokens)
     metrics = ApiMetrics()
 
     def ready() -> bool:
@@ -87,6 +89,8 @@ async def run_api(
             and log_follower.ready()
             and answers.caught_up.is_set()
             and answers.error is None
+            and spent_links.caught_up.is_set()
+            and spent_links.error is None
         )
         metrics.index_ready.set(1 if log_follower.ready() else 0)
         return caught_up
@@ -113,6 +117,7 @@ async def run_api(
         topics=topics,
         destinations=DestinationPolicy.from_settings(settings),
         ready=ready,
+        portal=portal,
     )
     config = uvicorn.Config(
         build_app(context),
@@ -149,6 +154,7 @@ async def run_api(
             await serving
         producer.flush(10)
         answers.stop()
+        spent_links.stop()
         log_follower.stop()
         delivery_log.store.close()
         tokens.stop()

@@ -36,6 +36,7 @@ SCHEMA_FILES = (
     "event",
     "idempotency",
     "api_token",
+    "portal_link",
 )
 
 

@@ -59,6 +59,8 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
         topics.sources: compact,
         # Idempotency-Key answers are kept 24 h; older ones may go (a day of margin).
         topics.idempotency: {"cleanup.policy": "compact,delete", "retention.ms": str(2 * DAY_MS)},
+        # Opened portal links: needed until the link expires (at most 1 h); a day of margin.
+        topics.portal_links: {"cleanup.policy": "compact,delete", "retention.ms": str(DAY_MS)},
     }
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}
@@ -82,7 +84,7 @@ def ensure_topics(
 
     New co-partitioned topics get the partition count of an existing ``deliveries`` (else
     ``partitions``); the compacted tables (``subscriptions``, ``api-tokens``, ``sources``,
-    ``idempotency``) get one partition each (every instance reads all of them).
+    ``idempotency``, ``portal-links``) get one partition each (every instance reads all of them).
     Returns once the created topics are visible in metadata. Raises :class:`TopicsError`
     when a co-partitioned topic's count differs from ``deliveries`` or creation fails.
     """
