@@ -67,15 +67,19 @@ def test_ctrl_c_drains_the_worker_then_stops_the_broker():
         api = token = None
         deliveries = 0
         deadline = time.monotonic() + 90
-        while deliveries < 4 or api is None:
+        portal = None
+        while deliveries < 4 or api is None or portal is None:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic())).decode()
             if line.startswith("broker: "):
                 broker_port = int(line.rsplit(":", 1)[1])
             if line.startswith("management API: "):
                 api = line.split()[2]
                 token = line.rsplit(" ", 1)[1].rstrip(")\n")
+            if line.startswith("portal "):
+                portal = line.rsplit(" ", 1)[1].strip()
             deliveries += line.startswith("delivery=")
         assert broker_port is not None
+        assert portal.startswith(f"{api}/portal/#")
         # dev runs the management API too, with a token of the demo workspace.
         listing = httpx.get(
             f"{api}/v1/workspaces/demo/subscriptions",

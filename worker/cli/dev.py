@@ -3,9 +3,9 @@
 Without KAFKA_BOOTSTRAP_SERVERS it starts the embedded Tansu broker on a free 127.0.0.1 port.
 It then ensures the topics, starts a demo receiver that verifies every signature, creates a
 demo subscription, emits sample events, runs the worker and the management API (on
-WEBHOOK_API_PORT, or a free port when that one is busy) with a token of the demo workspace,
-and prints each delivery as it arrives, until Ctrl-C (or ``--exit-after N`` deliveries);
-then it stops all it started.
+WEBHOOK_API_PORT, or a free port when that one is busy), prints a token of the demo workspace
+and a portal link, then each delivery as it arrives, until Ctrl-C (or ``--exit-after N``
+deliveries); then it stops all it started.
 Without WEBHOOK_EVENT_TYPES it uses the example catalogue shipped with the package.
 """
 
@@ -36,6 +36,7 @@ from worker.kafka.clients import make_admin, make_producer
 from worker.kafka.devbroker import DevBroker
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
+from worker.portal.links import create_portal_link
 from worker.subscriptions.edit import Changes
 from worker.tokens.registry import open_registry
 from worker.tokens.writer import TokenWriter
@@ -144,10 +145,12 @@ async def _announce_api(
             raise RuntimeError("the management API stopped before it listened")
         await asyncio.sleep(0.05)
     bound = await port
-    token = await asyncio.to_thread(_demo_token, settings)
+    token_id, token = await asyncio.to_thread(_demo_token, settings)
     url = f"http://127.0.0.1:{bound}"
+    portal, _expires = create_portal_link(settings, "demo", token_id, url)
     if output == "json":
-        sys.stdout.write(orjson.dumps({"api": url, "token": token}).decode() + "\n")
+        document = {"api": url, "token": token, "portal": portal}
+        sys.stdout.write(orjson.dumps(document).decode() + "\n")
         sys.stdout.flush()
         return
     _say(output, f"management API: {url} (token of workspace demo, shown once: {token})")
@@ -155,14 +158,17 @@ async def _announce_api(
         output,
         f"  curl -H 'Authorization: Bearer {token}' {url}/v1/workspaces/demo/subscriptions",
     )
+    _say(output, f"portal (open within the hour, once): {portal}")
 
 
-def _demo_token(settings: Settings) -> str:
+def _demo_token(settings: Settings) -> tuple[str, str]:
+    """A token of the demo workspace: (its id, the token)."""
     avro = AvroCodec()
     registry = open_registry(settings, avro)
     try:
         writer = TokenWriter(settings, make_producer(settings), avro, registry)
-        return writer.create(workspace="demo", admin=False, name="dev")[1]
+        record, token = writer.create(workspace="demo", admin=False, name="dev")
+        return record.id, token
     finally:
         registry.stop()
 
