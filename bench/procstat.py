@@ -105,3 +105,11 @@ class CpuMeter:
         used["others"] = round(max(machine - ours, 0), 2)
         used["cores"] = cores
         return used
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of ``pid`` (default: this process) now (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bench.procstat import rss_mb
 from worker.app import Codecs
 from worker.model import Event
 from worker.subscriptions.index import SubscriptionIndex
@@ -24,14 +25,6 @@ from worker.subscriptions.model import SecretEntry, Subscription
 from worker.subscriptions.render import render_body
 
 PATTERNS = [("*",), ("contact.*",), ("deal.updated",), ("contact.saved",), ("incident.*",)]
-
-
-def _rss_mb() -> float:
-    """This process's resident memory now (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def scenario_e(subs: int, workspaces: int) -> dict[str, Any]:
@@ -48,7 +41,7 @@ def scenario_e(subs: int, workspaces: int) -> dict[str, Any]:
         )
         for i in range(subs)
     ]
-    before = _rss_mb()
+    before = rss_mb()
     start = time.perf_counter()
     index = SubscriptionIndex()
     for value in encoded:
@@ -58,7 +51,7 @@ def scenario_e(subs: int, workspaces: int) -> dict[str, Any]:
     # then take the resident size now (the peak would include building them).
     del encoded
     gc.collect()
-    rss_mb = _rss_mb()
+    rss_now = rss_mb()
     kinds = ["contact.created", "contact.updated", "deal.updated", "incident.raised", "x.y"]
     events = [
         Event(
@@ -88,7 +81,7 @@ def scenario_e(subs: int, workspaces: int) -> dict[str, Any]:
         "subscriptions": subs,
         "workspaces": workspaces,
         "load_s": round(load_s, 2),
-        "rss_mb": round(rss_mb),
+        "rss_mb": round(rss_now),
         "rss_before_mb": round(before),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "routing_events_per_s": round(len(events) / route_s),

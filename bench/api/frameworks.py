@@ -9,13 +9,14 @@ with the same load (50 concurrent clients) and reports server CPU per 1,000 requ
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
+
+from bench.procstat import process_cpu_s, rss_mb
+from bench.receivers import free_port
 
 ROWS = [
     {"id": f"sub_{i:024d}", "url": "https://example.com/hook", "events": ["*"]} for i in range(50)
@@ -94,26 +95,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def _load(port: int, requests: int, clients: int) -> list[float]:
     latencies: list[float] = []
     counter = iter(range(requests))
@@ -139,7 +120,7 @@ async def _load(port: int, requests: int, clients: int) -> list[float]:
 
 
 def measure(name: str, source: str, requests: int = 10_000, clients: int = 50) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", source, str(port)])
     try:
         deadline = time.monotonic() + 30
@@ -150,14 +131,14 @@ def measure(name: str, source: str, requests: int = 10_000, clients: int = 50) -
             except httpx.HTTPError:
                 time.sleep(0.1)
         asyncio.run(_load(port, 500, clients))  # warm-up
-        cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
+        cpu0, t0 = process_cpu_s(proc.pid), time.perf_counter()
         latencies = sorted(asyncio.run(_load(port, requests, clients)))
-        cpu1, t1 = _cpu_s(proc.pid), time.perf_counter()
+        cpu1, t1 = process_cpu_s(proc.pid), time.perf_counter()
         return {
             "cpu_ms_per_1000": round((cpu1 - cpu0) * 1e6 / requests, 1),
             "requests_per_s": round(requests / (t1 - t0)),
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
-            "rss_mb": round(_rss_mb(proc.pid), 1),
+            "rss_mb": round(rss_mb(proc.pid), 1),
         }
     finally:
         proc.terminate()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from typing import Any
 import httpx
 
 from bench.logindex import produce_attempts, subscription_ids
+from bench.procstat import rss_mb
+from bench.receivers import free_port
 from bench.rig import make_settings, worker_env
 from worker.app import Codecs, secret_box
 from worker.codec.avro import AvroCodec
@@ -48,20 +49,6 @@ SUBSCRIPTIONS = 2_000
 READ_SECONDS = 15
 CLIENTS = 50
 CREATES = 200
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -183,7 +170,7 @@ def run(scale: float) -> dict[str, Any]:
         produce_s = produce_attempts(settings, attempts, SUBSCRIPTIONS)
         _write_subscriptions(settings, ids)
         workspace_token, admin_token = _tokens(settings)
-        port = _free_port()
+        port = free_port()
         env = worker_env(settings)
         env.update(WEBHOOK_API_PORT=str(port), WEBHOOK_API_DATA_DIR=data)
         env["WEBHOOK_API_RATE_LIMIT"] = "0"
@@ -208,7 +195,7 @@ def run(scale: float) -> dict[str, Any]:
             catch_up_s = time.perf_counter() - start
             reads = _reads(url, workspace_token, ids, READ_SECONDS)
             creates = _creates(url, admin_token)
-            rss = _rss_mb(proc.pid)
+            rss = rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)

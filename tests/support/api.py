@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import httpx
 
-from tests.support.worker import wait_ready
+from tests.support.worker import ThreadWorker
 from worker.api.server import run_api
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
@@ -21,57 +21,20 @@ from worker.tokens.registry import TokenRegistry, open_registry
 from worker.tokens.writer import TokenWriter
 
 
-class ThreadApi:
+class ThreadApi(ThreadWorker):
     """``run_api`` in a background thread; ``url`` is its base URL once started."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = 0
-        self.error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def go() -> None:
-            self._stop = asyncio.Event()
-
-            def started(port: int) -> None:
-                self.port = port
-                self._started.set()
-
-            await run_api(self.settings, stop=self._stop, on_started=started, host="127.0.0.1")
-
-        try:
-            self._loop.run_until_complete(go())
-        except BaseException as exc:  # surfaced by start() and stop()
-            self.error = exc
-        finally:
-            self._started.set()
-            self._loop.close()
+    async def _serve(self, stop: asyncio.Event, started: Callable[[int], None]) -> None:
+        await run_api(self.settings, stop=stop, on_started=started, host="127.0.0.1")
 
     def start(self, timeout: float = 60) -> ThreadApi:
-        self._thread.start()
-        assert self._started.wait(timeout), "API did not start"
-        if self.error:
-            raise self.error
-        wait_ready(self.port, timeout, lambda: self.error)
+        super().start(timeout)
+        self.wait_ready(timeout)
         return self
-
-    def stop(self, timeout: float = 30) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "API did not stop"
-        if self.error:
-            raise self.error
 
 
 @dataclass

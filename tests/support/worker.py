@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class ThreadWorker:
-    """``run_worker`` on its own event loop in a background thread."""
+    """``run_worker`` on its own event loop in a background thread (subclasses serve another
+    long-running command the same way: :meth:`_serve`)."""
 
     def __init__(self, settings: Settings, role: str = "all") -> None:
         self.settings = settings
@@ -46,7 +47,7 @@ class ThreadWorker:
                 self.port = port
                 self._started.set()
 
-            await run_worker(self.settings, self.role, stop=self._stop, on_started=started)
+            await self._serve(self._stop, started)
 
         try:
             self._loop.run_until_complete(go())
@@ -55,6 +56,9 @@ class ThreadWorker:
         finally:
             self._started.set()
             self._loop.close()
+
+    async def _serve(self, stop: asyncio.Event, started: Callable[[int], None]) -> None:
+        await run_worker(self.settings, self.role, stop=stop, on_started=started)
 
     def start(self, timeout: float = 30) -> ThreadWorker:
         self._thread.start()
