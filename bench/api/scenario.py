@@ -144,6 +144,16 @@ def _ms(text: str) -> float:
     raise ValueError(text)
 
 
+def _rss_parts(pid: int) -> dict[str, float]:
+    """Anonymous (heap, caches) and file-backed resident memory, in MB."""
+    parts = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            parts[f"api_{name[3:].lower()}_mb"] = round(int(value.split()[0]) / 1024, 1)
+    return parts
+
+
 def _creates(url: str, token: str) -> list[float]:
     latencies = []
     with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}) as client:
@@ -196,6 +206,7 @@ def run(scale: float) -> dict[str, Any]:
             reads = _reads(url, workspace_token, ids, READ_SECONDS)
             creates = _creates(url, admin_token)
             rss = rss_mb(proc.pid)
+            parts = _rss_parts(proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -208,6 +219,7 @@ def run(scale: float) -> dict[str, Any]:
         "create_p50_ms": round(statistics.median(creates) * 1000, 1),
         "create_p99_ms": round(_percentile(creates, 0.99) * 1000, 1),
         "api_rss_mb": round(rss, 1),
+        **parts,
         "cpus": os.cpu_count(),
     }
 
