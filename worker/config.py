@@ -77,6 +77,10 @@ def _api_values(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if env.get("WEBHOOK_API_RATE_LIMIT"):
         values["api_rate_limit"] = _float("WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"])
+    if env.get("WEBHOOK_INCOMING_RATE_LIMIT"):
+        values["incoming_rate_limit"] = _float(
+            "WEBHOOK_INCOMING_RATE_LIMIT", env["WEBHOOK_INCOMING_RATE_LIMIT"]
+        )
     if env.get("WEBHOOK_API_CORS_ORIGINS"):
         origins = env["WEBHOOK_API_CORS_ORIGINS"].split(",")
         values["api_cors_origins"] = tuple(o.strip() for o in origins if o.strip())
@@ -147,6 +151,12 @@ class Settings:
     api_rate_limit: float = 20.0  # requests per second per token (0: none)
     api_rate_burst: int = 100
     api_cors_origins: tuple[str, ...] = ()
+    # Incoming webhooks (``POST /in/{source}``): how long a webhook-id is remembered, the
+    # per-source request rate (0: none), and a test-only pause (``claimed`` or ``recorded``)
+    # that holds a request at that step so a test can kill the process there.
+    incoming_dedupe_window_ms: int = 600_000
+    incoming_rate_limit: float = 1000.0
+    incoming_test_pause: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -165,6 +175,7 @@ class Settings:
             "WEBHOOK_EVENT_TYPES": "event_types",
             "WEBHOOK_API_DATA_DIR": "api_data_dir",
             "WEBHOOK_PUBLIC_URL": "public_url",
+            "WEBHOOK_INCOMING_TEST_PAUSE": "incoming_test_pause",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -190,6 +201,7 @@ class Settings:
             "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
             "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
             "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
+            "WEBHOOK_INCOMING_DEDUPE_WINDOW": "incoming_dedupe_window_ms",
         }
         for var, attr in durations.items():
             if env.get(var):
@@ -239,6 +251,12 @@ class Settings:
             )
         if not 0 < self.api_port < 65536 and self.api_port != 0:
             raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
+        if self.incoming_dedupe_window_ms < 300_000:
+            raise ConfigError(
+                "WEBHOOK_INCOMING_DEDUPE_WINDOW: at least 5m (the signature timestamp tolerance)"
+            )
+        if self.incoming_test_pause not in (None, "claimed", "recorded"):
+            raise ConfigError("WEBHOOK_INCOMING_TEST_PAUSE: claimed or recorded (tests only)")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
         if self.input_topics.startswith("^"):

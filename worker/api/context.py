@@ -16,6 +16,8 @@ from worker.deliverylog.queries import DeliveryLog
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
+from worker.sources.intake import Intake
+from worker.sources.service import SourceService
 from worker.subscriptions.service import SubscriptionService
 from worker.tokens.registry import TokenRegistry
 
@@ -38,3 +40,6 @@ class ApiContext:
     topics: Topics
     destinations: DestinationPolicy
     ready: Callable[[], bool]
+    # Incoming webhooks: the sources service (``/v1/.../sources``) and ``POST /in/{id}``.
+    sources: SourceService | None = None
+    intake: Intake | None = None

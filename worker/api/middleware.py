@@ -21,6 +21,9 @@ from worker.api.ratelimit import RateLimiter
 __all__ = ["BodyTooLarge", "Gate"]
 
 BEARER_PREFIXES = ("/v1/",)
+# Incoming webhooks: no bearer (the source's signature is checked), bodies up to
+# WEBHOOK_MAX_EVENT_BYTES.
+INCOMING_PREFIX = "/in/"
 
 
 class BodyTooLarge(Problem):
@@ -54,7 +57,7 @@ class Gate:
             if refusal is not None:
                 await refusal(scope, receive, send_counted)
                 return
-            await self._app(scope, _capped(receive, ctx.settings.api_max_body_bytes), send_counted)
+            await self._app(scope, _capped(receive, _body_cap(ctx, scope)), send_counted)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "other")
@@ -63,7 +66,7 @@ class Gate:
     @staticmethod
     def _refuse(ctx: ApiContext, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
-        cap = ctx.settings.api_max_body_bytes
+        cap = _body_cap(ctx, scope)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cap:
             return problem_response(413, f"the request body is larger than {cap} bytes")
@@ -86,6 +89,12 @@ class Gate:
             )
         scope.setdefault("state", {})["principal"] = principal
         return None
+
+
+def _body_cap(ctx: ApiContext, scope: Scope) -> int:
+    if scope["path"].startswith(INCOMING_PREFIX):
+        return ctx.settings.max_event_bytes
+    return ctx.settings.api_max_body_bytes
 
 
 def _capped(receive: Receive, cap: int) -> Receive:

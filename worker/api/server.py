@@ -29,6 +29,7 @@ from worker.kafka.compacted import CompactedFollower
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
+from worker.sources.runtime import open_incoming
 from worker.subscriptions.challenge import RecentChallenges
 from worker.subscriptions.service import SubscriptionService
 from worker.subscriptions.store import SubscriptionWriter
@@ -79,10 +80,12 @@ async def run_api(
     )
     answers.start()
     metrics = ApiMetrics()
+    incoming = open_incoming(settings, codecs.avro, secret_box(settings), metrics)
 
     def ready() -> bool:
         caught_up = (
-            table.ready()
+            incoming.ready()
+            and table.ready()
             and tokens.ready()
             and log_follower.ready()
             and answers.caught_up.is_set()
@@ -112,6 +115,8 @@ async def run_api(
         topics=topics,
         destinations=DestinationPolicy.from_settings(settings),
         ready=ready,
+        sources=incoming.service,
+        intake=incoming.intake,
     )
     config = uvicorn.Config(
         build_app(context),
@@ -147,6 +152,7 @@ async def run_api(
         with contextlib.suppress(Exception):
             await serving
         producer.flush(10)
+        await incoming.stop()
         answers.stop()
         log_follower.stop()
         delivery_log.store.close()

@@ -36,6 +36,8 @@ SCHEMA_FILES = (
     "event",
     "idempotency",
     "api_token",
+    "source",
+    "incoming_mark",
 )
 
 

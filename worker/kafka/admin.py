@@ -59,6 +59,11 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
         topics.sources: compact,
         # Idempotency-Key answers are kept 24 h; older ones may go (a day of margin).
         topics.idempotency: {"cleanup.policy": "compact,delete", "retention.ms": str(2 * DAY_MS)},
+        # Incoming webhook-ids are remembered for the dedupe window (at most a day).
+        topics.incoming_dedupe: {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(2 * DAY_MS),
+        },
     }
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}

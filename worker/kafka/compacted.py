@@ -33,8 +33,13 @@ _BATCH = 500
 class CompactedFollower:
     """Reads ``topic`` into ``apply`` on a background thread named ``name``."""
 
-    def __init__(self, consumer: Consumer, topic: str, apply: Apply, name: str) -> None:
+    def __init__(
+        self, consumer: Consumer, topic: str, apply: Apply, name: str, poll_s: float = _POLL_S
+    ) -> None:
+        """``poll_s`` bounds how long a record may wait for a batch to fill (lower it for a
+        table that requests wait on)."""
         self.topic = topic
+        self._poll_s = poll_s
         self.name = name
         self.caught_up = threading.Event()
         self.error: BaseException | None = None
@@ -65,7 +70,7 @@ class CompactedFollower:
             )
             pending = set(partitions)
             while not self._stop.is_set():
-                for message in self._consumer.consume(_BATCH, _POLL_S):
+                for message in self._consumer.consume(_BATCH, self._poll_s):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:

@@ -24,6 +24,7 @@ class Topics:
     api_tokens: str
     sources: str
     idempotency: str
+    incoming_dedupe: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -43,6 +44,7 @@ class Topics:
             api_tokens=f"{p}api-tokens",
             sources=f"{p}sources",
             idempotency=f"{p}idempotency",
+            incoming_dedupe=f"{p}incoming-dedupe",
         )
 
     def retry_topic(self, delay_ms: int) -> str:
@@ -61,7 +63,13 @@ class Topics:
     @property
     def compacted(self) -> tuple[str, ...]:
         """Tables keyed by id that every reader follows whole (one partition each)."""
-        return (self.subscriptions, self.api_tokens, self.sources, self.idempotency)
+        return (
+            self.subscriptions,
+            self.api_tokens,
+            self.sources,
+            self.idempotency,
+            self.incoming_dedupe,
+        )
 
     def all(self) -> tuple[str, ...]:
         return (
@@ -72,4 +80,5 @@ class Topics:
             self.api_tokens,
             self.sources,
             self.idempotency,
+            self.incoming_dedupe,
         )
