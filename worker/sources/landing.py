@@ -43,11 +43,6 @@ def check_topic(name: str, settings: Settings) -> None:
         raise InvalidTopic(
             f"invalid topic {name[:80]!r}: 1-249 characters of letters, digits and . _ -"
         )
-    own = Topics.from_settings(settings)
-    if name in own.all() or name.startswith(settings.topic_prefix):
-        raise InvalidTopic(
-            f"{name} is one of the worker's own topics (prefix {settings.topic_prefix})"
-        )
     inputs = settings.input_topic_list()
     if inputs and inputs[0].startswith("^"):
         taken = re.match(inputs[0], name) is not None
@@ -55,6 +50,11 @@ def check_topic(name: str, settings: Settings) -> None:
         taken = name in inputs
     if taken:
         raise InvalidTopic(f"{name} is an input topic of the worker (WEBHOOK_INPUT_TOPICS)")
+    own = Topics.from_settings(settings)
+    if name in own.all() or name.startswith(settings.topic_prefix):
+        raise InvalidTopic(
+            f"{name} is one of the worker's own topics (prefix {settings.topic_prefix})"
+        )
 
 
 def ensure_topic(
