@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from worker.outbound.destinations import (
     DestinationPolicy,
     resolve_destination,
 )
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 
 __all__ = [
     "ChallengeCache",
@@ -90,7 +91,13 @@ class ChallengeFailed(Exception):
     """The endpoint did not pass; the message says what happened."""
 
 
-def run_challenge(url: str, secrets: list[str], *, destinations: DestinationPolicy) -> str:
+def run_challenge(
+    url: str,
+    secrets: list[str],
+    *,
+    destinations: DestinationPolicy,
+    signing_keys: Sequence[str] = (),
+) -> str:
     """POST the challenge; return the challenge value on success, raise ChallengeFailed.
 
     The POST goes to the address the destination check approved (Host header and TLS name
@@ -107,6 +114,7 @@ def run_challenge(url: str, secrets: list[str], *, destinations: DestinationPoli
             int(time.time()),
             body,
             [decode_secret(s) for s in secrets],
+            [load_signing_key(k) for k in signing_keys],
         ),
     }
     try:

@@ -17,7 +17,7 @@ from worker.catalogue import Catalogue
 from worker.dispatch.delivery import RESERVED_HEADERS
 from worker.model import Event
 from worker.outbound.destinations import DestinationPolicy
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.subscriptions.challenge import ChallengeFailed, pinned_target
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import pattern_matches
@@ -104,7 +104,8 @@ def _headers(sub: Subscription, delivery_id: str, body: bytes) -> dict[str, str]
         {"content-type": "application/json", "user-agent": f"webhook-worker/{__version__}"}
     )
     keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
-    headers.update(sign_headers(delivery_id, now, body, keys))
+    pairs = [load_signing_key(s) for s in sub.active_signing_keys(now * 1000)]
+    headers.update(sign_headers(delivery_id, now, body, keys, pairs))
     return headers
 
 
