@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
 from worker.kafka.acked import AckedProducer
-from worker.kafka.clients import make_admin, make_consumer, make_producer
+from worker.kafka.clients import make_admin, make_consumer, make_unretried_producer
 from worker.kafka.compacted import CompactedFollower
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
@@ -23,14 +23,17 @@ from worker.subscriptions.secrets import SecretBox
 __all__ = ["IncomingRuntime", "intake_producer", "open_incoming"]
 
 # Requests wait on the ledger's follower: a short poll keeps that wait to milliseconds.
-_LEDGER_POLL_S = 0.005
+_LEDGER_POLL_S = 0.002
+_LEDGER_FETCH = {"enable.partition.eof": "true", "fetch.wait.max.ms": "2"}
 
 
 def intake_producer(settings: Settings) -> AckedProducer:
     """A producer for records that requests wait on: small batches (``linger.ms=2``), large
-    enough records, and an acknowledgement or a failure within ``WRITE_TIMEOUT_MS``."""
+    enough records, an acknowledgement or a failure within ``WRITE_TIMEOUT_MS``, and no
+    resends of its own (a failed write is the sender's to retry; the ledger finds a record
+    whose acknowledgement was lost, so none lands twice)."""
     limit = record_bytes_limit(settings.max_event_bytes) + 1024
-    producer = make_producer(
+    producer = make_unretried_producer(
         settings,
         **{
             "linger.ms": "2",
@@ -72,7 +75,7 @@ def open_incoming(
         avro, producer, topics.incoming_dedupe, settings.incoming_dedupe_window_ms
     )
     follower = CompactedFollower(
-        make_consumer(settings, None, **{"enable.partition.eof": "true"}),
+        make_consumer(settings, None, **_LEDGER_FETCH),
         topics.incoming_dedupe,
         ledger.apply,
         "incoming-dedupe",
