@@ -56,7 +56,6 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(subscriptions.router, dependencies=secured)
     app.include_router(logs.router, dependencies=secured)
     app.include_router(sources.router, dependencies=secured)
-    app.router.routes.append(sources.incoming)
     app.include_router(meta.health)
     if context.settings.api_cors_origins:
         app.add_middleware(

@@ -57,7 +57,10 @@ class Gate:
             if refusal is not None:
                 await refusal(scope, receive, send_counted)
                 return
-            await self._app(scope, _capped(receive, _body_cap(ctx, scope)), send_counted)
+            app = self._app
+            if ctx.intake is not None and scope["path"].startswith(INCOMING_PREFIX):
+                app = ctx.intake.asgi  # the hot path skips the management API's routing
+            await app(scope, _capped(receive, _body_cap(ctx, scope)), send_counted)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "other")

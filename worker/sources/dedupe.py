@@ -21,6 +21,7 @@ the lease it takes over; answers 503 with Retry-After when it can do neither in 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import threading
@@ -94,6 +95,9 @@ class DedupeLedger:
         self._claims: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[_Entry]]] = {}
         self._landings: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
         self._applied = 0
+        # Owners are unique across replicas and restarts: 64 random bits, then a counter.
+        self._owner_prefix = secrets.token_hex(8) + "-"
+        self._owners = itertools.count()
         self.skipped = 0
 
     # -- the follower thread -----------------------------------------------------------------
@@ -169,7 +173,7 @@ class DedupeLedger:
         await self._producer.send(self._topic, self._mark("landed", owner), key.encode())
 
     async def _write_claim(self, key: str) -> tuple[_Entry, str]:
-        owner = secrets.token_hex(8)
+        owner = f"{self._owner_prefix}{next(self._owners):x}"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_Entry] = loop.create_future()
         with self._lock:

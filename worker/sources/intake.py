@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from worker.api.problems import Problem, problem_response
 from worker.api.ratelimit import RateLimiter
@@ -40,13 +41,20 @@ from worker.sources.table import SourceTable
 from worker.sources.verify import Refused, verify_request
 from worker.tokens.model import rfc3339
 
-__all__ = ["Intake", "envelope"]
+__all__ = ["ROUTE", "Intake", "envelope"]
 
 log = logging.getLogger(__name__)
 
 DROPPED_HEADERS = frozenset({"authorization", "cookie"})
 _MAX_WEBHOOK_ID = 256
 _PAUSE_S = 3600.0
+
+
+class _Route:
+    path = "/in/{source_id}"
+
+
+ROUTE = _Route()
 
 
 def envelope(
@@ -103,8 +111,19 @@ class Intake:
         self._landed = landed or self._scan
         self._marks: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, request: Request) -> Response:
-        source_id = str(request.path_params.get("source_id", ""))
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry for every path under ``/in/``."""
+        scope["route"] = ROUTE  # the metrics' route template
+        if scope["method"] != "POST":
+            response = problem_response(405, "POST only", {"allow": "POST"})
+        else:
+            try:
+                response = await self.handle(Request(scope, receive), scope["path"][4:])
+            except Problem as exc:
+                response = problem_response(exc.status, exc.detail, exc.headers, **exc.extra)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request, source_id: str) -> Response:
         source = self._sources.get(source_id)
         if source is None:
             return self._refuse("unknown_source", 404, f"unknown source {source_id[:100]}")

@@ -1,6 +1,7 @@
-"""``/v1/workspaces/{ws}/sources`` (incoming-webhook sources: create, list, read, delete,
-roll the secret) and ``POST /in/{source_id}`` (the sources' URL). The rules are the source
-service's and the intake's; this module maps HTTP to them."""
+"""``/v1/workspaces/{ws}/sources``: incoming-webhook sources (create, list, read, delete,
+roll the secret). The rules are the source service's; this module maps HTTP to them.
+``POST /in/{source_id}`` itself is served by :class:`worker.sources.intake.Intake`, which the
+gate calls directly (no bearer, no routing)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
-from starlette.routing import Route
 
 from worker.api.context import ApiContext
 from worker.api.deps import Ctx, Limit, WorkspaceScope
@@ -22,7 +21,7 @@ from worker.deliverylog.cursor import BadCursor, decode_cursor, encode_cursor, f
 from worker.sources.model import source_json
 from worker.sources.service import InvalidSource, SourceNotFound, SourceService
 
-__all__ = ["incoming", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/sources", tags=["sources"])
 SourceId = Annotated[str, Path(alias="id", max_length=100)]
@@ -139,14 +138,3 @@ def roll_secret(
             source_id, grace, actor=scope.actor.id, workspace=scope.workspace
         )
     return source_json(source, ctx.settings.public_url, secret)
-
-
-async def _incoming(request: Request) -> Response:
-    ctx: ApiContext = request.app.state.context
-    if ctx.intake is None:
-        raise Problem(404, "incoming webhooks are not served here")
-    return await ctx.intake(request)
-
-
-# A plain route (no bearer, no dependency injection): the hot path of incoming webhooks.
-incoming = Route("/in/{source_id}", _incoming, methods=["POST"], include_in_schema=False)
