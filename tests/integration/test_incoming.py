@@ -12,12 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 from tests.support.api import ThreadApi, Tokens, api_settings, client, running_api, token_maker
 from tests.support.cli import cli_error, cli_json
 from tests.support.incoming import hex_signature, landed, post, raw_body, signed_headers
 from worker.config import Settings
+from worker.kafka.clients import make_admin
 from worker.kafka.topics import Topics
+from worker.sources.landing import record_bytes_limit
 
 PROBLEM = "application/problem+json"
 
@@ -216,6 +219,12 @@ def test_sources_on_the_command_line(settings_factory: Callable[..., Settings]) 
         settings, "sources", "create", "--workspace", "acme", "--name", "CRM", "--topic", topic
     )
     assert {"id", "secret", "path"} <= created.keys()
+    # The topic was created to hold the largest record a body under the cap can make.
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    admin = make_admin(settings)
+    described = admin.describe_configs([resource])[resource].result(10)
+    limit = record_bytes_limit(settings.max_event_bytes)
+    assert int(described["max.message.bytes"].value) > limit > settings.max_event_bytes * 4 // 3
     assert created["path"] == f"/in/{created['id']}" and created["verify"] == "standard-webhooks"
     listed = cli_json(settings, "sources", "list", "--workspace", "acme")
     assert [s["id"] for s in listed] == [created["id"]] and "secret" not in listed[0]
