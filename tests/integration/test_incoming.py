@@ -210,6 +210,9 @@ def test_oversized_bodies_get_413_and_sources_are_rate_limited(
         assert limited and int(limited[0].headers["retry-after"]) >= 1
         accepted = sum(r.status_code == 200 for r in statuses)
         assert len(landed(settings.bootstrap_servers or "", topic)) == accepted
+        metrics = httpx.get(env.api.url + "/metrics").text
+        assert 'webhook_incoming_requests_total{outcome="too_large"} 2.0' in metrics
+        assert 'webhook_incoming_requests_total{outcome="rate_limited"}' in metrics
 
 
 def test_sources_on_the_command_line(settings_factory: Callable[..., Settings]) -> None:

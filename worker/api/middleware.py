@@ -72,6 +72,8 @@ class Gate:
         cap = _body_cap(ctx, scope)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cap:
+            if scope["path"].startswith(INCOMING_PREFIX):
+                ctx.metrics.incoming("too_large")
             return problem_response(413, f"the request body is larger than {cap} bytes")
         if not scope["path"].startswith(BEARER_PREFIXES):
             return None

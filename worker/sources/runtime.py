@@ -24,11 +24,11 @@ __all__ = ["IncomingRuntime", "intake_producer", "open_incoming"]
 
 # Requests wait on the ledger's follower: a short poll keeps that wait to milliseconds.
 _LEDGER_POLL_S = 0.002
-_LEDGER_FETCH = {"enable.partition.eof": "true", "fetch.wait.max.ms": "2"}
+_LEDGER_FETCH = {"enable.partition.eof": "true", "fetch.wait.max.ms": "10"}
 
 
 def intake_producer(settings: Settings) -> AckedProducer:
-    """A producer for records that requests wait on: small batches (``linger.ms=2``), large
+    """A producer for records that requests wait on: small batches (``linger.ms=5``), large
     enough records, an acknowledgement or a failure within ``WRITE_TIMEOUT_MS``, and no
     resends of its own (a failed write is the sender's to retry; the ledger finds a record
     whose acknowledgement was lost, so none lands twice)."""
@@ -36,7 +36,7 @@ def intake_producer(settings: Settings) -> AckedProducer:
     producer = make_unretried_producer(
         settings,
         **{
-            "linger.ms": "2",
+            "linger.ms": "5",
             "message.max.bytes": str(limit),
             "message.timeout.ms": str(WRITE_TIMEOUT_MS),
         },
