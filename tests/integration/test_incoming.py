@@ -174,6 +174,15 @@ def test_hmac_and_unverified_sources(env: Env) -> None:
     for topic in (hmac_topic, open_topic):
         (record,) = landed(env.settings.bootstrap_servers or "", topic)
         assert raw_body(record) == body and record["webhook_id"] is None
+    # An unsigned webhook-id is kept but never deduplicated (it could suppress other messages).
+    for _ in range(2):
+        response = post(env.api.url, open_source["path"], body, {"webhook-id": "msg_same"})
+        assert response.json()["duplicate"] is False
+    assert [r["webhook_id"] for r in landed(env.settings.bootstrap_servers or "", open_topic)] == [
+        None,
+        "msg_same",
+        "msg_same",
+    ]
 
 
 def test_oversized_bodies_get_413_and_sources_are_rate_limited(

@@ -3,8 +3,9 @@ acknowledged the record.
 
 Order: unknown source 404; the source's rate limit 429 (Retry-After); the body, capped at
 ``WEBHOOK_MAX_EVENT_BYTES`` by the API's gate (413); verification 401 (nothing written);
-then, with a ``webhook-id``, the claim (:mod:`worker.sources.dedupe`): a repeat is answered
-200 without a second record. The record is JSON keyed by the source id::
+then, for a ``standard-webhooks`` source (whose ``webhook-id`` is signed), the claim
+(:mod:`worker.sources.dedupe`): a repeat is answered 200 without a second record.
+The record is JSON keyed by the source id::
 
     {"source", "workspace", "received_at", "webhook_id", "headers", "body", "body_encoding"}
 
@@ -35,7 +36,7 @@ from worker.kafka.acked import AckedProducer, WriteFailed
 from worker.observability.api_metrics import ApiMetrics
 from worker.sources.dedupe import Claim, DedupeLedger, Outcome
 from worker.sources.landing import MAX_HEADER_BYTES, record_bytes_limit
-from worker.sources.model import Source
+from worker.sources.model import Source, Verify
 from worker.sources.recover import RecoveryFailed, record_landed
 from worker.sources.table import SourceTable
 from worker.sources.verify import Refused, verify_request
@@ -158,7 +159,9 @@ class Intake:
         if webhook_id is not None and len(webhook_id) > _MAX_WEBHOOK_ID:
             return self._refuse("refused", 400, "webhook-id is longer than 256 characters")
         value = envelope(source, received_ms, webhook_id, headers, body, self._limit)
-        if webhook_id is None:
+        if webhook_id is None or source.verify is not Verify.STANDARD_WEBHOOKS:
+            # Only a signed webhook-id is deduplicated: with hmac-sha256 or none, anyone
+            # holding one signed body could claim other messages' ids and suppress them.
             return await self._write(source, value, None, None)
         return await self._once(source, value, webhook_id)
 
