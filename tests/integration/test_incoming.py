@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,33 @@ def test_sources_on_the_command_line(settings_factory: Callable[..., Settings]) 
     )
     cli_json(settings, "sources", "delete", created["id"])
     assert "unknown source" in cli_error(settings, "sources", "show", created["id"])
+
+
+def test_two_replicas_racing_on_one_webhook_id_write_one_record(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = api_settings(settings_factory(), str(tmp_path / "a"))
+    with token_maker(settings) as tokens, running_api(settings) as first:
+        other = api_settings(settings, str(tmp_path / "b"))
+        with running_api(other) as second:
+            env = Env(first, tokens, settings)
+            topic = _topic(settings, "race")
+            source = env.source("acme", topic)
+            body = b'{"race": true}'
+            ids = [f"msg_race_{i}" for i in range(20)]
+
+            def send(replica: ThreadApi, webhook_id: str) -> httpx.Response:
+                headers = signed_headers(source["secret"], body, webhook_id=webhook_id)
+                return post(replica.url, source["path"], body, headers)
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(
+                        lambda job: send(*job),
+                        [(api, i) for i in ids for api in (first, second)],
+                    )
+                )
+    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
+    assert sum(not a.json()["duplicate"] for a in answers) == len(ids)
+    records = landed(settings.bootstrap_servers or "", topic)
+    assert sorted(r["webhook_id"] for r in records) == sorted(ids)
