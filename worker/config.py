@@ -79,6 +79,10 @@ def _api_values(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if env.get("WEBHOOK_API_RATE_LIMIT"):
         values["api_rate_limit"] = _float("WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"])
+    if env.get("WEBHOOK_INCOMING_RATE_LIMIT"):
+        values["incoming_rate_limit"] = _float(
+            "WEBHOOK_INCOMING_RATE_LIMIT", env["WEBHOOK_INCOMING_RATE_LIMIT"]
+        )
     if env.get("WEBHOOK_API_CORS_ORIGINS"):
         origins = env["WEBHOOK_API_CORS_ORIGINS"].split(",")
         values["api_cors_origins"] = tuple(o.strip() for o in origins if o.strip())
@@ -159,6 +163,12 @@ class Settings:
     portal_frame_ancestors: str = "'self'"
     portal_brand_color: str = "#2f5bea"
     portal_logo_url: str | None = None
+    # Incoming webhooks (``POST /in/{source}``): how long a webhook-id is remembered, the
+    # per-source request rate (0: none), and a test-only pause (``claimed`` or ``recorded``)
+    # that holds a request at that step so a test can kill the process there.
+    incoming_dedupe_window_ms: int = 600_000
+    incoming_rate_limit: float = 1000.0
+    incoming_test_pause: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -184,6 +194,7 @@ class Settings:
             "WEBHOOK_PORTAL_FRAME_ANCESTORS": "portal_frame_ancestors",
             "WEBHOOK_PORTAL_BRAND_COLOR": "portal_brand_color",
             "WEBHOOK_PORTAL_LOGO_URL": "portal_logo_url",
+            "WEBHOOK_INCOMING_TEST_PAUSE": "incoming_test_pause",
         }
         for var, attr in simple.items():
             if env.get(var):
@@ -210,6 +221,7 @@ class Settings:
             "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
             "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
             "WEBHOOK_PORTAL_IDLE": "portal_idle_ms",
+            "WEBHOOK_INCOMING_DEDUPE_WINDOW": "incoming_dedupe_window_ms",
         }
         for var, attr in durations.items():
             if env.get(var):
@@ -252,17 +264,8 @@ class Settings:
             raise ConfigError(
                 f"WEBHOOK_EVENT_LOOP: expected uvloop or asyncio, got {self.event_loop!r}"
             )
-        if self.api_log_retention_ms <= 0:
-            raise ConfigError("WEBHOOK_API_LOG_RETENTION: must be positive")
-        if self.public_url is not None and not re.match(
-            r"^https?://[^/\s]+(/\S*)?$", self.public_url
-        ):
-            raise ConfigError(
-                f"WEBHOOK_PUBLIC_URL: expected https://host[/path], got {self.public_url!r}"
-            )
+        self._validate_api()
         self._validate_portal()
-        if not 0 < self.api_port < 65536 and self.api_port != 0:
-            raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
         if self.client_key and not self.client_cert:
             raise ConfigError("WEBHOOK_CLIENT_KEY: set WEBHOOK_CLIENT_CERT too")
         if self.read_ahead_bytes <= 0:
@@ -272,6 +275,24 @@ class Settings:
                 re.compile(self.input_topics)
             except re.error as exc:
                 raise ConfigError(f"WEBHOOK_INPUT_TOPICS: bad regular expression: {exc}") from None
+
+    def _validate_api(self) -> None:
+        if self.api_log_retention_ms <= 0:
+            raise ConfigError("WEBHOOK_API_LOG_RETENTION: must be positive")
+        if self.public_url is not None and not re.match(
+            r"^https?://[^/\s]+(/\S*)?$", self.public_url
+        ):
+            raise ConfigError(
+                f"WEBHOOK_PUBLIC_URL: expected https://host[/path], got {self.public_url!r}"
+            )
+        if not 0 < self.api_port < 65536 and self.api_port != 0:
+            raise ConfigError(f"WEBHOOK_API_PORT: not a port: {self.api_port}")
+        if self.incoming_dedupe_window_ms < 300_000:
+            raise ConfigError(
+                "WEBHOOK_INCOMING_DEDUPE_WINDOW: at least 5m (the signature timestamp tolerance)"
+            )
+        if self.incoming_test_pause not in (None, "claimed", "recorded"):
+            raise ConfigError("WEBHOOK_INCOMING_TEST_PAUSE: claimed or recorded (tests only)")
 
     def _validate_portal(self) -> None:
         if self.portal_idle_ms <= 0:

@@ -59,11 +59,12 @@ def test_creates_every_topic_then_is_idempotent(settings: Settings) -> None:
     assert counts[topics.invalid_events] == 3 and counts[inputs[0]] == 3
     assert config(admin, topics.subscriptions, "cleanup.policy") == "compact"
     assert config(admin, topics.parked, "cleanup.policy") == "compact"
-    for table in (topics.api_tokens, topics.sources, topics.idempotency):
+    for table in (topics.api_tokens, topics.sources, topics.idempotency, topics.incoming_dedupe):
         assert counts[table] == 1, "every replica reads a table whole"
     assert config(admin, topics.api_tokens, "cleanup.policy") == "compact"
     assert config(admin, topics.sources, "cleanup.policy") == "compact"
     assert config(admin, topics.idempotency, "cleanup.policy") == "compact,delete"
+    assert config(admin, topics.incoming_dedupe, "cleanup.policy") == "compact,delete"
     assert config(admin, topics.dlq, "retention.ms") == str(30 * 86_400_000)
 
     again = ensure_topics(admin, topics, partitions=5, replication_factor=1, input_topics=inputs)

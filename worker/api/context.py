@@ -17,6 +17,8 @@ from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
 from worker.portal.gate import Portal
+from worker.sources.intake import Intake
+from worker.sources.service import SourceService
 from worker.subscriptions.service import SubscriptionService
 from worker.tokens.registry import TokenRegistry
 
@@ -40,3 +42,6 @@ class ApiContext:
     destinations: DestinationPolicy
     ready: Callable[[], bool]
     portal: Portal | None = None  # None: no portal routes (``/portal/api`` answers 404)
+    # Incoming webhooks: the sources service (``/v1/.../sources``) and ``POST /in/{id}``.
+    sources: SourceService | None = None
+    intake: Intake | None = None

@@ -24,6 +24,9 @@ from worker.portal.gate import COOKIE_STATE, PORTAL_API_PREFIX
 __all__ = ["BodyTooLarge", "Gate"]
 
 BEARER_PREFIXES = ("/v1/",)
+# Incoming webhooks: no bearer (the source's signature is checked), bodies up to
+# WEBHOOK_MAX_EVENT_BYTES.
+INCOMING_PREFIX = "/in/"
 
 
 class BodyTooLarge(Problem):
@@ -61,7 +64,10 @@ class Gate:
             if refusal is not None:
                 await refusal(scope, receive, send_counted)
                 return
-            await self._app(scope, _capped(receive, ctx.settings.api_max_body_bytes), send_counted)
+            app = self._app
+            if ctx.intake is not None and scope["path"].startswith(INCOMING_PREFIX):
+                app = ctx.intake.asgi  # the hot path skips the management API's routing
+            await app(scope, _capped(receive, _body_cap(ctx, scope)), send_counted)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "other")
@@ -70,9 +76,11 @@ class Gate:
     @staticmethod
     def _refuse(ctx: ApiContext, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
-        cap = ctx.settings.api_max_body_bytes
+        cap = _body_cap(ctx, scope)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cap:
+            if scope["path"].startswith(INCOMING_PREFIX):
+                ctx.metrics.incoming("too_large")
             return problem_response(413, f"the request body is larger than {cap} bytes")
         if scope["path"].startswith(PORTAL_API_PREFIX):
             if ctx.portal is None:
@@ -102,6 +110,12 @@ class Gate:
             )
         scope.setdefault("state", {})["principal"] = principal
         return None
+
+
+def _body_cap(ctx: ApiContext, scope: Scope) -> int:
+    if scope["path"].startswith(INCOMING_PREFIX):
+        return ctx.settings.max_event_bytes
+    return ctx.settings.api_max_body_bytes
 
 
 def _capped(receive: Receive, cap: int) -> Receive:

@@ -65,6 +65,9 @@ class SubscriptionCreate(_Strict):
     timeout_ms: Timeout | None = None
     rate_limit: Rate | None = None
     ordering: Ordering = "endpoint"
+    asymmetric: bool = Field(
+        False, description="also sign with an ed25519 key pair (v1a); see public_key"
+    )
     skip_challenge: bool = False
 
 
@@ -88,6 +91,7 @@ class SubscriptionPatch(_Strict):
     timeout_ms: Timeout | None = None
     rate_limit: Rate | None = None
     ordering: Ordering | None = None
+    asymmetric: bool | None = None
     skip_challenge: bool | None = None
 
 

@@ -30,6 +30,7 @@ from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.outbound.destinations import DestinationPolicy
 from worker.portal.build import open_portal
+from worker.sources.runtime import open_incoming
 from worker.subscriptions.challenge import RecentChallenges
 from worker.subscriptions.service import SubscriptionService
 from worker.subscriptions.store import SubscriptionWriter
@@ -81,10 +82,12 @@ async def run_api(
     answers.start()
     portal, spent_links = open_portal(settings, producer, codecs.avro, tokens)
     metrics = ApiMetrics()
+    incoming = open_incoming(settings, codecs.avro, secret_box(settings), metrics)
 
     def ready() -> bool:
         caught_up = (
-            table.ready()
+            incoming.ready()
+            and table.ready()
             and tokens.ready()
             and log_follower.ready()
             and answers.caught_up.is_set()
@@ -118,6 +121,8 @@ async def run_api(
         destinations=DestinationPolicy.from_settings(settings),
         ready=ready,
         portal=portal,
+        sources=incoming.service,
+        intake=incoming.intake,
     )
     config = uvicorn.Config(
         build_app(context),
@@ -153,6 +158,7 @@ async def run_api(
         with contextlib.suppress(Exception):
             await serving
         producer.flush(10)
+        await incoming.stop()
         answers.stop()
         spent_links.stop()
         log_follower.stop()

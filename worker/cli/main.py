@@ -19,6 +19,7 @@ from worker.cli import (
     eventtypes,
     logs,
     runner,
+    sources,
     subs,
     testfire,
     tokens,
@@ -64,7 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix of the worker's topics (WEBHOOK_TOPIC_PREFIX)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    modules = (runner, api, topics, subs, events, eventtypes, testfire, logs, dlq, demo, tokens)
+    modules = (
+        runner,
+        api,
+        topics,
+        subs,
+        events,
+        eventtypes,
+        testfire,
+        logs,
+        dlq,
+        demo,
+        tokens,
+        sources,
+    )
     for module in modules:
         module.register(commands, common)
     return parser

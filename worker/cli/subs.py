@@ -63,6 +63,12 @@ def _add_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
     order = parser.add_mutually_exclusive_group()
     order.add_argument("--unordered", dest="ordered", action="store_false", default=None)
     order.add_argument("--ordered", dest="ordered", action="store_true", default=None)
+    parser.add_argument(
+        "--asymmetric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also sign with an ed25519 key pair (v1a); its public key is in `subs show`",
+    )
     parser.add_argument("--skip-challenge", dest="skip_challenge", action="store_true")
 
 
@@ -123,6 +129,7 @@ def public_view(sub: Subscription) -> dict[str, Any]:
         "timeout_ms": sub.timeout_ms,
         "rate_limit": sub.rate_limit,
         "secrets": len(sub.secrets),
+        "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,
         "created_ms": sub.created_ms,
         "updated_ms": sub.updated_ms,
     }
@@ -131,7 +138,7 @@ def public_view(sub: Subscription) -> dict[str, Any]:
 def changes_from_args(args: argparse.Namespace) -> Changes:
     """The create/update flags as :class:`Changes` (flags not given leave fields as they are)."""
     values: dict[str, Any] = {}
-    for name in ("url", "name", "description", "ordered"):
+    for name in ("url", "name", "description", "ordered", "asymmetric"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     if args.events is not None:
@@ -256,7 +263,12 @@ def _roll(args: argparse.Namespace) -> int:
         sub, new = _run(lambda: service.roll_secret(args.id, grace, actor=CLI_ACTOR))
     emit(
         args.output,
-        {"id": sub.id, "secret": new, "grace_ms": grace},
+        {
+            "id": sub.id,
+            "secret": new,
+            "grace_ms": grace,
+            "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,
+        },
         f"rolled {sub.id}\nsecret: {new} (shown only now; the old one signs for {args.grace})",
     )
     return 0

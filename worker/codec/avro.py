@@ -37,6 +37,8 @@ SCHEMA_FILES = (
     "idempotency",
     "api_token",
     "portal_link",
+    "source",
+    "incoming_mark",
 )
 
 

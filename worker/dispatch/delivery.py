@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from worker.dispatch.policy import Next, Verdict, classify, parse_retry_after
 from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.headers import RESERVED_HEADERS
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
 __all__ = ["Attempter", "Outcome"]
@@ -47,6 +49,7 @@ class Attempter:
         self._sender = sender
         self._metrics = metrics
         self._keys: dict[tuple[str, ...], list[bytes]] = {}
+        self._pairs: dict[tuple[str, ...], list[Ed25519PrivateKey]] = {}
 
     async def attempt(self, task: DeliveryTask) -> Outcome:
         sub = self._lookup(task.subscription_id)
@@ -104,8 +107,22 @@ class Attempter:
             keys = self._keys[secrets] = [decode_secret(s) for s in secrets]
         headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
         headers["content-type"] = "application/json"
-        headers.update(sign_headers(task.delivery_id, now_s, task.body, keys))
+        headers.update(
+            sign_headers(task.delivery_id, now_s, task.body, keys, self._signing(sub, now_s))
+        )
         return headers
+
+    def _signing(self, sub: Subscription, now_s: int) -> list[Ed25519PrivateKey]:
+        """The subscription's active ed25519 keys (``v1a``), loaded once per key set."""
+        seeds = tuple(sub.active_signing_keys(now_s * 1000))
+        if not seeds:
+            return []
+        pairs = self._pairs.get(seeds)
+        if pairs is None:
+            if len(self._pairs) > 10_000:
+                self._pairs.clear()
+            pairs = self._pairs[seeds] = [load_signing_key(s) for s in seeds]
+        return pairs
 
     def _record(
         self,

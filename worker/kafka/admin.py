@@ -61,6 +61,11 @@ def _wanted(topics: Topics, input_topics: list[str]) -> dict[str, dict[str, str]
         topics.idempotency: {"cleanup.policy": "compact,delete", "retention.ms": str(2 * DAY_MS)},
         # Opened portal links: needed until the link expires (at most 1 h); a day of margin.
         topics.portal_links: {"cleanup.policy": "compact,delete", "retention.ms": str(DAY_MS)},
+        # Incoming webhook-ids are remembered for the dedupe window (at most a day).
+        topics.incoming_dedupe: {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(2 * DAY_MS),
+        },
     }
     for retry in topics.retry:
         wanted[retry] = {"retention.ms": str(7 * DAY_MS)}

@@ -34,6 +34,7 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "make_unretried_producer",
     "producer_config",
 ]
 
@@ -80,6 +81,25 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
     """An idempotent producer (see :func:`producer_config`)."""
     return Producer(producer_config(settings, **overrides))
+
+
+def make_unretried_producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer that never resends on its own (``acks=all``, no idempotence, no retries):
+    each record is acknowledged once or fails. For callers that resolve a failed or
+    unacknowledged write themselves, with no duplicate possible from the client: incoming
+    webhooks (:mod:`worker.sources.dedupe` reads back what a lost acknowledgement hid). It
+    also avoids the idempotent producer's stalls on brokers that handle its sequence numbers
+    slowly (0.5-1 s seen on Tansu)."""
+    config = {
+        **PRODUCER_DEFAULTS,
+        "socket.nagle.disable": "true",
+        **settings.to_librdkafka(),
+        **overrides,
+        "acks": "all",
+        "enable.idempotence": "false",
+        "message.send.max.retries": "0",
+    }
+    return Producer(config)
 
 
 def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) -> dict[str, Any]:

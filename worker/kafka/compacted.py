@@ -34,8 +34,13 @@ _BATCH = 500
 class CompactedFollower:
     """Reads ``topic`` into ``apply`` on a background thread named ``name``."""
 
-    def __init__(self, consumer: Consumer, topic: str, apply: Apply, name: str) -> None:
+    def __init__(
+        self, consumer: Consumer, topic: str, apply: Apply, name: str, poll_s: float = _POLL_S
+    ) -> None:
+        """``poll_s`` bounds how long a record may wait for a batch to fill (lower it for a
+        table that requests wait on)."""
         self.topic = topic
+        self._poll_s = poll_s
         self.name = name
         self.caught_up = threading.Event()
         self.error: BaseException | None = None
@@ -105,7 +110,7 @@ class CompactedFollower:
         """What arrived, as soon as anything did: ``consume(n, timeout)`` waits out its whole
         timeout unless ``n`` records come, so a lone write would wait a poll interval; ``poll``
         returns on the first record, then ``consume(n, 0)`` takes what is already here."""
-        first = self._consumer.poll(_POLL_S)
+        first = self._consumer.poll(self._poll_s)
         if first is None:
             return []
         return [first, *self._consumer.consume(_BATCH, 0)]

@@ -25,6 +25,7 @@ class Topics:
     sources: str
     idempotency: str
     portal_links: str
+    incoming_dedupe: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -45,6 +46,7 @@ class Topics:
             sources=f"{p}sources",
             idempotency=f"{p}idempotency",
             portal_links=f"{p}portal-links",
+            incoming_dedupe=f"{p}incoming-dedupe",
         )
 
     def retry_topic(self, delay_ms: int) -> str:
@@ -69,6 +71,7 @@ class Topics:
             self.sources,
             self.idempotency,
             self.portal_links,
+            self.incoming_dedupe,
         )
 
     def all(self) -> tuple[str, ...]:
@@ -81,4 +84,5 @@ class Topics:
             self.sources,
             self.idempotency,
             self.portal_links,
+            self.incoming_dedupe,
         )

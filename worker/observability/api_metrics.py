@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["ApiMetrics"]
+__all__ = ["INCOMING_OUTCOMES", "ApiMetrics"]
+
+INCOMING_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "refused",
+    "unknown_source",
+    "rate_limited",
+    "too_large",
+    "busy",
+    "failed",
+)
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -44,6 +55,20 @@ class ApiMetrics:
             "API requests refused with 429",
             registry=self.registry,
         )
+
+        self._incoming = Counter(
+            "webhook_incoming_requests_total",
+            "Requests to /in/{source} by outcome: accepted, duplicate, refused (401/400/431), "
+            "unknown_source, rate_limited, too_large, busy, failed",
+            ("outcome",),
+            registry=self.registry,
+        )
+        for outcome in INCOMING_OUTCOMES:
+            self._incoming.labels(outcome)
+
+    def incoming(self, outcome: str) -> None:
+        """One request to ``/in/{source}`` ended with ``outcome`` (one of INCOMING_OUTCOMES)."""
+        self._incoming.labels(outcome if outcome in INCOMING_OUTCOMES else "failed").inc()
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self._requests.labels(route, method, f"{status // 100}xx").inc()

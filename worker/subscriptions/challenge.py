@@ -8,6 +8,7 @@ import asyncio
 import ssl
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from worker.outbound.destinations import (
     DestinationPolicy,
     resolve_destination,
 )
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 
 __all__ = [
     "ChallengeCache",
@@ -97,6 +98,7 @@ def run_challenge(
     destinations: DestinationPolicy,
     ssl_context: ssl.SSLContext | None = None,
     proxy: str | None = None,
+    signing_keys: Sequence[str] = (),
 ) -> str:
     """POST the challenge; return the challenge value on success, raise ChallengeFailed.
 
@@ -114,6 +116,7 @@ def run_challenge(
             int(time.time()),
             body,
             [decode_secret(s) for s in secrets],
+            [load_signing_key(k) for k in signing_keys],
         ),
     }
     try:

@@ -12,8 +12,9 @@ from typing import Final
 
 from worker.config import ConfigError, parse_duration
 from worker.outbound.headers import InvalidHeader, validate_header
+from worker.outbound.signing import generate_signing_key
 from worker.subscriptions.conditions import parse_condition
-from worker.subscriptions.model import Condition, Subscription
+from worker.subscriptions.model import Condition, SigningKey, Subscription
 from worker.subscriptions.store import InvalidSubscription
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Changes",
     "Unset",
     "apply_changes",
+    "new_signing_key",
     "parse_conditions",
     "parse_header",
     "parse_timeout",
@@ -55,6 +57,8 @@ class Changes:
     timeout_ms: int | Unset = UNSET
     rate_limit: float | Unset | None = UNSET  # per second; None or 0 = unlimited
     ordered: bool | Unset = UNSET
+    # True: sign with an ed25519 key pair too (``v1a``), made when there is none; False: stop.
+    asymmetric: bool | Unset = UNSET
 
     def given(self) -> dict[str, object]:
         """The fields this change sets, by name."""
@@ -65,11 +69,20 @@ class Changes:
 def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
     """``sub`` with ``changes`` applied (validation is the service's job)."""
     updates = changes.given()
+    if "asymmetric" in updates:
+        wanted = updates.pop("asymmetric")
+        updates["signing_keys"] = (sub.signing_keys or (new_signing_key(),)) if wanted else ()
     if "entity" in updates:
         updates["entity"] = updates["entity"] or None
     if "rate_limit" in updates:
         updates["rate_limit"] = updates["rate_limit"] or None
     return replace(sub, **updates)  # type: ignore[arg-type]
+
+
+def new_signing_key() -> SigningKey:
+    """A fresh ed25519 key pair for ``v1a`` signatures."""
+    private, public = generate_signing_key()
+    return SigningKey(private, public)
 
 
 # -- the command line's spellings ------------------------------------------------------------

@@ -75,3 +75,11 @@ class Subscription:
     def active_secrets(self, now_ms: int) -> list[str]:
         """Secrets that sign a request sent at ``now_ms`` (newest first)."""
         return [s.secret for s in self.secrets if s.expires_ms is None or s.expires_ms > now_ms]
+
+    def active_signing_keys(self, now_ms: int) -> list[str]:
+        """Private seeds of the ed25519 keys that sign at ``now_ms`` (newest first)."""
+        return [
+            k.private_key
+            for k in self.signing_keys
+            if k.expires_ms is None or k.expires_ms > now_ms
+        ]

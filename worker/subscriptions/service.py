@@ -22,7 +22,7 @@ from worker.outbound.headers import InvalidHeader
 from worker.outbound.headers import validate_header as check_header
 from worker.outbound.tls import client_ssl_context
 from worker.subscriptions.challenge import ChallengeFailed, run_challenge
-from worker.subscriptions.edit import Changes, apply_changes
+from worker.subscriptions.edit import Changes, apply_changes, new_signing_key
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import SecretEntry, Status, Subscription
 from worker.subscriptions.secrets import generate_secret
@@ -91,7 +91,7 @@ class SubscriptionService:
         writer: SubscriptionWriter,
         catalogue: Catalogue | None,
         challenges: ChallengeMemory,
-        challenge: Callable[[str, list[str]], object] | None = None,
+        challenge: Callable[[str, list[str], list[str]], object] | None = None,
         applied: Callable[[int, int], bool] | None = None,
     ) -> None:
         self._settings = settings
@@ -103,10 +103,11 @@ class SubscriptionService:
         destinations = DestinationPolicy.from_settings(settings)
         tls = client_ssl_context(settings)
         self._challenge = challenge or (
-            lambda url, secrets: run_challenge(
+            lambda url, secrets, pairs: run_challenge(
                 url,
                 secrets,
                 destinations=destinations,
+                signing_keys=pairs,
                 ssl_context=tls,
                 proxy=settings.egress_proxy,
             )
@@ -215,7 +216,9 @@ class SubscriptionService:
         self, sub_id: str, grace_ms: int, *, actor: Actor, workspace: str | None = None
     ) -> tuple[Subscription, str]:
         """A new secret that signs first; the current ones keep signing for ``grace_ms``
-        (at most: a shorter remaining grace is kept). Returns the new secret, shown once."""
+        (at most: a shorter remaining grace is kept). Returns the new secret, shown once.
+        An asymmetric subscription gets a new key pair the same way (its public key is not
+        a secret: it is in the subscription's JSON)."""
         if grace_ms < 0:
             raise InvalidSubscription("grace must not be negative")
         sub = self.get(sub_id, workspace)
@@ -230,7 +233,19 @@ class SubscriptionService:
             if grace_ms > 0
             else ()
         )
-        rolled = self._save(replace(sub, secrets=(SecretEntry(new), *kept), changed_by=actor.id))
+        keys = sub.signing_keys
+        if keys:
+            keys = (
+                new_signing_key(),
+                *(
+                    replace(k, expires_ms=min(k.expires_ms or now + grace_ms, now + grace_ms))
+                    for k in keys
+                    if grace_ms > 0 and (k.expires_ms is None or k.expires_ms > now)
+                ),
+            )
+        rolled = self._save(
+            replace(sub, secrets=(SecretEntry(new), *kept), signing_keys=keys, changed_by=actor.id)
+        )
         return rolled, new
 
     # -- rules -----------------------------------------------------------------------------
@@ -266,7 +281,9 @@ class SubscriptionService:
         if self._challenges.recent(sub.workspace, sub.url):
             return
         try:
-            self._challenge(sub.url, [s.secret for s in sub.secrets])
+            self._challenge(
+                sub.url, [s.secret for s in sub.secrets], [k.private_key for k in sub.signing_keys]
+            )
         except ChallengeFailed as exc:
             raise InvalidSubscription(str(exc)) from None
         self._challenges.remember(sub.workspace, sub.url)

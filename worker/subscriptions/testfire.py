@@ -17,7 +17,7 @@ from worker.model import Event
 from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.headers import RESERVED_HEADERS
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.outbound.tls import client_ssl_context
 from worker.subscriptions.challenge import ChallengeFailed, check_destination
 from worker.subscriptions.model import Subscription
@@ -103,7 +103,8 @@ def _headers(sub: Subscription, delivery_id: str, body: bytes) -> dict[str, str]
     headers = {k: v for k, v in sub.headers if k.lower() not in RESERVED_HEADERS}
     headers["content-type"] = "application/json"
     keys = [decode_secret(s) for s in sub.active_secrets(now * 1000)]
-    headers.update(sign_headers(delivery_id, now, body, keys))
+    pairs = [load_signing_key(s) for s in sub.active_signing_keys(now * 1000)]
+    headers.update(sign_headers(delivery_id, now, body, keys, pairs))
     return headers
 
 

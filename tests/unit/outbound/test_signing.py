@@ -1,8 +1,15 @@
+import base64
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks.webhooks import Webhook
 
-from worker.outbound.signing import decode_secret, sign_headers
+from worker.outbound.signing import (
+    decode_secret,
+    generate_signing_key,
+    load_signing_key,
+    sign_headers,
+)
 from worker.subscriptions.secrets import generate_secret
 
 
@@ -61,3 +68,20 @@ def test_custom_headers_cannot_override_signature_or_content_headers():
     assert "Content-Type" not in headers
     assert headers["webhook-signature"].startswith("v1,")
     Webhook(secret).verify(b"{}", headers)
+
+
+def test_v1a_signatures_follow_the_v1_ones_and_verify_with_the_public_key() -> None:
+    secret = generate_secret()
+    seeds = [generate_signing_key() for _ in range(2)]
+    body = b'{"x": 1}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = sign_headers(
+        "msg_1", now, body, [decode_secret(secret)], [load_signing_key(s) for s, _ in seeds]
+    )
+    parts = headers["webhook-signature"].split()
+    assert [p.split(",")[0] for p in parts] == ["v1", "v1a", "v1a"]
+    signed = f"msg_1.{now}.".encode() + body
+    for (_, public), part in zip(seeds, parts[1:], strict=True):
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public.removeprefix("whpk_")))
+        key.verify(base64.b64decode(part[len("v1a,") :]), signed)
+    Webhook(secret).verify(body, headers)  # receivers of v1 ignore the v1a entries

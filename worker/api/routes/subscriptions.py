@@ -93,6 +93,8 @@ def _changes(ctx: Ctx, body: BaseModel, given: set[str]) -> Changes:
             values["timeout_ms"] = value or ctx.settings.default_timeout_ms
         elif name == "ordering":
             values["ordered"] = value != "none"
+        elif name == "asymmetric":
+            values["asymmetric"] = bool(value)
     return Changes(**values)
 
 
