@@ -1,7 +1,7 @@
 """Settings: one frozen object, read from the environment once at start-up.
 
-Every variable is documented in the README's Configuration table. Nothing else in the
-package reads ``os.environ``; code receives a :class:`Settings` and asks it.
+Every variable is documented in docs/configuration.md (a test checks both ways). Nothing
+else in the package reads ``os.environ``; code receives a :class:`Settings` and asks it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The event loop of long-running commands: uvloop, unless WEBHOOK_EVENT_LOOP=asyncio.
 
 uvloop (libuv, in C) runs the dispatcher's many small callbacks and socket writes with less
-CPU per delivery than asyncio's pure-Python loop; the benchmark measures both (README,
-"Performance"). Where uvloop is not installed (Windows), asyncio's own loop runs.
+CPU per delivery than asyncio's pure-Python loop; the benchmark measures both
+(docs/performance.md). Where uvloop is not installed (Windows), asyncio's own loop runs.
 """
 
 from __future__ import annotations

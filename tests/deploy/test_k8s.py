@@ -46,7 +46,7 @@ WORKER_METRICS = "webhook-worker-metrics"
 API_FLUSH_S = 10
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 # The worker's consumer groups are "<WEBHOOK_GROUP_ID>-router" and "-dispatcher" (app.py,
-# README "Configuration").
+# docs/configuration.md).
 DISPATCHER_GROUP_SUFFIX = "-dispatcher"
 BASE, EXAMPLE, HPA = "base", "overlays/example", "base+components/hpa"
 TARGETS = (BASE, EXAMPLE, HPA)

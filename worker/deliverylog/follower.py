@@ -47,15 +47,15 @@ log = logging.getLogger(__name__)
 
 # EOF events tell when a partition's end is reached; "error" instead of a silent reset tells
 # when a stored position no longer exists (the follower then rebuilds).
-# Prefetch bounded at 32 MB (librdkafka's default is 64 MB per queue): enough to keep a
+# Prefetch bounded at 16 MB (librdkafka's default is 64 MB per queue): enough to keep a
 # catch-up fed, and it counts in the API's resident memory.
 CONSUMER_OVERRIDES = {
     "enable.partition.eof": "true",
     "auto.offset.reset": "error",
-    "queued.max.messages.kbytes": "32768",
+    "queued.max.messages.kbytes": "16384",
 }
 BATCH = 5000
-FLUSH_ROWS = 50_000
+FLUSH_ROWS = 20_000
 CATCH_UP_FLUSH_S = 5.0
 FLUSH_S = 0.5
 POLL_S = 0.2

@@ -1,6 +1,6 @@
 """Per-endpoint order with retries: the state of one ordered subscription in one partition.
 
-The design (README, "Ordering"): every topic the dispatcher touches is keyed by subscription
+The design (docs/design.md): every topic the dispatcher touches is keyed by subscription
 id and co-partitioned, so the owner of partition *p* of ``deliveries`` also owns *p* of every
 ``retry.<delay>`` topic and of ``parked``. For each ordered subscription it keeps a
 :class:`Lane`:

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 PRODUCER_DEFAULTS: dict[str, str] = {
-    # Batching matters more than latency here: tiny batches fetch slowly (BROKER.md).
+    # Batching matters more than latency here: tiny batches fetch slowly (docs/performance.md).
     "linger.ms": "5",
     "compression.type": "lz4",
     "batch.num.messages": "10000",

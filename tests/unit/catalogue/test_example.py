@@ -48,9 +48,11 @@ def test_each_schema_is_valid_and_its_example_conforms(kind: EventType) -> None:
 
 
 def readme_events() -> tuple[set[str], set[str]]:
-    """Event types (``--event``) and patterns (``--events``) in the README's sh blocks."""
-    readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    """Event types (``--event``) and patterns (``--events``) in the sh blocks of the README
+    and of docs/."""
+    texts = [(REPO / "README.md").read_text()]
+    texts += [path.read_text() for path in sorted((REPO / "docs").glob("*.md"))]
+    blocks = [block for text in texts for block in re.findall(r"```sh\n(.*?)```", text, re.S)]
     names: set[str] = set()
     patterns: set[str] = set()
     for block in blocks:
