@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.errors import InvalidInput
+
 __all__ = [
     "DEFAULT_RETRY_DELAYS",
     "ConfigError",
@@ -36,7 +38,7 @@ _NOT_LIBRDKAFKA = {"KAFKA_BOOTSTRAP_SERVERS"}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A setting is malformed; the message names the variable and the bad value."""
 
 

@@ -22,6 +22,7 @@ import orjson
 from confluent_kafka import Producer
 
 from worker.codec.avro import AvroCodec
+from worker.errors import ConflictError, InvalidInput
 from worker.kafka.writes import produce_acked
 from worker.subscriptions.secrets import SEALED_PREFIX, SecretBox
 
@@ -32,11 +33,11 @@ PENDING_MS = 60_000
 SCHEMA = "IdempotencyRecord"
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(ConflictError):
     """The first request with this key is still running."""
 
 
-class IdempotencyMismatch(ValueError):
+class IdempotencyMismatch(InvalidInput):
     """The key was used before with another request."""
 
 

@@ -6,10 +6,12 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from worker.errors import InvalidInput
+
 __all__ = ["CatalogueError", "EventType"]
 
 
-class CatalogueError(ValueError):
+class CatalogueError(InvalidInput):
     """The catalogue is unusable, or a question to it has no answer; one line naming the file
     and the entry at fault."""
 

@@ -11,11 +11,12 @@ from typing import Any
 import orjson
 
 from worker.config import Settings
+from worker.errors import WebhookWorkerError
 
 __all__ = ["CommandError", "emit", "printable", "settings_from"]
 
 
-class CommandError(Exception):
+class CommandError(WebhookWorkerError):
     """A failure to report as one line on stderr; ``code`` is the exit status."""
 
     def __init__(self, message: str, code: int = 1) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from worker import __version__
-from worker.catalogue import CatalogueError
 from worker.cli import (
     api,
     demo,
@@ -26,12 +25,8 @@ from worker.cli import (
     topics,
 )
 from worker.cli.common import CommandError
-from worker.config import ConfigError
-from worker.kafka.admin import TopicsError
-from worker.kafka.devbroker import DevBrokerError
+from worker.errors import WebhookWorkerError
 from worker.observability.logging import setup_logging
-from worker.subscriptions.secrets import SecretsError
-from worker.subscriptions.table import TableError
 
 __all__ = ["main"]
 
@@ -92,15 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
-    except (
-        CommandError,
-        ConfigError,
-        SecretsError,
-        TableError,
-        DevBrokerError,
-        TopicsError,
-        CatalogueError,
-    ) as exc:
+    except WebhookWorkerError as exc:  # the root of every error raised on purpose
         sys.stderr.write(f"webhook-worker: error: {exc}\n")
         return exc.code if isinstance(exc, CommandError) else 2
     except KeyboardInterrupt:

@@ -20,6 +20,8 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from worker.errors import InvalidInput
+
 __all__ = ["MARKER", "AvroCodec", "CodecError", "schema_dir"]
 
 MARKER = b"\xc3\x01"
@@ -42,7 +44,7 @@ SCHEMA_FILES = (
 )
 
 
-class CodecError(ValueError):
+class CodecError(InvalidInput):
     """A record could not be encoded or decoded; the message says why in one line."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from worker.codec.avro import MARKER, AvroCodec, CodecError
+from worker.errors import InvalidInput
 from worker.model import Event
 
 __all__ = ["InvalidEventError", "decode_event", "encode_event_avro"]
@@ -26,7 +27,7 @@ _MAX_NAME = 200
 _EXACT_MS = 2**32 * 1000
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(InvalidInput):
     """The record is not a valid event; the message is one line saying why."""
 
 

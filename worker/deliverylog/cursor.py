@@ -23,12 +23,14 @@ from typing import Any
 
 import orjson
 
+from worker.errors import InvalidInput
+
 __all__ = ["BadCursor", "Bounds", "decode_cursor", "encode_cursor", "filters_digest"]
 
 Bounds = tuple[int | None, int | None]
 
 
-class BadCursor(ValueError):
+class BadCursor(InvalidInput):
     """The cursor is malformed, or belongs to a query with other filters."""
 
 

@@ -38,6 +38,7 @@ from worker.config import Settings
 from worker.deliverylog.queries import DeliveryLog
 from worker.deliverylog.rows import attempt_row, dead_letter_row, mark_row
 from worker.deliverylog.store import Batch, Position, Store, index_path, row_id
+from worker.errors import BackendError
 from worker.kafka.clients import close_consumer, make_consumer
 from worker.kafka.topics import Topics
 
@@ -69,7 +70,7 @@ _RESET = {KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE}
 Key = tuple[str, int]
 
 
-class LogError(RuntimeError):
+class LogError(BackendError):
     """The topics cannot be followed (missing topic, broker or disk error)."""
 
 

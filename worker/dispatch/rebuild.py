@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from worker.codec.records import RecordCodec
 from worker.dispatch.ordering import Lane
+from worker.errors import BackendError
 from worker.kafka.offsets import expand_ranges
 from worker.model import DeliveryTask
 
@@ -46,7 +47,7 @@ class Rebuilt:
 REBUILD_TIMEOUT_S = 60.0
 
 
-class RebuildError(RuntimeError):
+class RebuildError(BackendError):
     """A partition could not be read to its end in time."""
 
 

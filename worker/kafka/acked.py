@@ -13,12 +13,13 @@ import threading
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from worker.errors import BackendError
 from worker.kafka.writes import produce
 
 __all__ = ["AckedProducer", "WriteFailed", "Written"]
 
 
-class WriteFailed(RuntimeError):
+class WriteFailed(BackendError):
     """The broker did not acknowledge the record (error or delivery timeout)."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from worker.errors import BackendError
 from worker.kafka.topics import Topics
 
 __all__ = ["EnsureReport", "TopicsError", "ensure_topics"]
@@ -20,7 +21,7 @@ __all__ = ["EnsureReport", "TopicsError", "ensure_topics"]
 DAY_MS = 86_400_000
 
 
-class TopicsError(RuntimeError):
+class TopicsError(BackendError):
     """The topics cannot be made right; the message says what to fix."""
 
 

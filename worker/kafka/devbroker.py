@@ -28,6 +28,8 @@ from types import TracebackType
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from worker.errors import BackendError
+
 __all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "terminate"]
 
 START_TIMEOUT_S = 20.0
@@ -46,7 +48,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-class DevBrokerError(RuntimeError):
+class DevBrokerError(BackendError):
     """The embedded broker could not be started; the message is one line."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from worker.config import Settings
+from worker.errors import BackendError
 from worker.kafka.clients import make_consumer
 
 __all__ = ["ScanError", "scan"]
@@ -20,7 +21,7 @@ TIMEOUT_S = 10.0
 QUIET_S = 0.3
 
 
-class ScanError(RuntimeError):
+class ScanError(BackendError):
     """The topic is missing or could not be read; the message says why in one line."""
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import aiohappyeyeballs
 from yarl import URL
 
+from worker.errors import DeliveryFailed
 from worker.outbound.connection import (
     RESPONSE_READ_CAP,
     Connection,
@@ -65,7 +66,7 @@ class Response:
     latency_s: float
 
 
-class TransportError(Exception):
+class TransportError(DeliveryFailed):
     """No HTTP status: ``kind`` is ``timeout``, ``network``, ``blocked`` (the destination
     is not permitted) or ``invalid`` (the request itself cannot be sent: a malformed URL or
     header; repeating it cannot help)."""

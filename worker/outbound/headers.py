@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from worker.errors import InvalidInput
+
 __all__ = ["RESERVED_HEADERS", "InvalidHeader", "check_field", "check_name", "validate_header"]
 
 MAX_NAME_LENGTH = 256
@@ -45,7 +47,7 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-class InvalidHeader(ValueError):
+class InvalidHeader(InvalidInput):
     """A custom header that cannot be sent as given; the message says why."""
 
 

@@ -13,6 +13,7 @@ import time
 from confluent_kafka import Producer
 
 from worker.codec.avro import AvroCodec
+from worker.errors import BackendError
 from worker.kafka.writes import produce_acked
 from worker.portal.links import PortalLink
 
@@ -23,7 +24,7 @@ SCHEMA = "PortalLinkSpent"
 _PRUNE_EVERY = 1000
 
 
-class SpentUnknown(RuntimeError):
+class SpentUnknown(BackendError):
     """The claim was written but not read back in time: whether it won is unknown."""
 
 

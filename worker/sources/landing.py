@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from worker.config import Settings
+from worker.errors import InvalidInput
 from worker.kafka.topics import Topics
 
 __all__ = [
@@ -28,7 +29,7 @@ _ENVELOPE_BYTES = 4096
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
-class InvalidTopic(ValueError):
+class InvalidTopic(InvalidInput):
     """The topic cannot take a source's requests; the message says why."""
 
 

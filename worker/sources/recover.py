@@ -14,6 +14,7 @@ import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
 from worker.config import Settings
+from worker.errors import BackendError
 from worker.kafka.clients import close_consumer, make_consumer
 
 __all__ = ["RecoveryFailed", "record_landed"]
@@ -21,7 +22,7 @@ __all__ = ["RecoveryFailed", "record_landed"]
 _CLOCK_SKEW_MS = 5_000
 
 
-class RecoveryFailed(RuntimeError):
+class RecoveryFailed(BackendError):
     """The topic could not be read to its end in time: nothing may be written."""
 
 

@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
+from worker.errors import InvalidInput, NotFoundError
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce_acked
 from worker.sources.landing import InvalidTopic, check_topic
@@ -30,11 +31,11 @@ MAX_NAME = 200
 MAX_GRACE_MS = 7 * 86_400_000
 
 
-class InvalidSource(ValueError):
+class InvalidSource(InvalidInput):
     """The request breaks a rule; the message says which, in one line."""
 
 
-class SourceNotFound(LookupError):
+class SourceNotFound(NotFoundError):
     """No such source, or one of another workspace (the two look the same)."""
 
 

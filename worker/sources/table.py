@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
+from worker.errors import BackendError
 from worker.kafka.clients import make_consumer
 from worker.kafka.compacted import CompactedFollower
 from worker.kafka.topics import Topics
@@ -26,7 +27,7 @@ __all__ = ["SourceTable", "SourceTableError", "open_secrets", "open_sources", "s
 log = logging.getLogger(__name__)
 
 
-class SourceTableError(RuntimeError):
+class SourceTableError(BackendError):
     """The sources topic cannot be followed (missing topic, broker error)."""
 
 

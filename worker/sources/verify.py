@@ -16,6 +16,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
+from worker.errors import InvalidInput
 from worker.outbound.signing import decode_secret
 from worker.sources.model import Verify
 
@@ -25,7 +26,7 @@ TOLERANCE_S = 300
 _MAX_SIGNATURES = 10
 
 
-class Refused(Exception):
+class Refused(InvalidInput):
     """The request does not verify; the message says why (safe to show the sender)."""
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from worker import __version__
+from worker.errors import DeliveryFailed
 from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import (
     BlockedDestination,
@@ -87,7 +88,7 @@ class RecentChallenges:
         self._passed[(workspace, url)] = now
 
 
-class ChallengeFailed(Exception):
+class ChallengeFailed(DeliveryFailed):
     """The endpoint did not pass; the message says what happened."""
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from worker.errors import BackendError
 from worker.subscriptions.model import SecretEntry, Subscription
 
 __all__ = ["SecretBox", "SecretsError", "generate_secret", "open_subscription", "seal_subscription"]
@@ -17,7 +18,7 @@ __all__ = ["SecretBox", "SecretsError", "generate_secret", "open_subscription", 
 SEALED_PREFIX = "enc:v1:"
 
 
-class SecretsError(RuntimeError):
+class SecretsError(BackendError):
     """Secrets cannot be opened (no key, wrong key, tampered)."""
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from worker.catalogue import Catalogue
 from worker.config import Settings
+from worker.errors import ConflictError, NotFoundError
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.headers import InvalidHeader
 from worker.outbound.headers import validate_header as check_header
@@ -48,11 +49,11 @@ __all__ = [
 MAX_HEADERS = 20
 
 
-class NotFound(LookupError):
+class NotFound(NotFoundError):
     """No such subscription, or one of another workspace (the two look the same)."""
 
 
-class Conflict(Exception):
+class Conflict(ConflictError):
     """The change is not allowed in the subscription's current state."""
 
 

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.errors import InvalidInput
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce, produce_acked
 from worker.outbound.destinations import DestinationPolicy, literal_address
@@ -27,7 +28,7 @@ __all__ = ["InvalidSubscription", "SubscriptionWriter", "new_subscription_id", "
 log = logging.getLogger(__name__)
 
 
-class InvalidSubscription(ValueError):
+class InvalidSubscription(InvalidInput):
     """The subscription breaks a rule; the message says which, in one line."""
 
 

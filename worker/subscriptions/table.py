@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer
 
+from worker.errors import BackendError
 from worker.kafka.compacted import CompactedFollower
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
@@ -23,7 +24,7 @@ __all__ = ["SubscriptionTable", "TableError", "TableFollower"]
 log = logging.getLogger(__name__)
 
 
-class TableError(RuntimeError):
+class TableError(BackendError):
     """The subscriptions topic cannot be followed (missing topic, broker error)."""
 
 

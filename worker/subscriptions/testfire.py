@@ -13,6 +13,7 @@ from typing import Any
 from worker import __version__
 from worker.catalogue import Catalogue
 from worker.config import Settings
+from worker.errors import InvalidInput
 from worker.model import Event
 from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
@@ -29,7 +30,7 @@ __all__ = ["FireResult", "NotSubscribed", "as_json", "fire", "sample_event"]
 EXCERPT = 500
 
 
-class NotSubscribed(ValueError):
+class NotSubscribed(InvalidInput):
     """The event type asked for is not one the subscription receives."""
 
 

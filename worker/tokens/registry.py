@@ -18,6 +18,7 @@ from confluent_kafka import Consumer
 
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
+from worker.errors import BackendError
 from worker.kafka.clients import make_consumer
 from worker.kafka.compacted import CompactedFollower
 from worker.kafka.topics import Topics
@@ -33,7 +34,7 @@ RevokeListener = Callable[[str], None]
 _NO_HASH = token_hash("wwt_unknown")
 
 
-class TokenRegistryError(RuntimeError):
+class TokenRegistryError(BackendError):
     """The api-tokens topic cannot be followed (missing topic, broker error)."""
 
 

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
+from worker.errors import InvalidInput, NotFoundError
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce_acked
 from worker.tokens.format import generate_secret, make_token, new_token_id, token_hash
@@ -33,11 +34,11 @@ _WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 _MAX_NAME = 200
 
 
-class InvalidToken(ValueError):
+class InvalidToken(InvalidInput):
     """The token request breaks a rule; the message says which, in one line."""
 
 
-class UnknownToken(LookupError):
+class UnknownToken(NotFoundError):
     """No token has this id."""
 
 
