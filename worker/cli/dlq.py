@@ -21,6 +21,7 @@ import orjson
 from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.context import load_table
+from worker.cli.render import progress_bar
 from worker.config import ConfigError, Settings, parse_duration
 from worker.dlq.redrive import Plan, Result, plan, redrive
 from worker.dlq.store import Filter, Letter, read_letters
@@ -219,26 +220,17 @@ def _redrive(args: argparse.Namespace) -> int:
         _report(args.output, chosen, None, matched=len(letters))
         return 0
     producer = make_producer(settings)
-    progress = _progress_bar if sys.stderr.isatty() and chosen.send else None
-    result = redrive(
-        producer,
-        Topics.from_settings(settings),
-        Codecs.load().records,
-        chosen.send,
-        rate=args.rate,
-        progress=progress,
-    )
-    if progress is not None:
-        sys.stderr.write("\n")
+    with progress_bar("redriving", sys.stderr.isatty() and bool(chosen.send)) as progress:
+        result = redrive(
+            producer,
+            Topics.from_settings(settings),
+            Codecs.load().records,
+            chosen.send,
+            rate=args.rate,
+            progress=progress,
+        )
     _report(args.output, chosen, result, matched=len(letters))
     return 1 if result.failed else 0
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\rredriving [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    sys.stderr.flush()
 
 
 def _report(output: str, chosen: Plan, result: Result | None, *, matched: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from worker.catalogue import load_catalogue
 from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.render import table
 
 __all__ = ["register"]
 
@@ -29,11 +30,7 @@ def _list(args: argparse.Namespace) -> int:
             f"no category {args.category!r}; the categories are "
             + ", ".join(catalogue.categories())
         )
-    types = catalogue.by_category(args.category)
-    name_width = max(len(t.name) for t in types)
-    category_width = max(len(t.category) for t in types)
-    text = "\n".join(
-        f"{t.name:<{name_width}}  {t.category:<{category_width}}  {t.description}" for t in types
-    )
-    emit(args.output, [t.to_json() for t in types], text)
+    views = [t.to_json() for t in catalogue.by_category(args.category)]
+    text = table(views, ("name", "category", "description"), empty="no event types")
+    emit(args.output, views, text)
     return 0

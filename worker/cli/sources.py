@@ -10,6 +10,7 @@ from typing import Any
 
 from worker.app import secret_box
 from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.render import table
 from worker.codec.avro import AvroCodec
 from worker.config import ConfigError, parse_duration
 from worker.kafka.clients import make_admin, make_producer
@@ -84,13 +85,6 @@ def _view(args: argparse.Namespace, source: Source, secret: str | None = None) -
     return source_json(source, settings_from(args).public_url, secret)
 
 
-def _line(view: dict[str, Any]) -> str:
-    return (
-        f"{view['id']}  {view['workspace']}  {view['verify']}  -> {view['topic']}  "
-        f"{view['path']}  {view['name']}"
-    )
-
-
 def _create(args: argparse.Namespace) -> int:
     with _service(args) as service:
         source, secret = service.create(
@@ -109,7 +103,8 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with _service(args) as service:
         views = [_view(args, s) for s in service.list(args.workspace)]
-    emit(args.output, views, "\n".join(_line(v) for v in views) or "no sources")
+    columns = ("id", "workspace", "verify", "topic", "path", "name")
+    emit(args.output, views, table(views, columns, empty="no sources"))
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.context import subscription_service
+from worker.cli.render import table
 from worker.config import ConfigError, Settings, parse_duration
 from worker.subscriptions.edit import (
     Changes,
@@ -208,11 +209,8 @@ def _list(args: argparse.Namespace) -> int:
         status = Status(args.status) if args.status else None
         subs = service.list(args.workspace, status)
     views = [public_view(s) for s in sorted(subs, key=lambda s: (s.workspace, s.created_ms))]
-    text = "\n".join(
-        f"{v['id']}  {v['workspace']}  {v['status']}  {','.join(v['events'])}  {v['url']}"
-        for v in views
-    )
-    emit(args.output, views, text or "no subscriptions")
+    columns = ("id", "workspace", "status", "name", "events", "url")
+    emit(args.output, views, table(views, columns, empty="no subscriptions"))
     return 0
 
 

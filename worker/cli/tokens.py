@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from worker.cli.common import CommandError, emit, settings_from
+from worker.cli.render import table
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
 from worker.kafka.clients import make_producer
@@ -92,12 +93,16 @@ def _list(args: argparse.Namespace) -> int:
     with _registry(settings, AvroCodec()) as registry:
         records = registry.list(args.workspace)
     views = [record.public() for record in records]
-    lines = [
-        f"{v['id']}  {'admin' if v['admin'] else v['workspace']}  {v['created_at']}  "
-        f"{'revoked ' + v['revoked_at'] if v['revoked_at'] else 'active'}  {v['name']}".rstrip()
+    rows = [
+        {
+            **v,
+            "scope": "admin" if v["admin"] else v["workspace"],
+            "state": f"revoked {v['revoked_at']}" if v["revoked_at"] else "active",
+        }
         for v in views
     ]
-    emit(args.output, views, "\n".join(lines) or "no tokens")
+    columns = ("id", "scope", "created_at", "state", "name")
+    emit(args.output, views, table(rows, columns, empty="no tokens"))
     return 0
 
 

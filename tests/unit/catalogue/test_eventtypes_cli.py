@@ -39,7 +39,8 @@ def test_json_lists_every_type_with_schema_and_example() -> None:
 def test_category_filter_and_aligned_text() -> None:
     result = run("--category", "deal", catalogue=str(example_catalogue_path()))
     assert result.returncode == 0, result.stderr.decode()
-    lines = result.stdout.decode().splitlines()
+    header, *lines = result.stdout.decode().splitlines()
+    assert header.split() == ["NAME", "CATEGORY", "DESCRIPTION"]
     assert lines and all(line.startswith("deal.") for line in lines)
     columns = {line.index("  deal  ") for line in lines}
     assert len(columns) == 1  # the category column is aligned
