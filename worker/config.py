@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,30 +67,6 @@ def _bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {value!r}")
 
 
-def _megabytes(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, int]:
-    """Whole MiB variables (at least 1), as bytes, under their setting's name."""
-    return {
-        attr: _int(var, env[var], minimum=1) * 1024 * 1024
-        for var, attr in names.items()
-        if env.get(var)
-    }
-
-
-def _api_values(env: Mapping[str, str]) -> dict[str, Any]:
-    """The API's settings that are not plain strings or integers."""
-    values: dict[str, Any] = {}
-    if env.get("WEBHOOK_API_RATE_LIMIT"):
-        values["api_rate_limit"] = _float("WEBHOOK_API_RATE_LIMIT", env["WEBHOOK_API_RATE_LIMIT"])
-    if env.get("WEBHOOK_INCOMING_RATE_LIMIT"):
-        values["incoming_rate_limit"] = _float(
-            "WEBHOOK_INCOMING_RATE_LIMIT", env["WEBHOOK_INCOMING_RATE_LIMIT"]
-        )
-    if env.get("WEBHOOK_API_CORS_ORIGINS"):
-        origins = env["WEBHOOK_API_CORS_ORIGINS"].split(",")
-        values["api_cors_origins"] = tuple(o.strip() for o in origins if o.strip())
-    return values
-
-
 def _float(name: str, value: str) -> float:
     try:
         number = float(value)
@@ -111,139 +87,123 @@ def _int(name: str, value: str, minimum: int = 0) -> int:
     return number
 
 
+def _duration_var(name: str, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+Parse = Callable[[str, str], Any]  # (variable, value) -> setting; ConfigError names the variable
+
+
+def _text(_name: str, value: str) -> str:
+    return value
+
+
+def _mib(name: str, value: str) -> int:
+    return _int(name, value, minimum=1) * 1024 * 1024
+
+
+def _csv(_name: str, value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _named(parse: Callable[[str], Any]) -> Parse:
+    """A parser whose errors already name its variable."""
+    return lambda _name, value: parse(value)
+
+
+def var(name: str, default: Any, parse: Parse = _text, *, secret: bool = False) -> Any:
+    """A setting read from the environment variable ``name`` (when set and not empty; a
+    boolean also when empty): each setting is declared once, here, as a field of
+    :class:`Settings`; docs/configuration.md documents each (a test checks both ways)."""
+    return field(default=default, repr=not secret, metadata={"env": name, "parse": parse})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the worker and the CLI are configured with."""
 
-    bootstrap_servers: str | None = None
+    bootstrap_servers: str | None = var("KAFKA_BOOTSTRAP_SERVERS", None)
+    # Every other KAFKA_<PROPERTY>, as librdkafka properties.
     kafka_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
-    input_topics: str = "events"
-    topic_prefix: str = "webhooks."
-    group_id: str = "webhook-worker"
-    metrics_port: int = 9400
-    retry_delays_ms: tuple[int, ...] = tuple(
-        parse_duration(d) for d in DEFAULT_RETRY_DELAYS.split(",")
+    input_topics: str = var("WEBHOOK_INPUT_TOPICS", "events")
+    topic_prefix: str = var("WEBHOOK_TOPIC_PREFIX", "webhooks.")
+    group_id: str = var("WEBHOOK_GROUP_ID", "webhook-worker")
+    metrics_port: int = var("WEBHOOK_METRICS_PORT", 9400, _int)
+    retry_delays_ms: tuple[int, ...] = var(
+        "WEBHOOK_RETRY_DELAYS",
+        tuple(parse_duration(d) for d in DEFAULT_RETRY_DELAYS.split(",")),
+        _named(lambda v: parse_retry_delays(v)),
     )
-    allow_http: bool = False
-    allow_private_networks: bool = False
-    allowed_networks: tuple[Network, ...] = ()
-    dns_servers: tuple[str, ...] = ()
-    egress_proxy: str | None = field(default=None, repr=False)  # may carry a password
-    ca_bundle: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    secrets_key: str | None = field(default=None, repr=False)
-    max_event_bytes: int = 1_000_000
-    shutdown_timeout_ms: int = 30_000
-    max_in_flight: int = 512
-    max_in_flight_per_workspace: int = 50
+    allow_http: bool = var("WEBHOOK_ALLOW_HTTP", False, _bool)
+    allow_private_networks: bool = var("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, _bool)
+    allowed_networks: tuple[Network, ...] = var(
+        "WEBHOOK_ALLOWED_NETWORKS", (), _named(lambda v: parse_networks(v))
+    )
+    dns_servers: tuple[str, ...] = var(
+        "WEBHOOK_DNS_SERVERS", (), _named(lambda v: parse_dns_servers(v))
+    )
+    # may carry a password
+    egress_proxy: str | None = var(
+        "WEBHOOK_EGRESS_PROXY", None, _named(lambda v: parse_proxy(v)), secret=True
+    )
+    ca_bundle: str | None = var("WEBHOOK_CA_BUNDLE", None)
+    client_cert: str | None = var("WEBHOOK_CLIENT_CERT", None)
+    client_key: str | None = var("WEBHOOK_CLIENT_KEY", None)
+    secrets_key: str | None = var("WEBHOOK_SECRETS_KEY", None, secret=True)
+    max_event_bytes: int = var("WEBHOOK_MAX_EVENT_BYTES", 1_000_000, _int)
+    shutdown_timeout_ms: int = var("WEBHOOK_SHUTDOWN_TIMEOUT", 30_000, _duration_var)
+    max_in_flight: int = var("WEBHOOK_MAX_IN_FLIGHT", 512, _int)
+    max_in_flight_per_workspace: int = var("WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE", 50, _int)
     # Tasks read from ``deliveries`` but not yet started, estimated in memory (dispatcher).
-    read_ahead_bytes: int = 64 * 1024 * 1024
-    default_timeout_ms: int = 15_000
-    max_endpoints_per_workspace: int = 0
-    disable_after_failures: int = 20
-    disable_after_ms: int = 5 * 86_400_000
-    dedupe_window_ms: int = 120_000
-    event_loop: str = "uvloop"
-    challenge_cache: str = "~/.cache/webhook-worker/challenges.json"
-    demo_secret: str | None = field(default=None, repr=False)
+    read_ahead_bytes: int = var("WEBHOOK_READ_AHEAD_MB", 64 * 1024 * 1024, _mib)
+    default_timeout_ms: int = var("WEBHOOK_DEFAULT_TIMEOUT", 15_000, _duration_var)
+    max_endpoints_per_workspace: int = var("WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE", 0, _int)
+    disable_after_failures: int = var("WEBHOOK_DISABLE_AFTER_FAILURES", 20, _int)
+    disable_after_ms: int = var("WEBHOOK_DISABLE_AFTER", 5 * 86_400_000, _duration_var)
+    dedupe_window_ms: int = var("WEBHOOK_DEDUPE_WINDOW", 120_000, _duration_var)
+    event_loop: str = var("WEBHOOK_EVENT_LOOP", "uvloop")
+    challenge_cache: str = var("WEBHOOK_CHALLENGE_CACHE", "~/.cache/webhook-worker/challenges.json")
+    demo_secret: str | None = var("WEBHOOK_DEMO_SECRET", None, secret=True)
     # Path of the event-type catalogue (JSON); None: no catalogue, any pattern accepted.
-    event_types: str | None = None
+    event_types: str | None = var("WEBHOOK_EVENT_TYPES", None)
     # ``api``'s rebuildable index of attempts and dead letters, and how long it keeps them.
-    api_data_dir: str = "~/.cache/webhook-worker/api"
-    api_log_retention_ms: int = 30 * 86_400_000
+    api_data_dir: str = var("WEBHOOK_API_DATA_DIR", "~/.cache/webhook-worker/api")
+    api_log_retention_ms: int = var("WEBHOOK_API_LOG_RETENTION", 30 * 86_400_000, _duration_var)
     # ``api``: its port, public base URL, and abuse limits.
-    api_port: int = 8088
-    public_url: str | None = None
-    api_max_body_bytes: int = 256 * 1024
-    api_rate_limit: float = 20.0  # requests per second per token (0: none)
-    api_rate_burst: int = 100
-    api_cors_origins: tuple[str, ...] = ()
+    api_port: int = var("WEBHOOK_API_PORT", 8088, _int)
+    public_url: str | None = var("WEBHOOK_PUBLIC_URL", None)
+    api_max_body_bytes: int = var("WEBHOOK_API_MAX_BODY_BYTES", 256 * 1024, _int)
+    api_rate_limit: float = var("WEBHOOK_API_RATE_LIMIT", 20.0, _float)  # per token; 0: none
+    api_rate_burst: int = var("WEBHOOK_API_RATE_BURST", 100, _int)
+    api_cors_origins: tuple[str, ...] = var("WEBHOOK_API_CORS_ORIGINS", (), _csv)
     # The portal: link and session signing key, idle limit, framing and theme.
-    portal_key: str | None = field(default=None, repr=False)
-    portal_idle_ms: int = 3_600_000
-    portal_frame_ancestors: str = "'self'"
-    portal_brand_color: str = "#2f5bea"
-    portal_logo_url: str | None = None
+    portal_key: str | None = var("WEBHOOK_PORTAL_KEY", None, secret=True)
+    portal_idle_ms: int = var("WEBHOOK_PORTAL_IDLE", 3_600_000, _duration_var)
+    portal_frame_ancestors: str = var("WEBHOOK_PORTAL_FRAME_ANCESTORS", "'self'")
+    portal_brand_color: str = var("WEBHOOK_PORTAL_BRAND_COLOR", "#2f5bea")
+    portal_logo_url: str | None = var("WEBHOOK_PORTAL_LOGO_URL", None)
     # Incoming webhooks (``POST /in/{source}``): how long a webhook-id is remembered, the
     # per-source request rate (0: none), and a test-only pause (``claimed`` or ``recorded``)
     # that holds a request at that step so a test can kill the process there.
-    incoming_dedupe_window_ms: int = 600_000
-    incoming_rate_limit: float = 1000.0
-    incoming_test_pause: str | None = None
+    incoming_dedupe_window_ms: int = var("WEBHOOK_INCOMING_DEDUPE_WINDOW", 600_000, _duration_var)
+    incoming_rate_limit: float = var("WEBHOOK_INCOMING_RATE_LIMIT", 1000.0, _float)
+    incoming_test_pause: str | None = var("WEBHOOK_INCOMING_TEST_PAUSE", None)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); ``overrides`` win (CLI flags)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        simple = {
-            "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
-            "WEBHOOK_INPUT_TOPICS": "input_topics",
-            "WEBHOOK_TOPIC_PREFIX": "topic_prefix",
-            "WEBHOOK_GROUP_ID": "group_id",
-            "WEBHOOK_SECRETS_KEY": "secrets_key",
-            "WEBHOOK_CHALLENGE_CACHE": "challenge_cache",
-            "WEBHOOK_DEMO_SECRET": "demo_secret",
-            "WEBHOOK_EVENT_LOOP": "event_loop",
-            "WEBHOOK_EVENT_TYPES": "event_types",
-            "WEBHOOK_API_DATA_DIR": "api_data_dir",
-            "WEBHOOK_PUBLIC_URL": "public_url",
-            "WEBHOOK_CA_BUNDLE": "ca_bundle",
-            "WEBHOOK_CLIENT_CERT": "client_cert",
-            "WEBHOOK_CLIENT_KEY": "client_key",
-            "WEBHOOK_PORTAL_KEY": "portal_key",
-            "WEBHOOK_PORTAL_FRAME_ANCESTORS": "portal_frame_ancestors",
-            "WEBHOOK_PORTAL_BRAND_COLOR": "portal_brand_color",
-            "WEBHOOK_PORTAL_LOGO_URL": "portal_logo_url",
-            "WEBHOOK_INCOMING_TEST_PAUSE": "incoming_test_pause",
-        }
-        for var, attr in simple.items():
-            if env.get(var):
-                values[attr] = env[var]
-        ints = {
-            "WEBHOOK_METRICS_PORT": "metrics_port",
-            "WEBHOOK_API_PORT": "api_port",
-            "WEBHOOK_API_MAX_BODY_BYTES": "api_max_body_bytes",
-            "WEBHOOK_API_RATE_BURST": "api_rate_burst",
-            "WEBHOOK_MAX_EVENT_BYTES": "max_event_bytes",
-            "WEBHOOK_MAX_IN_FLIGHT": "max_in_flight",
-            "WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE": "max_in_flight_per_workspace",
-            "WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE": "max_endpoints_per_workspace",
-            "WEBHOOK_DISABLE_AFTER_FAILURES": "disable_after_failures",
-        }
-        for var, attr in ints.items():
-            if env.get(var):
-                values[attr] = _int(var, env[var])
-        values.update(_megabytes(env, {"WEBHOOK_READ_AHEAD_MB": "read_ahead_bytes"}))
-        durations = {
-            "WEBHOOK_SHUTDOWN_TIMEOUT": "shutdown_timeout_ms",
-            "WEBHOOK_DEFAULT_TIMEOUT": "default_timeout_ms",
-            "WEBHOOK_DISABLE_AFTER": "disable_after_ms",
-            "WEBHOOK_DEDUPE_WINDOW": "dedupe_window_ms",
-            "WEBHOOK_API_LOG_RETENTION": "api_log_retention_ms",
-            "WEBHOOK_PORTAL_IDLE": "portal_idle_ms",
-            "WEBHOOK_INCOMING_DEDUPE_WINDOW": "incoming_dedupe_window_ms",
-        }
-        for var, attr in durations.items():
-            if env.get(var):
-                values[attr] = _duration_var(var, env[var])
-        values.update(_api_values(env))
-        parsed: dict[str, tuple[str, Callable[[str], Any]]] = {
-            "WEBHOOK_ALLOWED_NETWORKS": ("allowed_networks", parse_networks),
-            "WEBHOOK_DNS_SERVERS": ("dns_servers", parse_dns_servers),
-            "WEBHOOK_EGRESS_PROXY": ("egress_proxy", parse_proxy),
-            "WEBHOOK_RETRY_DELAYS": ("retry_delays_ms", parse_retry_delays),
-        }
-        for var, (attr, parse) in parsed.items():
-            if env.get(var):
-                values[attr] = parse(env[var])
-        for var, attr in (
-            ("WEBHOOK_ALLOW_HTTP", "allow_http"),
-            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "allow_private_networks"),
-        ):
-            if var in env:
-                values[attr] = _bool(var, env[var])
+        for setting in fields(cls):
+            name = setting.metadata.get("env")
+            if name is None:
+                continue
+            parse: Parse = setting.metadata["parse"]
+            if env.get(name) or (parse is _bool and name in env):
+                values[setting.name] = parse(name, env[name])
         values["kafka_properties"] = {
             key[len("KAFKA_") :].lower().replace("_", "."): value
             for key, value in env.items()
@@ -399,10 +359,3 @@ def parse_proxy(text: str) -> str:
             f"{parts.scheme or 'no scheme'}://{parts.hostname or ''}..."
         )
     return text.strip()
-
-
-def _duration_var(name: str, value: str) -> int:
-    try:
-        return parse_duration(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
