@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 from bench.procstat import CpuMeter, broker_pid
 from bench.receivers import AiohttpReceiver
 from bench.rig import Workers, event, make_settings, subscribe, workers
-from worker.app import Codecs
+from worker.components import Codecs
 from worker.config import Settings
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.scan import scan

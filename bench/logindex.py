@@ -27,7 +27,7 @@ import orjson
 
 from bench.rig import make_settings
 from bench.scenarios import Run
-from worker.app import Codecs
+from worker.components import Codecs
 from worker.config import Settings
 from worker.deliverylog import DeliveryLog, index_path, open_log
 from worker.kafka.clients import make_producer

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from bench.procstat import rss_mb
-from worker.app import Codecs
+from worker.components import Codecs
 from worker.model import Event
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import SecretEntry, Subscription

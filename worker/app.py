@@ -15,13 +15,12 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from worker import __version__
-from worker.codec.avro import AvroCodec
-from worker.codec.records import RecordCodec
+from worker.components import Codecs, open_table, secret_box
 from worker.config import Settings
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
@@ -36,41 +35,15 @@ from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.tls import client_ssl_context
 from worker.router import Router
 from worker.subscriptions.model import Status, Subscription
-from worker.subscriptions.secrets import SecretBox
 from worker.subscriptions.store import SubscriptionWriter, now_ms
-from worker.subscriptions.table import SubscriptionTable, TableFollower
+from worker.subscriptions.table import TableFollower
 
-__all__ = ["Codecs", "open_table", "run_worker"]
+__all__ = ["ROLES", "run_worker"]
 
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "router", "dispatcher")
 _BROKER_PROBE_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class Codecs:
-    avro: AvroCodec
-    records: RecordCodec
-
-    @classmethod
-    def load(cls) -> Codecs:
-        avro = AvroCodec()
-        return cls(avro, RecordCodec(avro))
-
-
-def secret_box(settings: Settings) -> SecretBox | None:
-    return SecretBox(settings.secrets_key) if settings.secrets_key else None
-
-
-def open_table(settings: Settings, codecs: Codecs) -> TableFollower:
-    """Start following the subscriptions topic (call ``wait_caught_up`` before trusting it)."""
-    topics = Topics.from_settings(settings)
-    table = SubscriptionTable(decode=codecs.records.decode_subscription, box=secret_box(settings))
-    consumer = make_consumer(settings, None, **{"enable.partition.eof": "true"})
-    follower = TableFollower(consumer, topics.subscriptions, table)
-    follower.start()
-    return follower
 
 
 async def run_worker(

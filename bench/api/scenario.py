@@ -35,8 +35,8 @@ from bench.logindex import produce_attempts, subscription_ids
 from bench.procstat import rss_mb
 from bench.receivers import free_port
 from bench.rig import make_settings, worker_env
-from worker.app import Codecs, secret_box
 from worker.codec.avro import AvroCodec
+from worker.components import Codecs, secret_box
 from worker.config import Settings
 from worker.kafka.clients import make_producer
 from worker.kafka.devbroker import DevBroker

@@ -15,7 +15,7 @@ from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply, always
 from tests.support.subs import SubsWriter
 from tests.support.worker import running
-from worker.app import Codecs
+from worker.components import Codecs
 from worker.config import Settings
 from worker.deliverylog import DeliveryLog, LogFollower, index_path, open_log
 from worker.dlq.store import mark_key

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.app import Codecs, secret_box
+from worker.components import Codecs, secret_box
 from worker.config import Settings
 from worker.kafka.clients import make_producer
 from worker.subscriptions.model import SecretEntry, Status, Subscription

@@ -20,8 +20,8 @@ from worker.api.app import build_app
 from worker.api.context import ApiContext
 from worker.api.idempotency import IdempotencyStore
 from worker.api.ratelimit import RateLimiter
-from worker.app import Codecs, open_table, secret_box
 from worker.catalogue import load_catalogue
+from worker.components import Codecs, open_table, secret_box
 from worker.config import Settings
 from worker.deliverylog.follower import open_log
 from worker.kafka.clients import make_consumer, make_producer

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from worker.app import Codecs, open_table, secret_box
 from worker.catalogue import load_catalogue
 from worker.cli.common import CommandError
+from worker.components import Codecs, open_table, secret_box
 from worker.config import Settings
 from worker.kafka.clients import make_producer
 from worker.subscriptions.challenge import ChallengeCache

@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.context import load_table
 from worker.cli.render import progress_bar
+from worker.components import Codecs
 from worker.config import ConfigError, Settings, parse_duration
 from worker.dlq.redrive import Plan, Result, plan, redrive
 from worker.dlq.store import Filter, Letter, read_letters

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from worker.app import Codecs
 from worker.cli.common import CommandError, emit, settings_from
 from worker.codec.events import encode_event_avro
+from worker.components import Codecs
 from worker.kafka.clients import make_producer
 from worker.kafka.writes import produce
 

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from worker.app import Codecs
 from worker.cli.common import CommandError, emit, printable, settings_from
 from worker.cli.context import get_subscription
 from worker.codec.records import RecordCodec
+from worker.components import Codecs
 from worker.config import ConfigError, Settings, parse_duration
 from worker.kafka.clients import make_consumer
 from worker.kafka.scan import ScanError, scan

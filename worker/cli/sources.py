@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from worker.app import secret_box
 from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.render import table
 from worker.codec.avro import AvroCodec
+from worker.components import secret_box
 from worker.config import ConfigError, parse_duration
 from worker.kafka.clients import make_admin, make_producer
 from worker.sources.landing import ensure_topic

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.app import Codecs
+from worker.components import Codecs
 from worker.config import Settings
 from worker.deliverylog import BadCursor, DeliveryLog, Store, index_path
 from worker.deliverylog.rows import attempt_row, dead_letter_row, mark_row
