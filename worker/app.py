@@ -32,7 +32,7 @@ from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicPro
 from worker.observability.metrics import Metrics
 from worker.outbound.client import HttpSender
 from worker.outbound.destinations import DestinationPolicy
-from worker.outbound.tls import client_ssl_context
+from worker.outbound.tls import TlsContexts
 from worker.router import Router
 from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.store import SubscriptionWriter, now_ms
@@ -99,7 +99,7 @@ async def run_worker(
             max_connections=settings.max_in_flight,
             destinations=DestinationPolicy.from_settings(settings),
             user_agent=f"webhook-worker/{__version__}",
-            ssl_context=client_ssl_context(settings),
+            tls=TlsContexts.from_settings(settings),
             proxy=settings.egress_proxy,
         )
         # The broker's commit confirmations bound what the finished-past-commit record holds.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -68,10 +69,12 @@ def random_failures(rate: float, seed: int, status: int = 503) -> Behaviour:
 class Receiver:
     """``with Receiver() as r: url = r.endpoint("a", secret)``; then ``r.wait_for("a", n, 10)``.
 
-    Endpoints are ``/name`` paths; unknown paths answer 404 and are not recorded.
+    Endpoints are ``/name`` paths; unknown paths answer 404 and are not recorded. With
+    ``ssl_context`` (a server context) it serves https.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
         self._endpoints: dict[str, tuple[Webhook, Behaviour]] = {}
         self._counts: dict[str, int] = {}
         self._received: dict[str, list[Received]] = {}
@@ -107,7 +110,7 @@ class Receiver:
                 app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
             )
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024, ssl_context=self._ssl)
             await site.start()
             self.port = self._runner.addresses[0][1]
             self._ready.set()
@@ -124,7 +127,8 @@ class Receiver:
         with self._lock:
             self._endpoints[name] = (Webhook(secret), behaviour or (lambda n, b: Reply()))
             self._received.setdefault(name, [])
-        return f"http://127.0.0.1:{self.port}/{name}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{name}"
 
     def rekey(self, name: str, secret: str) -> None:
         """Verify ``/name``'s requests from now on with ``secret`` (one the product made)."""

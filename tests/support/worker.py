@@ -133,6 +133,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["WEBHOOK_SECRETS_KEY"] = settings.secrets_key
     if settings.event_types:
         env["WEBHOOK_EVENT_TYPES"] = settings.event_types
+    if settings.ca_bundle:
+        env["WEBHOOK_CA_BUNDLE"] = settings.ca_bundle
     return env
 
 

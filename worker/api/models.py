@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.outbound.tls import fingerprint
 from worker.subscriptions.model import Condition, Subscription
 
 __all__ = [
@@ -35,6 +36,12 @@ Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 Timeout = Annotated[int, Field(ge=1, le=30_000)]
 Rate = Annotated[float, Field(gt=0, le=100_000)]
+Pem = Annotated[str, Field(min_length=1, max_length=65_536)]
+CLIENT_CERT_DOC = (
+    "PEM client certificate (leaf first, then intermediates) presented to the receiver "
+    "(mTLS) instead of the global one; set with client_key"
+)
+CLIENT_KEY_DOC = "PEM private key of client_cert, unencrypted; never shown again"
 
 
 class _Strict(BaseModel):
@@ -69,6 +76,8 @@ class SubscriptionCreate(_Strict):
         False, description="also sign with an ed25519 key pair (v1a); see public_key"
     )
     skip_challenge: bool = False
+    client_cert: Pem | None = Field(None, description=CLIENT_CERT_DOC)
+    client_key: Pem | None = Field(None, description=CLIENT_KEY_DOC)
 
 
 class SubscriptionPatch(_Strict):
@@ -93,6 +102,8 @@ class SubscriptionPatch(_Strict):
     ordering: Ordering | None = None
     asymmetric: bool | None = None
     skip_challenge: bool | None = None
+    client_cert: Pem | None = Field(None, description=CLIENT_CERT_DOC + "; null removes both")
+    client_key: Pem | None = Field(None, description=CLIENT_KEY_DOC)
 
 
 class FilterOut(BaseModel):
@@ -122,6 +133,11 @@ class SubscriptionOut(BaseModel):
     created_at: str
     updated_at: str
     secret: str | None = Field(None, description="only in the answers of create and roll-secret")
+    client_cert: str | None = Field(
+        None,
+        description="sha256:<hex>, the SHA-256 fingerprint of the subscription's own client "
+        "certificate (null: none); neither the certificate nor its key is shown",
+    )
 
 
 class Page(BaseModel, Generic[T]):
@@ -240,6 +256,7 @@ def subscription_json(sub: Subscription, secret: str | None = None) -> dict[str,
         "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,
         "created_at": rfc3339(sub.created_ms),
         "updated_at": rfc3339(sub.updated_ms),
+        "client_cert": fingerprint(sub.client_cert) if sub.client_cert else None,
     }
     if secret is not None:
         document["secret"] = secret

@@ -11,6 +11,7 @@ from worker.cli.common import CommandError, emit, settings_from
 from worker.cli.context import subscription_service
 from worker.cli.render import table
 from worker.config import ConfigError, Settings, parse_duration
+from worker.outbound.tls import fingerprint
 from worker.subscriptions.edit import (
     Changes,
     parse_conditions,
@@ -70,6 +71,27 @@ def _add_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
         default=None,
         help="also sign with an ed25519 key pair (v1a); its public key is in `subs show`",
     )
+    parser.add_argument(
+        "--client-cert",
+        dest="client_cert",
+        metavar="FILE",
+        default=None,
+        help="PEM client certificate (leaf first) presented to the receiver (mTLS)",
+    )
+    parser.add_argument(
+        "--client-key",
+        dest="client_key",
+        metavar="FILE",
+        default=None,
+        help="its PEM private key, unencrypted (encrypted at rest with WEBHOOK_SECRETS_KEY)",
+    )
+    if not create:
+        parser.add_argument(
+            "--no-client-cert",
+            dest="no_client_cert",
+            action="store_true",
+            help="remove the subscription's client certificate (the global one applies)",
+        )
     parser.add_argument("--skip-challenge", dest="skip_challenge", action="store_true")
 
 
@@ -131,6 +153,7 @@ def public_view(sub: Subscription) -> dict[str, Any]:
         "rate_limit": sub.rate_limit,
         "secrets": len(sub.secrets),
         "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,
+        "client_cert": fingerprint(sub.client_cert) if sub.client_cert else None,
         "created_ms": sub.created_ms,
         "updated_ms": sub.updated_ms,
     }
@@ -158,7 +181,31 @@ def changes_from_args(args: argparse.Namespace) -> Changes:
         if args.rate_limit < 0:
             raise InvalidSubscription("--rate-limit must be positive (deliveries per second)")
         values["rate_limit"] = args.rate_limit or None
+    values.update(_client_certificate(args))
     return Changes(**values)
+
+
+def _client_certificate(args: argparse.Namespace) -> dict[str, str | None]:
+    """``--client-cert``/``--client-key`` files read, or both cleared (``--no-client-cert``)."""
+    values: dict[str, str | None] = {}
+    if getattr(args, "no_client_cert", False):
+        if args.client_cert is not None or args.client_key is not None:
+            raise InvalidSubscription("--no-client-cert goes without --client-cert/--client-key")
+        values["client_cert"] = values["client_key"] = None
+    for name in ("client_cert", "client_key"):
+        path = getattr(args, name, None)
+        if path is not None:
+            values[name] = _read_pem(path, "--" + name.replace("_", "-"))
+    return values
+
+
+def _read_pem(path: str, flag: str) -> str:
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a PEM text file"
+        raise InvalidSubscription(f"{flag}: cannot read {path}: {reason}") from None
 
 
 def create_subscription(

@@ -136,6 +136,8 @@ class RecordCodec:
                     }
                     for k in sub.signing_keys
                 ],
+                "client_cert": sub.client_cert,
+                "client_key": sub.client_key,
             },
         )
 
@@ -171,4 +173,6 @@ class RecordCodec:
                 SigningKey(k["private_key"], k["public_key"], k["expires_ms"])
                 for k in r["signing_keys"]
             ),
+            client_cert=r["client_cert"],
+            client_key=r["client_key"],
         )

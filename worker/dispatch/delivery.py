@@ -63,7 +63,12 @@ class Attempter:
         started_ms = int(now_s * 1000)
         try:
             response = await self._sender.post(
-                sub.url, task.body, headers, sub.timeout_ms / 1000, sub.workspace
+                sub.url,
+                task.body,
+                headers,
+                sub.timeout_ms / 1000,
+                sub.workspace,
+                sub.client_certificate(),
             )
         except TransportError as exc:
             verdict = classify(None, exc.kind)

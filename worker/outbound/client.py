@@ -19,6 +19,11 @@ Keep-alive: an idle connection is reused only while younger than the server's ow
 still crosses a request is retried once, at once, on a fresh connection, when the connection
 was a reused one and no byte of the response came back: the server did not act on it (it
 closes idle connections only), and a repeat carries the same ``webhook-id`` anyway.
+
+Client certificates (mTLS): a request may carry its own :class:`ClientCertificate` (a
+subscription's), presented instead of the global one; its connections are pooled apart (the
+pool is keyed by origin and certificate), so no connection made with one certificate carries
+a request meant to go with another, or with none.
 """
 
 from __future__ import annotations
@@ -39,14 +44,23 @@ from worker.outbound.connection import (
     Connection,
     ConnectionClosed,
     Origin,
+    PoolKey,
     Result,
 )
 from worker.outbound.destinations import BlockedDestination, DestinationPolicy, literal_address
 from worker.outbound.headers import InvalidHeader, check_name
 from worker.outbound.proxy import Proxy, ProxyError, authority
 from worker.outbound.resolver import Resolver
+from worker.outbound.tls import ClientCertificate, InvalidCertificate, TlsContexts
 
-__all__ = ["RESPONSE_READ_CAP", "HttpSender", "Response", "TransportError", "post_once"]
+__all__ = [
+    "RESPONSE_READ_CAP",
+    "ClientCertificate",
+    "HttpSender",
+    "Response",
+    "TransportError",
+    "post_once",
+]
 
 # Parsed destination URLs kept per process (a URL string always parses the same way; the
 # address it resolves to is checked on every connect, not here).
@@ -133,17 +147,20 @@ class HttpSender:
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
         proxy: str | None = None,
+        tls: TlsContexts | None = None,
     ) -> None:
         """``proxy``: ``http://[user:password@]host:port`` of a forward proxy every request
-        goes through (``WEBHOOK_EGRESS_PROXY``)."""
+        goes through (``WEBHOOK_EGRESS_PROXY``). ``tls``: the TLS contexts (the default one
+        and one per client certificate); else ``ssl_context`` (or the system's) is the
+        default."""
         self._policy = destinations
         self._resolver = resolver or Resolver(destinations)
         self._proxy = Proxy.from_url(proxy) if proxy else None
-        self._ssl = ssl_context or ssl.create_default_context()
+        self._tls = tls or TlsContexts(ssl_context)
         self._user_agent = user_agent
         self._max = max_connections
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: dict[Origin, list[Connection]] = {}
+        self._idle: dict[PoolKey, list[Connection]] = {}
         self._targets: dict[str, _Target] = {}
         self._names: set[str] = set()  # header names already checked
         self._sweeper: asyncio.TimerHandle | None = None
@@ -151,9 +168,17 @@ class HttpSender:
         self.retried = 0  # requests repeated after a reused connection closed unanswered
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float, tenant: str = ""
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout_s: float,
+        tenant: str = "",
+        certificate: ClientCertificate | None = None,
     ) -> Response:
-        """POST ``body``; ``tenant`` (the workspace) shares host lookups' concurrency cap."""
+        """POST ``body``; ``tenant`` (the workspace) shares host lookups' concurrency cap;
+        ``certificate`` is presented to an https receiver instead of the global one. A
+        certificate that cannot be loaded is an ``invalid`` TransportError."""
         start = time.perf_counter()
         try:
             target = self._targets.get(url)
@@ -163,13 +188,18 @@ class HttpSender:
                 target = _target(url, self._user_agent)
                 self._targets[url] = target
             head = target.head + self._fields(headers, len(body))
+            if not target.tls:
+                certificate = None
+            context = self._tls.get(certificate) if target.tls else None
         except BlockedDestination as exc:
             raise TransportError("blocked", str(exc), time.perf_counter() - start) from None
-        except ValueError as exc:
+        except (ValueError, InvalidCertificate) as exc:
             raise TransportError("invalid", str(exc), time.perf_counter() - start) from None
         try:
             async with asyncio.timeout(timeout_s), self._slots:
-                status, content, retry_after = await self._exchange(target, head, body, tenant)
+                status, content, retry_after = await self._exchange(
+                    target, (target.origin, certificate), context, head, body, tenant
+                )
             return Response(status, content, retry_after, time.perf_counter() - start)
         except TimeoutError:
             raise TransportError(
@@ -215,10 +245,18 @@ class HttpSender:
         except UnicodeEncodeError:
             raise InvalidHeader("a header value has characters beyond Latin-1") from None
 
-    async def _exchange(self, target: _Target, head: bytes, body: bytes, tenant: str) -> Result:
-        conn = self._take_idle(target.origin)
+    async def _exchange(
+        self,
+        target: _Target,
+        key: PoolKey,
+        context: ssl.SSLContext | None,
+        head: bytes,
+        body: bytes,
+        tenant: str,
+    ) -> Result:
+        conn = self._take_idle(key)
         if conn is None:
-            return await self._send(await self._connect(target, tenant), head, body)
+            return await self._send(await self._connect(target, key, context, tenant), head, body)
         try:
             return await self._send(conn, head, body)
         except ConnectionClosed as exc:
@@ -226,7 +264,7 @@ class HttpSender:
                 raise
         # A reused connection the server closed as the request went out: once more, fresh.
         self.retried += 1
-        return await self._send(await self._connect(target, tenant), head, body)
+        return await self._send(await self._connect(target, key, context, tenant), head, body)
 
     async def _send(self, conn: Connection, head: bytes, body: bytes) -> Result:
         if conn.absolute:  # plain http through the proxy: the absolute form, to the address
@@ -242,13 +280,15 @@ class HttpSender:
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _connect(self, target: _Target, tenant: str) -> Connection:
+    async def _connect(
+        self, target: _Target, key: PoolKey, context: ssl.SSLContext | None, tenant: str
+    ) -> Connection:
         if target.literal:
             addresses = [target.host]
         else:
             addresses = await self._resolver.resolve(target.host, tenant)
         if self._proxy is not None:
-            return await self._connect_via_proxy(self._proxy, target, addresses)
+            return await self._connect_via_proxy(self._proxy, target, key, context, addresses)
         loop = asyncio.get_running_loop()
         infos: list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]
         infos = []
@@ -264,9 +304,9 @@ class HttpSender:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _, conn = await loop.create_connection(
-                lambda: Connection(target.origin),
+                lambda: Connection(target.origin, key[1]),
                 sock=sock,
-                ssl=self._ssl if target.tls else None,
+                ssl=context,
                 server_hostname=target.host if target.tls else None,
             )
         except BaseException:
@@ -275,7 +315,12 @@ class HttpSender:
         return conn
 
     async def _connect_via_proxy(
-        self, proxy: Proxy, target: _Target, addresses: list[str]
+        self,
+        proxy: Proxy,
+        target: _Target,
+        key: PoolKey,
+        context: ssl.SSLContext | None,
+        addresses: list[str],
     ) -> Connection:
         """Through the proxy to the first checked address it reaches (of two at most); the
         proxy unreachable fails the attempt."""
@@ -288,9 +333,9 @@ class HttpSender:
                 if target.tls:
                     await proxy.tunnel(sock, address, target.port)
                 _, conn = await loop.create_connection(
-                    lambda: Connection(target.origin),
+                    lambda: Connection(target.origin, key[1]),
                     sock=sock,
-                    ssl=self._ssl if target.tls else None,
+                    ssl=context,
                     server_hostname=target.host if target.tls else None,
                 )
             except ProxyError as exc:
@@ -307,8 +352,8 @@ class HttpSender:
         assert error is not None
         raise error
 
-    def _take_idle(self, origin: Origin) -> Connection | None:
-        idle = self._idle.get(origin)
+    def _take_idle(self, key: PoolKey) -> Connection | None:
+        idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be stale
@@ -318,7 +363,7 @@ class HttpSender:
         return None
 
     def _give_back(self, conn: Connection) -> None:
-        self._idle.setdefault(conn.origin, []).append(conn)
+        self._idle.setdefault(conn.pool, []).append(conn)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
@@ -327,19 +372,19 @@ class HttpSender:
         self._sweeper = None
         now = time.monotonic()
         kept: list[Connection] = []
-        for origin, idle in list(self._idle.items()):
+        for key, idle in list(self._idle.items()):
             for conn in idle:
                 if not conn.reusable or conn.expired(now):
                     conn.close()
                 else:
                     kept.append(conn)
-            del self._idle[origin]
+            del self._idle[key]
         kept.sort(key=lambda c: c.idle_since)
         excess = max(0, len(kept) - self._max)
         for conn in kept[:excess]:
             conn.close()
         for conn in kept[excess:]:
-            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle.setdefault(conn.pool, []).append(conn)
         if self._idle and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
@@ -354,6 +399,8 @@ def post_once(
     user_agent: str,
     ssl_context: ssl.SSLContext | None = None,
     proxy: str | None = None,
+    tls: TlsContexts | None = None,
+    certificate: ClientCertificate | None = None,
 ) -> Response:
     """One POST from synchronous code (the CLI's challenge and test-fire), on the delivery
     client: the same destination checks, proxy and TLS settings as every delivery.
@@ -366,9 +413,10 @@ def post_once(
             user_agent=user_agent,
             ssl_context=ssl_context,
             proxy=proxy,
+            tls=tls,
         )
         try:
-            return await sender.post(url, body, headers, timeout_s)
+            return await sender.post(url, body, headers, timeout_s, certificate=certificate)
         finally:
             await sender.close()
 

@@ -19,6 +19,8 @@ from typing import cast
 
 import httptools
 
+from worker.outbound.tls import ClientCertificate
+
 __all__ = [
     "DEFAULT_IDLE_S",
     "KEEPALIVE_MARGIN_S",
@@ -49,6 +51,7 @@ MAX_IDLE_S = 15.0  # never longer, whatever the server advertises
 
 Result = tuple[int, bytes, str | None]  # status, body (capped), Retry-After
 Origin = tuple[str, str, int]  # scheme, host, port
+PoolKey = tuple[Origin, ClientCertificate | None]
 
 
 class State(enum.Enum):
@@ -73,8 +76,10 @@ class Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time. :meth:`send` gives the response as
     a :data:`Result`, or raises ConnectionClosed or ValueError (a malformed response)."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, certificate: ClientCertificate | None = None) -> None:
         self.origin = origin
+        # Where it is pooled when idle: its origin and the client certificate it presented.
+        self.pool: PoolKey = (origin, certificate)
         self.state = State.CONNECTING
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] | None = None  # done once the connection is gone

@@ -23,6 +23,7 @@ from worker.outbound.destinations import (
     resolve_destination,
 )
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
+from worker.outbound.tls import ClientCertificate, TlsContexts
 
 __all__ = [
     "ChallengeCache",
@@ -100,12 +101,15 @@ def run_challenge(
     ssl_context: ssl.SSLContext | None = None,
     proxy: str | None = None,
     signing_keys: Sequence[str] = (),
+    tls: TlsContexts | None = None,
+    certificate: ClientCertificate | None = None,
 ) -> str:
     """POST the challenge; return the challenge value on success, raise ChallengeFailed.
 
     The POST goes out on the delivery client (:func:`worker.outbound.client.post_once`): to
     an address the destination policy permits, checked as it connects (Host header and TLS
-    name stay the URL's), through ``proxy`` when one is set.
+    name stay the URL's), through ``proxy`` when one is set, presenting ``certificate``
+    (a subscription's own client certificate) when given.
     """
     check_destination(url, destinations)  # the clearest message when the URL is refused
     challenge = str(uuid.uuid4())
@@ -130,6 +134,8 @@ def run_challenge(
             user_agent=f"webhook-worker/{__version__}",
             ssl_context=ssl_context,
             proxy=proxy,
+            tls=tls,
+            certificate=certificate,
         )
     except TransportError as exc:
         raise ChallengeFailed(_failure(url, exc)) from None

@@ -59,6 +59,10 @@ class Changes:
     ordered: bool | Unset = UNSET
     # True: sign with an ed25519 key pair too (``v1a``), made when there is none; False: stop.
     asymmetric: bool | Unset = UNSET
+    # A client certificate (PEM) and its private key (PEM), set together; a certificate set
+    # to None removes the key with it.
+    client_cert: str | Unset | None = UNSET
+    client_key: str | Unset | None = UNSET
 
     def given(self) -> dict[str, object]:
         """The fields this change sets, by name."""
@@ -76,6 +80,8 @@ def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
         updates["entity"] = updates["entity"] or None
     if "rate_limit" in updates:
         updates["rate_limit"] = updates["rate_limit"] or None
+    if "client_cert" in updates and updates["client_cert"] is None:
+        updates.setdefault("client_key", None)
     return replace(sub, **updates)  # type: ignore[arg-type]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from worker.outbound.tls import ClientCertificate
+
 __all__ = ["Condition", "SecretEntry", "SigningKey", "Status", "Subscription"]
 
 
@@ -71,6 +73,16 @@ class Subscription:
     status_reason: str | None = None
     changed_by: str | None = None  # an API token id, or "cli"
     signing_keys: tuple[SigningKey, ...] = field(default=(), repr=False)
+    # A client certificate (PEM chain) presented to the receiver, with its private key (PEM;
+    # encrypted at rest when a key is configured); None: the global one, if any.
+    client_cert: str | None = None
+    client_key: str | None = field(default=None, repr=False)
+
+    def client_certificate(self) -> ClientCertificate | None:
+        """The client certificate its requests present (None: the global one, if any)."""
+        if self.client_cert is None or self.client_key is None:
+            return None
+        return ClientCertificate(self.client_cert, self.client_key)
 
     def active_secrets(self, now_ms: int) -> list[str]:
         """Secrets that sign a request sent at ``now_ms`` (newest first)."""

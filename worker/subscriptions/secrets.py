@@ -62,7 +62,8 @@ class SecretBox:
 
 
 def seal_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
-    """``sub`` with its secrets and private signing keys encrypted (as it is written)."""
+    """``sub`` with its secrets, private signing keys and client key encrypted (as it is
+    written)."""
     if box is None:
         return sub
 
@@ -73,12 +74,16 @@ def seal_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
         sub,
         secrets=tuple(SecretEntry(seal(s.secret), s.expires_ms) for s in sub.secrets),
         signing_keys=tuple(replace(k, private_key=seal(k.private_key)) for k in sub.signing_keys),
+        client_key=seal(sub.client_key) if sub.client_key is not None else None,
     )
 
 
 def open_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
-    """``sub`` with its secrets and private signing keys decrypted (as it is used)."""
+    """``sub`` with its secrets, private signing keys and client key decrypted (as it is
+    used)."""
     sealed = [s.secret for s in sub.secrets] + [k.private_key for k in sub.signing_keys]
+    if sub.client_key is not None:
+        sealed.append(sub.client_key)
     if not any(text.startswith(SEALED_PREFIX) for text in sealed):
         return sub
     if box is None:
@@ -93,4 +98,5 @@ def open_subscription(sub: Subscription, box: SecretBox | None) -> Subscription:
         sub,
         secrets=tuple(SecretEntry(unseal(s.secret), s.expires_ms) for s in sub.secrets),
         signing_keys=tuple(replace(k, private_key=unseal(k.private_key)) for k in sub.signing_keys),
+        client_key=unseal(sub.client_key) if sub.client_key is not None else None,
     )

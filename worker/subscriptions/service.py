@@ -21,7 +21,11 @@ from worker.errors import ConflictError, NotFoundError
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.headers import InvalidHeader
 from worker.outbound.headers import validate_header as check_header
-from worker.outbound.tls import client_ssl_context
+from worker.outbound.tls import (
+    InvalidCertificate,
+    TlsContexts,
+    check_client_certificate,
+)
 from worker.subscriptions.challenge import ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes, new_signing_key
 from worker.subscriptions.index import SubscriptionIndex
@@ -92,7 +96,7 @@ class SubscriptionService:
         writer: SubscriptionWriter,
         catalogue: Catalogue | None,
         challenges: ChallengeMemory,
-        challenge: Callable[[str, list[str], list[str]], object] | None = None,
+        challenge: Callable[[Subscription], object] | None = None,
         applied: Callable[[int, int], bool] | None = None,
     ) -> None:
         self._settings = settings
@@ -102,15 +106,16 @@ class SubscriptionService:
         self._challenges = challenges
         self._applied = applied
         destinations = DestinationPolicy.from_settings(settings)
-        tls = client_ssl_context(settings)
+        tls = TlsContexts.from_settings(settings)
         self._challenge = challenge or (
-            lambda url, secrets, pairs: run_challenge(
-                url,
-                secrets,
+            lambda sub: run_challenge(
+                sub.url,
+                [s.secret for s in sub.secrets],
                 destinations=destinations,
-                signing_keys=pairs,
-                ssl_context=tls,
+                signing_keys=[k.private_key for k in sub.signing_keys],
+                tls=tls,
                 proxy=settings.egress_proxy,
+                certificate=sub.client_certificate(),
             )
         )
 
@@ -263,6 +268,18 @@ class SubscriptionService:
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
             raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
         self._check_delivery_shape(sub)
+        self._check_client_certificate(sub)
+
+    @staticmethod
+    def _check_client_certificate(sub: Subscription) -> None:
+        """Both or neither; a PEM certificate and the unencrypted PEM key that matches it."""
+        if (sub.client_cert is None) != (sub.client_key is None):
+            raise InvalidSubscription("a client certificate and its key are set together")
+        if sub.client_cert is not None and sub.client_key is not None:
+            try:
+                check_client_certificate(sub.client_cert, sub.client_key)
+            except InvalidCertificate as exc:
+                raise InvalidSubscription(str(exc)) from None
 
     @staticmethod
     def _check_delivery_shape(sub: Subscription) -> None:
@@ -282,9 +299,7 @@ class SubscriptionService:
         if self._challenges.recent(sub.workspace, sub.url):
             return
         try:
-            self._challenge(
-                sub.url, [s.secret for s in sub.secrets], [k.private_key for k in sub.signing_keys]
-            )
+            self._challenge(sub)
         except ChallengeFailed as exc:
             raise InvalidSubscription(str(exc)) from None
         self._challenges.remember(sub.workspace, sub.url)

@@ -19,7 +19,7 @@ from worker.outbound.client import TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.headers import RESERVED_HEADERS
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
-from worker.outbound.tls import client_ssl_context
+from worker.outbound.tls import TlsContexts
 from worker.subscriptions.challenge import ChallengeFailed, check_destination
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import pattern_matches
@@ -141,8 +141,9 @@ def fire(
             timeout,
             destinations=destinations,
             user_agent=f"webhook-worker/{__version__}",
-            ssl_context=client_ssl_context(settings),
+            tls=TlsContexts.from_settings(settings),
             proxy=settings.egress_proxy,
+            certificate=sub.client_certificate(),
         )
     except TransportError as exc:
         if exc.kind == "timeout":

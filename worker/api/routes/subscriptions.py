@@ -79,7 +79,7 @@ def _changes(ctx: Ctx, body: BaseModel, given: set[str]) -> Changes:
             raise Problem(422, f"{name}: cannot be cleared")
         if name == "events":
             values["events"] = tuple(value)
-        elif name in ("url", "entity", "rate_limit"):
+        elif name in ("url", "entity", "rate_limit", "client_cert", "client_key"):
             values[name] = value
         elif name in ("name", "description"):
             values[name] = value or ""
