@@ -9,6 +9,7 @@ The tree (defined next to the code that raises each, listed here)::
     │   ├── ConfigError                  a setting (worker.config)
     │   ├── InvalidSubscription          a subscription (worker.subscriptions.store)
     │   ├── InvalidHeader                a custom header (worker.outbound.headers)
+    │   ├── InvalidCertificate           a client certificate (worker.outbound.tls)
     │   ├── CatalogueError               the event-type catalogue (worker.catalogue)
     │   ├── NotSubscribed                test-fire of a type not subscribed to
     │   ├── InvalidToken                 a token request (worker.tokens.writer)

@@ -20,6 +20,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from worker.config import ConfigError, Settings
+from worker.errors import InvalidInput
 
 __all__ = [
     "CERTIFICATE_CONTEXTS",
@@ -35,7 +36,7 @@ __all__ = [
 CERTIFICATE_CONTEXTS = 1024  # contexts kept per process, one per distinct certificate
 
 
-class InvalidCertificate(ValueError):
+class InvalidCertificate(InvalidInput):
     """A client certificate and key that cannot be loaded together."""
 
 
