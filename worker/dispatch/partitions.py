@@ -1,0 +1,152 @@
+"""What the dispatcher knows per owned partition: its assignment generation, the offsets a
+previous owner finished past its commit (skipped, not sent again), and its ordered lanes,
+rebuilt from ``parked`` (and the recently settled deliveries from ``attempts`` and ``dlq``)
+on assignment and forgotten on revoke or loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from confluent_kafka import Consumer
+
+from worker.codec.records import RecordCodec
+from worker.dispatch.clock import Clock
+from worker.dispatch.dedupe import Settled, read_settled
+from worker.dispatch.ordering import Lane, Work
+from worker.dispatch.rebuild import read_parked
+from worker.kafka.offsets import MAX_RANGES, OffsetBook, expand_ranges, ranges_of
+from worker.kafka.topics import Topics
+
+__all__ = ["Partitions"]
+
+log = logging.getLogger(__name__)
+
+
+class Partitions:
+    """Generations, skips and lanes of the partitions this member owns."""
+
+    def __init__(
+        self,
+        *,
+        topics: Topics,
+        codec: RecordCodec,
+        make_reader: Callable[[], Consumer],
+        settled: Settled,
+        clock: Clock,
+    ) -> None:
+        self._topics = topics
+        self._codec = codec
+        self._make_reader = make_reader
+        self._settled = settled
+        self._clock = clock
+        self.gen: dict[int, int] = {}
+        self._generations = 0
+        self.lanes: dict[int, dict[str, Lane]] = {}
+        # Offsets a previous owner finished past its commit: skipped, not sent again.
+        self._skip: dict[tuple[str, int], set[int]] = {}
+
+    # -- generations ------------------------------------------------------------------------
+
+    def current(self, work: Work) -> bool:
+        """The work belongs to the partition's current assignment (not a revoked one)."""
+        return work.gen == self.gen.get(work.partition, -1)
+
+    def generation(self, partition: int) -> int:
+        return self.gen.get(partition, 0)
+
+    @property
+    def owned(self) -> list[int]:
+        return list(self.gen)
+
+    # -- skips ------------------------------------------------------------------------------
+
+    def skip(self, topic: str, partition: int, offset: int) -> bool:
+        """True (once) if a previous owner already finished this offset."""
+        skip = self._skip.get((topic, partition))
+        if skip and offset in skip:
+            skip.discard(offset)
+            return True
+        return False
+
+    def progress(self, offsets: OffsetBook) -> Iterator[tuple[str, int, list[int]]]:
+        """Per owned partition, the finished offsets a restart could read again, with those
+        inherited and not yet reached (so the next owner knows them too)."""
+        for topic, partition, ranges in offsets.progress():
+            if partition in self.gen:
+                inherited = self._skip.get((topic, partition))
+                floor = offsets.floor(topic, partition)
+                if inherited and floor is not None:  # below the commit: never read again
+                    inherited.difference_update([o for o in inherited if o < floor])
+                if inherited:
+                    ranges = ranges_of(sorted(expand_ranges(ranges) | inherited), MAX_RANGES)
+                yield topic, partition, ranges
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    def lane(self, partition: int, sub_id: str) -> Lane:
+        lanes = self.lanes.setdefault(partition, {})
+        lane = lanes.get(sub_id)
+        if lane is None:
+            lane = lanes[sub_id] = Lane()
+        return lane
+
+    def find_lane(self, partition: int, sub_id: str) -> Lane | None:
+        lanes = self.lanes.get(partition)
+        return lanes.get(sub_id) if lanes else None
+
+    def drop_lane_if_idle(self, partition: int, sub_id: str) -> None:
+        lanes = self.lanes.get(partition)
+        lane = lanes.get(sub_id) if lanes else None
+        if lanes is not None and lane is not None and lane.idle:
+            del lanes[sub_id]
+
+    def all_lanes(self) -> Iterator[Lane]:
+        for lanes in self.lanes.values():
+            yield from lanes.values()
+
+    def parked_count(self) -> int:
+        return sum(len(lane.parked) for lane in self.all_lanes())
+
+    # -- assignment -------------------------------------------------------------------------
+
+    def assign(self, partitions: list[int]) -> list[Work]:
+        """Take the new ones among ``partitions``: rebuild their lanes and skips from
+        ``parked``, learn what settled recently; returns the lanes' first works to start."""
+        new = sorted(set(partitions) - set(self.gen))
+        rebuilt = read_parked(self._make_reader, self._topics.parked, new, self._codec)
+        if self._settled.window_ms > 0:
+            now_ms = self._clock.now_ms()
+            settled = read_settled(
+                self._make_reader,
+                self._topics.attempts,
+                self._topics.dlq,
+                new,
+                now_ms - self._settled.window_ms,
+                self._codec,
+            )
+            for delivery_id in settled:
+                self._settled.add(delivery_id, now_ms)
+            if settled:
+                log.info("partitions %s: %d deliveries settled recently", new, len(settled))
+        starts: list[Work] = []
+        for p in new:
+            self._generations += 1
+            self.gen[p] = self._generations
+            for topic, offsets in rebuilt[p].finished.items():
+                self._skip[(topic, p)] = offsets
+                log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
+            lanes = self.lanes[p] = rebuilt[p].lanes
+            for sub_id, lane in lanes.items():
+                nxt = lane.next_work(self._topics.parked, p, self.gen[p])
+                if nxt is not None:
+                    starts.append(nxt)
+                log.debug("partition %d: lane %s rebuilt", p, sub_id)
+        return starts
+
+    def lose(self, gone: set[int]) -> None:
+        for p in gone:
+            self.gen.pop(p, None)
+            self.lanes.pop(p, None)
+        self._skip = {k: v for k, v in self._skip.items() if k[1] not in gone}
