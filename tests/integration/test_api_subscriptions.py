@@ -105,7 +105,8 @@ def test_create_read_list_and_the_secret_shown_once(env: Env) -> None:
         assert secret not in c.get(f"/v1/workspaces/acme/subscriptions/{created['id']}").text
         assert shown["headers"] == ["X-Team"]  # names only: values may be credentials
         assert shown["filters"] == [{"path": "record.stage", "op": "in", "values": ["won", "lost"]}]
-        assert shown["status"] == "ACTIVE" and shown["ordering"] == "endpoint"
+        assert shown["status"] == "ACTIVE" and shown["ordering"] == "key"
+        assert shown["max_in_flight"] == 10
         assert shown["workspace"] == "acme" and shown["name"] == "CRM sync"
         assert shown["created_at"].endswith("Z")
         for i in range(2):

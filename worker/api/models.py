@@ -29,12 +29,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Ordering = Literal["endpoint", "none"]
+Ordering = Literal["key", "endpoint", "none"]
 Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 Timeout = Annotated[int, Field(ge=1, le=30_000)]
 Rate = Annotated[float, Field(gt=0, le=100_000)]
+MaxInFlight = Annotated[int, Field(ge=1, le=100)]
 
 
 class _Strict(BaseModel):
@@ -64,7 +65,8 @@ class SubscriptionCreate(_Strict):
     headers: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=20)] = {}
     timeout_ms: Timeout | None = None
     rate_limit: Rate | None = None
-    ordering: Ordering = "endpoint"
+    ordering: Ordering = "key"
+    max_in_flight: MaxInFlight | None = None
     skip_challenge: bool = False
 
 
@@ -88,6 +90,7 @@ class SubscriptionPatch(_Strict):
     timeout_ms: Timeout | None = None
     rate_limit: Rate | None = None
     ordering: Ordering | None = None
+    max_in_flight: MaxInFlight | None = None
     skip_challenge: bool | None = None
 
 
@@ -229,8 +232,8 @@ def subscription_json(sub: Subscription, secret: str | None = None) -> dict[str,
         "headers": [name for name, _ in sub.headers],
         "timeout_ms": sub.timeout_ms,
         "rate_limit": sub.rate_limit,
-        "ordering": "endpoint" if sub.ordered else "none",
-        "max_in_flight": 1 if sub.ordered else None,
+        "ordering": sub.scope,
+        "max_in_flight": sub.in_flight_cap,
         "status": sub.status.value,
         "status_reason": sub.status_reason,
         "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,

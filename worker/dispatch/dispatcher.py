@@ -33,8 +33,8 @@ from worker.dispatch.dedupe import Settled
 from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Decision, Lane, Work
-from worker.dispatch.outcomes import Outcomes, head_key, task_key
+from worker.dispatch.ordering import Decision, Lane, Work, head_key, lane_of, task_key
+from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, ReadAhead, held_bytes
 from worker.dispatch.scheduler import Scheduler
@@ -220,10 +220,17 @@ class Dispatcher:
 
     def _on_fresh(self, work: Work) -> None:
         task = work.task
-        if not task.ordered:
+        if task.scope != "none":
+            # The subscription's scope changed while lanes of the old one still hold work:
+            # they drain in the old order first, and new tasks follow the old scope until then.
+            held = self._partitions.held_scope(work.partition, task.subscription_id)
+            if held is not None and held != task.scope:
+                task.ordering = held
+        lane_id = lane_of(task)
+        if lane_id is None:
             self._scheduler.add(work)
             return
-        lane = self._partitions.lane(work.partition, task.subscription_id)
+        lane = self._partitions.lane(work.partition, lane_id)
         decision = lane.on_fresh(work)
         if decision is Decision.ATTEMPT:
             self._scheduler.add(work)
@@ -233,11 +240,11 @@ class Dispatcher:
             self._outcomes.finish(work)
 
     def _on_retry_due(self, work: Work) -> None:
-        task = work.task
-        if not task.ordered:
+        lane_id = lane_of(work.task)
+        if lane_id is None:
             self._scheduler.add(work)
             return
-        lane = self._partitions.lane(work.partition, task.subscription_id)
+        lane = self._partitions.lane(work.partition, lane_id)
         if lane.on_retry_due(work) is Decision.ATTEMPT:
             self._scheduler.add(work)
         else:
@@ -355,7 +362,7 @@ class Dispatcher:
         """Make never-started work durable elsewhere so the commit can pass it: unordered
         tasks to the first delay topic (due now), idle ordered lanes' tasks to ``parked``."""
         for work in list(self._scheduler.unstarted()):
-            if not work.task.ordered and self._partitions.current(work):
+            if lane_of(work.task) is None and self._partitions.current(work):
                 self._outcomes.spill_unordered(work)
         for lane in self._partitions.all_lanes():
             self._spill_lane(lane)

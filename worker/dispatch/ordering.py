@@ -1,15 +1,17 @@
-"""Per-endpoint order with retries: the state of one ordered subscription in one partition.
+"""Order with retries: the state of one lane in one partition.
 
-The design (README, "Ordering"): every topic the dispatcher touches is keyed by subscription
-id and co-partitioned, so the owner of partition *p* of ``deliveries`` also owns *p* of every
-``retry.<delay>`` topic and of ``parked``. For each ordered subscription it keeps a
-:class:`Lane`:
+A lane is what must go one at a time: a whole subscription in the ``endpoint`` scope, one
+ordering key of a subscription in the ``key`` scope (see :func:`lane_of`; the design is in
+docs/ordering.md). Every topic the dispatcher touches is keyed by subscription id and
+co-partitioned, so the owner of partition *p* of ``deliveries`` also owns *p* of every
+``retry.<delay>`` topic and of ``parked``. For each lane with work it keeps a :class:`Lane`:
 
 * ``busy``: the one task in flight (an ordered endpoint never has two);
 * ``waiting``: tasks read after ``busy`` while nothing has failed: held in memory only, their
   source offsets unfinished, so a crash simply replays them;
 * ``head``: the task waiting in a delay topic after a failed attempt. Once it is in the
-  delay topic, a ``head/<sub>`` marker is written to ``parked``;
+  delay topic, a ``head/<sub>`` marker (``head/<sub>/<key digest>`` for a key lane) is
+  written to ``parked``;
 * ``parked``: tasks behind the head (or left to drain after it), written to ``parked`` as
   ``task/<sub>/<seq>`` so that ``deliveries`` can be committed past them.
 
@@ -23,6 +25,7 @@ lane has durably seen was already resolved or is already held.
 
 from __future__ import annotations
 
+import hashlib
 from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,7 +33,34 @@ from enum import Enum
 
 from worker.model import DeliveryTask
 
-__all__ = ["Decision", "Lane", "Work"]
+__all__ = ["Decision", "Lane", "LaneId", "Work", "head_key", "lane_of", "task_key"]
+
+# (subscription id, ordering key); the key is None for a whole-endpoint lane.
+LaneId = tuple[str, bytes | None]
+
+
+def lane_of(task: DeliveryTask) -> LaneId | None:
+    """The lane a task waits in, or None when it is not held behind any other: the ``none``
+    scope, or the ``key`` scope for an event without a key."""
+    scope = task.scope
+    if scope == "endpoint":
+        return task.subscription_id, None
+    if scope == "key" and task.ordering_key is not None:
+        return task.subscription_id, task.ordering_key
+    return None
+
+
+def head_key(lane: LaneId) -> bytes:
+    """The ``parked`` key of a lane's head marker."""
+    sub_id, key = lane
+    if key is None:
+        return f"head/{sub_id}".encode()
+    return f"head/{sub_id}/{hashlib.blake2b(key, digest_size=16).hexdigest()}".encode()
+
+
+def task_key(sub_id: str, seq: int) -> bytes:
+    """The ``parked`` key of a task parked behind a head (``seq`` is unique per partition)."""
+    return f"task/{sub_id}/{seq:020d}".encode()
 
 
 @dataclass(slots=True)
@@ -59,7 +89,7 @@ def _seq_key(task: DeliveryTask) -> int:
 
 @dataclass(slots=True)
 class Lane:
-    """The state of one ordered subscription within one partition."""
+    """The state of one lane (an ordered endpoint, or one key of it) within one partition."""
 
     busy: Work | None = None
     waiting: deque[Work] = field(default_factory=deque)

@@ -18,7 +18,7 @@ from worker.dispatch.clock import Clock
 from worker.dispatch.dedupe import Settled
 from worker.dispatch.delivery import Outcome
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Work
+from worker.dispatch.ordering import Work, head_key, lane_of, task_key
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import progress_key
@@ -29,15 +29,7 @@ from worker.kafka.writes import produce
 from worker.model import DeadLetter
 from worker.observability.metrics import Metrics
 
-__all__ = ["Outcomes", "head_key", "task_key"]
-
-
-def head_key(sub_id: str) -> bytes:
-    return f"head/{sub_id}".encode()
-
-
-def task_key(sub_id: str, seq: int) -> bytes:
-    return f"task/{sub_id}/{seq:020d}".encode()
+__all__ = ["Outcomes"]
 
 
 class Outcomes:
@@ -118,7 +110,8 @@ class Outcomes:
             last_error=outcome.error,
         )
         self._metrics.retry_scheduled(topic.rsplit(".", 1)[-1])
-        if not task.ordered:
+        lane_id = lane_of(task)
+        if lane_id is None:
             self.produce(
                 topic,
                 work.partition,
@@ -127,14 +120,14 @@ class Outcomes:
                 lambda: self.finish(work),
             )
             return
-        lane = self._partitions.lane(work.partition, task.subscription_id)
+        lane = self._partitions.lane(work.partition, lane_id)
         lane.set_head(copy)
 
         def retry_durable() -> None:
             self.produce(
                 self._topics.parked,
                 work.partition,
-                head_key(task.subscription_id),
+                head_key(lane_id),
                 self._codec.encode_parked("head", copy),
                 head_durable,
             )
@@ -193,20 +186,21 @@ class Outcomes:
     def advance(self, work: Work) -> None:
         """An ordered task is resolved: clear its markers and start the lane's next task."""
         task = work.task
-        if not task.ordered:
+        lane_id = lane_of(task)
+        if lane_id is None:
             return
-        lane = self._partitions.find_lane(work.partition, task.subscription_id)
+        lane = self._partitions.find_lane(work.partition, lane_id)
         if lane is None:
             return
         if lane.resolved():
-            self.tombstone(work.partition, head_key(task.subscription_id))
+            self.tombstone(work.partition, head_key(lane_id))
         if work.from_parked:
             self.tombstone(work.partition, task_key(task.subscription_id, task.seq))
         nxt = lane.next_work(self._topics.parked, work.partition, work.gen)
         if nxt is not None:
             self._scheduler.add(nxt)
         else:
-            self._partitions.drop_lane_if_idle(work.partition, task.subscription_id)
+            self._partitions.drop_lane_if_idle(work.partition, lane_id)
 
     def finish(self, work: Work) -> None:
         if work.offset < 0 or not self._partitions.current(work):

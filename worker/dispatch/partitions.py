@@ -14,7 +14,7 @@ from confluent_kafka import Consumer
 from worker.codec.records import RecordCodec
 from worker.dispatch.clock import Clock
 from worker.dispatch.dedupe import Settled, read_settled
-from worker.dispatch.ordering import Lane, Work
+from worker.dispatch.ordering import Lane, LaneId, Work
 from worker.dispatch.rebuild import read_parked
 from worker.kafka.offsets import MAX_RANGES, OffsetBook, expand_ranges, ranges_of
 from worker.kafka.topics import Topics
@@ -43,7 +43,8 @@ class Partitions:
         self._clock = clock
         self.gen: dict[int, int] = {}
         self._generations = 0
-        self.lanes: dict[int, dict[str, Lane]] = {}
+        # partition -> subscription -> ordering key (None: the whole endpoint) -> lane
+        self.lanes: dict[int, dict[str, dict[bytes | None, Lane]]] = {}
         # Offsets a previous owner finished past its commit: skipped, not sent again.
         self._skip: dict[tuple[str, int], set[int]] = {}
 
@@ -85,26 +86,38 @@ class Partitions:
 
     # -- lanes ------------------------------------------------------------------------------
 
-    def lane(self, partition: int, sub_id: str) -> Lane:
-        lanes = self.lanes.setdefault(partition, {})
-        lane = lanes.get(sub_id)
+    def lane(self, partition: int, lane_id: LaneId) -> Lane:
+        sub_lanes = self.lanes.setdefault(partition, {}).setdefault(lane_id[0], {})
+        lane = sub_lanes.get(lane_id[1])
         if lane is None:
-            lane = lanes[sub_id] = Lane()
+            lane = sub_lanes[lane_id[1]] = Lane()
         return lane
 
-    def find_lane(self, partition: int, sub_id: str) -> Lane | None:
-        lanes = self.lanes.get(partition)
-        return lanes.get(sub_id) if lanes else None
+    def find_lane(self, partition: int, lane_id: LaneId) -> Lane | None:
+        sub_lanes = self.lanes.get(partition, {}).get(lane_id[0])
+        return sub_lanes.get(lane_id[1]) if sub_lanes else None
 
-    def drop_lane_if_idle(self, partition: int, sub_id: str) -> None:
+    def drop_lane_if_idle(self, partition: int, lane_id: LaneId) -> None:
         lanes = self.lanes.get(partition)
-        lane = lanes.get(sub_id) if lanes else None
-        if lanes is not None and lane is not None and lane.idle:
-            del lanes[sub_id]
+        sub_lanes = lanes.get(lane_id[0]) if lanes else None
+        lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
+        if lane is not None and lane.idle and sub_lanes is not None and lanes is not None:
+            del sub_lanes[lane_id[1]]
+            if not sub_lanes:
+                del lanes[lane_id[0]]
+
+    def held_scope(self, partition: int, sub_id: str) -> str | None:
+        """The scope of a subscription's lanes that still hold work in the partition
+        (``endpoint`` or ``key``), or None. Idle lanes are dropped, so any lane holds work."""
+        sub_lanes = self.lanes.get(partition, {}).get(sub_id)
+        if not sub_lanes:
+            return None
+        return "endpoint" if None in sub_lanes else "key"
 
     def all_lanes(self) -> Iterator[Lane]:
         for lanes in self.lanes.values():
-            yield from lanes.values()
+            for sub_lanes in lanes.values():
+                yield from sub_lanes.values()
 
     def parked_count(self) -> int:
         return sum(len(lane.parked) for lane in self.all_lanes())
@@ -138,11 +151,12 @@ class Partitions:
                 self._skip[(topic, p)] = offsets
                 log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
             lanes = self.lanes[p] = rebuilt[p].lanes
-            for sub_id, lane in lanes.items():
-                nxt = lane.next_work(self._topics.parked, p, self.gen[p])
-                if nxt is not None:
-                    starts.append(nxt)
-                log.debug("partition %d: lane %s rebuilt", p, sub_id)
+            for sub_id, sub_lanes in lanes.items():
+                for lane in sub_lanes.values():
+                    nxt = lane.next_work(self._topics.parked, p, self.gen[p])
+                    if nxt is not None:
+                        starts.append(nxt)
+                log.debug("partition %d: %d lanes of %s rebuilt", p, len(sub_lanes), sub_id)
         return starts
 
     def lose(self, gone: set[int]) -> None:

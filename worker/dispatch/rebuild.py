@@ -1,5 +1,6 @@
 """Rebuild a partition's state from the compacted ``parked`` topic on assignment: its ordered
-lanes, and the offsets already finished past the committed offset (``done/<topic>`` keys),
+lanes (each entry's task says its lane: entries written before ordering scopes are whole-endpoint
+lanes), and the offsets already finished past the committed offset (``done/<topic>`` keys),
 which the new owner skips instead of sending again.
 
 Last value per key wins and tombstones delete: the reader never relies on the broker
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from worker.codec.records import RecordCodec
-from worker.dispatch.ordering import Lane
+from worker.dispatch.ordering import Lane, lane_of
 from worker.kafka.offsets import expand_ranges
 from worker.model import DeliveryTask
 
@@ -39,7 +40,8 @@ def progress_key(topic: str) -> bytes:
 class Rebuilt:
     """One partition's state as the topic tells it."""
 
-    lanes: dict[str, Lane] = field(default_factory=dict)
+    # subscription -> ordering key (None: the whole endpoint) -> lane
+    lanes: dict[str, dict[bytes | None, Lane]] = field(default_factory=dict)
     finished: dict[str, set[int]] = field(default_factory=dict)  # topic -> offsets
 
 
@@ -112,20 +114,26 @@ def read_parked(
     }
 
 
-def _lanes(entries: dict[bytes, tuple[str, DeliveryTask]]) -> dict[str, Lane]:
-    lanes: dict[str, Lane] = {}
+def _lanes(
+    entries: dict[bytes, tuple[str, DeliveryTask]],
+) -> dict[str, dict[bytes | None, Lane]]:
+    lanes: dict[str, dict[bytes | None, Lane]] = {}
     for kind, task in entries.values():
-        lane = lanes.setdefault(task.subscription_id, Lane())
+        lane_id = lane_of(task)
+        if lane_id is None:
+            continue  # not an ordered task (not written by this worker)
+        lane = lanes.setdefault(lane_id[0], {}).setdefault(lane_id[1], Lane())
         if kind == "head":
             lane.head = task
             lane.head_durable = True
             lane.max_seq = max(lane.max_seq, task.seq)
         else:
             lane.park(task)
-    for lane in lanes.values():
-        if lane.head is not None:
-            # A parked task that became the head is tombstoned only after its head marker
-            # is durable; a crash in between leaves both, and the head wins.
-            head_seq = lane.head.seq
-            lane.parked = [t for t in lane.parked if t.seq > head_seq]
+    for sub_lanes in lanes.values():
+        for lane in sub_lanes.values():
+            if lane.head is not None:
+                # A parked task that became the head is tombstoned only after its head marker
+                # is durable; a crash in between leaves both, and the head wins.
+                head_seq = lane.head.seq
+                lane.parked = [t for t in lane.parked if t.seq > head_seq]
     return lanes

@@ -1,5 +1,6 @@
-"""What may start now: ready work, work waiting for its workspace's slot, rate-limited work
-waiting for its time, and the count of attempts in flight.
+"""What may start now: ready work, work waiting for its workspace's slot or its
+subscription's (``max_in_flight``), rate-limited work waiting for its time, and the count of
+attempts in flight.
 
 The scheduler never reorders a lane: an ordered lane has at most one task in it at a time.
 It performs no I/O; the dispatcher asks it for the next work to start and tells it when an
@@ -44,6 +45,8 @@ class Scheduler:
         self._timed: list[tuple[float, int, Work]] = []  # rate-limited starts (heap)
         self._timed_seq = itertools.count()
         self._ws_waiting: dict[str, deque[Work]] = {}
+        self._sub_running: dict[str, int] = {}
+        self._sub_waiting: dict[str, deque[Work]] = {}
         self.running = 0
 
     def add(self, work: Work) -> None:
@@ -66,32 +69,47 @@ class Scheduler:
             if not self._slots.try_take(workspace):
                 self._ws_waiting.setdefault(workspace, deque()).append(work)
                 continue
-            sub = self._lookup(work.task.subscription_id)
-            wait = self._rates.delay(sub.id, sub.rate_limit, now) if sub is not None else 0.0
+            sub_id = work.task.subscription_id
+            sub = self._lookup(sub_id)
+            cap = sub.in_flight_cap if sub is not None else None
+            sub_running = self._sub_running.get(sub_id, 0)
+            if cap is not None and sub_running >= cap:
+                self._slots.give_back(workspace)
+                self._sub_waiting.setdefault(sub_id, deque()).append(work)
+                continue
+            wait = self._rates.delay(sub_id, sub.rate_limit, now) if sub is not None else 0.0
             if wait > 0:
                 self._slots.give_back(workspace)
                 heapq.heappush(self._timed, (now + wait, next(self._timed_seq), work))
                 continue
             self.running += 1
+            self._sub_running[sub_id] = sub_running + 1
             yield work
 
     def ended(self, work: Work) -> None:
         """An attempt ended: its slots are free, and its workspace's next waiting work is
         ready first."""
         self.running -= 1
-        workspace = work.task.workspace
+        workspace, sub_id = work.task.workspace, work.task.subscription_id
         self._slots.give_back(workspace)
-        waiting = self._ws_waiting.get(workspace)
-        if waiting:
-            self.ready.appendleft(waiting.popleft())
-            if not waiting:
-                del self._ws_waiting[workspace]
+        left = self._sub_running.get(sub_id, 0) - 1
+        if left > 0:
+            self._sub_running[sub_id] = left
+        else:
+            self._sub_running.pop(sub_id, None)
+        for waiting_by, name in ((self._sub_waiting, sub_id), (self._ws_waiting, workspace)):
+            waiting = waiting_by.get(name)
+            if waiting:
+                self.ready.appendleft(waiting.popleft())
+                if not waiting:
+                    del waiting_by[name]
 
     def unstarted(self) -> Iterator[Work]:
         """Every work held here that has not started."""
         yield from self.ready
         yield from (t[2] for t in self._timed)
         yield from itertools.chain.from_iterable(self._ws_waiting.values())
+        yield from itertools.chain.from_iterable(self._sub_waiting.values())
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget the works of partitions no longer owned."""
@@ -99,9 +117,10 @@ class Scheduler:
         self.ready = deque(w for w in self.ready if w.partition not in gone)
         self._timed = [t for t in self._timed if t[2].partition not in gone]
         heapq.heapify(self._timed)
-        for workspace, queue in list(self._ws_waiting.items()):
-            kept = deque(w for w in queue if w.partition not in gone)
-            if kept:
-                self._ws_waiting[workspace] = kept
-            else:
-                del self._ws_waiting[workspace]
+        for waiting_by in (self._ws_waiting, self._sub_waiting):
+            for name, queue in list(waiting_by.items()):
+                kept = deque(w for w in queue if w.partition not in gone)
+                if kept:
+                    waiting_by[name] = kept
+                else:
+                    del waiting_by[name]

@@ -54,7 +54,8 @@ class Changes:
     headers: tuple[tuple[str, str], ...] | Unset = UNSET
     timeout_ms: int | Unset = UNSET
     rate_limit: float | Unset | None = UNSET  # per second; None or 0 = unlimited
-    ordered: bool | Unset = UNSET
+    ordering: str | Unset = UNSET  # key | endpoint | none
+    max_in_flight: int | Unset | None = UNSET  # 1-100; None = the scope's default
 
     def given(self) -> dict[str, object]:
         """The fields this change sets, by name."""
@@ -69,6 +70,8 @@ def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
         updates["entity"] = updates["entity"] or None
     if "rate_limit" in updates:
         updates["rate_limit"] = updates["rate_limit"] or None
+    if "ordering" in updates:
+        updates["ordered"] = updates["ordering"] != "none"
     return replace(sub, **updates)  # type: ignore[arg-type]
 
 

@@ -41,9 +41,18 @@ class FakeConsumer:
         self.paused -= {(tp.topic, tp.partition) for tp in partitions}
 
 
-def sub(sub_id: str, rate: float | None = None) -> Subscription:
+def sub(
+    sub_id: str, rate: float | None = None, ordering: str = "none", cap: int | None = None
+) -> Subscription:
     return Subscription(
-        sub_id, "ws", "https://x", ("*",), (SecretEntry("whsec_x"),), rate_limit=rate
+        sub_id,
+        "ws",
+        "https://x",
+        ("*",),
+        (SecretEntry("whsec_x"),),
+        rate_limit=rate,
+        ordering=ordering,
+        max_in_flight=cap,
     )
 
 
@@ -104,6 +113,28 @@ def test_a_rate_limited_start_waits_for_the_clock():
     clock.now += 0.6
     s.release_due()
     assert list(s.starts(lambda w: True)) == [b]
+
+
+def test_a_subscription_never_has_more_than_its_max_in_flight():
+    s = scheduler(FakeClock(), subs=[sub("s", ordering="key", cap=2), sub("t")])
+    mine = [work(i) for i in range(4)]
+    other = work(9, sub_id="t")
+    for w in (*mine, other):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [mine[0], mine[1], other]
+    assert list(s.unstarted()) == mine[2:]
+    s.ended(mine[0])
+    assert list(s.starts(lambda w: True)) == [mine[2]]
+    s.ended(other)  # another subscription's end frees none of this one's slots
+    assert list(s.starts(lambda w: True)) == []
+    s.ended(mine[1])
+    assert list(s.starts(lambda w: True)) == [mine[3]]
+
+
+def test_the_cap_follows_the_scope():
+    assert sub("s", ordering="endpoint", cap=50).in_flight_cap == 1
+    assert sub("s", ordering="key").in_flight_cap == 10
+    assert sub("s", ordering="none", cap=3).in_flight_cap == 3
 
 
 def test_dropping_partitions_forgets_their_work_everywhere():
