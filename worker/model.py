@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Attempt", "DeadLetter", "DeliveryTask", "Event", "InvalidRecord", "RedriveMark"]
+__all__ = [
+    "Attempt",
+    "DeadLetter",
+    "DeliveryTask",
+    "EndpointHealth",
+    "Event",
+    "InvalidRecord",
+    "RedriveMark",
+]
 
 
 @dataclass(slots=True)
@@ -123,3 +131,13 @@ class RedriveMark:
     subscription_id: str
     redrive_id: str
     redriven_ms: int
+
+
+@dataclass(slots=True)
+class EndpointHealth:
+    """An endpoint's streak of consecutive failed attempts (behind TOO_MANY_ERRORS)."""
+
+    subscription_id: str
+    failures: int
+    since_ms: int
+    last_ms: int

@@ -201,6 +201,11 @@ def test_workspace_isolation_on_every_route(env: Env) -> None:
             422,
             "ordering",
         ),
+        (
+            {"url": "https://example.com/x", "events": ["*"], "max_in_flight": 101},
+            422,
+            "max_in_flight",
+        ),
         ({"url": "https://example.com/x", "events": ["*"], "unknown": 1}, 422, "unknown"),
         ({"url": "https://example.com/x", "events": ["*"], "skip_challenge": True}, 403, "admin"),
         ({"events": ["*"]}, 422, "url"),
@@ -296,6 +301,11 @@ def test_merge_patch(env: Env) -> None:
         _problem(c.patch(path, json={"url": None}), 422)
         _problem(c.patch(path, json={"events": ["no.such_type"]}), 422)
         assert c.get(path).json()["name"] == "renamed"
+        loose = c.patch(path, json={"ordering": "none", "max_in_flight": 5}).json()
+        assert (loose["ordering"], loose["max_in_flight"]) == ("none", 5)
+        fifo = c.patch(path, json={"ordering": "endpoint"}).json()
+        assert (fifo["ordering"], fifo["max_in_flight"]) == ("endpoint", 1)
+        _problem(c.patch(path, json={"ordering": None}), 422)
 
 
 def test_status_changes_by_workspace_and_operator(env: Env) -> None:

@@ -32,6 +32,7 @@ SCHEMA_FILES = (
     "parked",
     "redrive",
     "progress",
+    "health",
     "subscription",
     "event",
     "idempotency",

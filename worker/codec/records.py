@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.avro import AvroCodec, CodecError
-from worker.model import Attempt, DeadLetter, DeliveryTask, InvalidRecord, RedriveMark
+from worker.model import (
+    Attempt,
+    DeadLetter,
+    DeliveryTask,
+    EndpointHealth,
+    InvalidRecord,
+    RedriveMark,
+)
 from worker.subscriptions.model import Condition, SecretEntry, SigningKey, Status, Subscription
 
 __all__ = ["CodecError", "RecordCodec"]
@@ -92,6 +99,15 @@ class RecordCodec:
     def decode_progress(self, data: bytes | None) -> tuple[str, list[int]]:
         record = self.avro.decode_as("Progress", data)
         return record["topic"], record["ranges"]
+
+    # -- endpoint health (on parked) ---------------------------------------------------------
+    def encode_health(self, health: EndpointHealth) -> bytes:
+        return self.avro.encode(
+            "EndpointHealth", {name: getattr(health, name) for name in EndpointHealth.__slots__}
+        )
+
+    def decode_health(self, data: bytes | None) -> EndpointHealth:
+        return EndpointHealth(**self.avro.decode_as("EndpointHealth", data))
 
     # -- redrive checkpoints --------------------------------------------------------------
     def encode_redrive(self, mark: RedriveMark) -> bytes:

@@ -37,6 +37,7 @@ from worker.dispatch.ordering import Decision, Lane, Work, head_key, lane_of, ta
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, ReadAhead, held_bytes
+from worker.dispatch.readback import ReadBack
 from worker.dispatch.scheduler import Scheduler
 from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
@@ -101,6 +102,8 @@ class Dispatcher:
             make_reader=make_reader,
             settled=self._settled,
             clock=clock,
+            failures=failures,
+            lookup=lookup,
         )
         self._scheduler = Scheduler(
             max_in_flight=settings.max_in_flight,
@@ -128,6 +131,13 @@ class Dispatcher:
             clock=clock,
             metrics=metrics,
             deliveries=self._deliveries_partitions,
+        )
+        self._read_back = ReadBack(
+            make_reader=make_reader,
+            topic=topics.parked,
+            codec=codec,
+            partitions=self._partitions,
+            start=self._scheduler.add,
         )
         self._delayed = DelayQueues(consumer)
         self._started: set[int] = set()  # id() of works whose attempt has started
@@ -178,6 +188,7 @@ class Dispatcher:
         self._producer.poll(0)
         self._scheduler.release_due()
         self._delayed.release(self._clock.now_ms(), self._on_retry_due)
+        read_back = self._read_back.step()
         self._start_ready()
         self._read_ahead.check(self._unstarted)
         now = self._clock.monotonic()
@@ -194,7 +205,7 @@ class Dispatcher:
             self._next_lag_report = now + LAG_REPORT_INTERVAL_S
             self._lag.report()
         self._offsets.store(self._consumer)
-        return bool(messages)
+        return bool(messages) or read_back
 
     def _on_message(self, message: Message) -> None:
         begun = self._offsets.begin(message)
@@ -235,7 +246,9 @@ class Dispatcher:
         if decision is Decision.ATTEMPT:
             self._scheduler.add(work)
         elif decision is Decision.PARK:
-            self._outcomes.write_parked(work, on_ack=lambda: self._outcomes.finish(work))
+            self._outcomes.write_parked(
+                work, on_ack=partial(self._outcomes.finish, work), lane=lane
+            )
         elif decision is Decision.DROP:
             self._outcomes.finish(work)
 
@@ -244,8 +257,8 @@ class Dispatcher:
         if lane_id is None:
             self._scheduler.add(work)
             return
-        lane = self._partitions.lane(work.partition, lane_id)
-        if lane.on_retry_due(work) is Decision.ATTEMPT:
+        lane = self._partitions.find_lane(work.partition, lane_id)
+        if lane is not None and lane.on_retry_due(work) is Decision.ATTEMPT:
             self._scheduler.add(work)
         else:
             self._outcomes.finish(work)
@@ -378,4 +391,5 @@ class Dispatcher:
             self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work))
 
     def _close(self) -> None:
+        self._read_back.close()
         close_consumer(self._consumer, "dispatcher")  # revokes: final commit in _on_revoke

@@ -18,15 +18,15 @@ from worker.dispatch.clock import Clock
 from worker.dispatch.dedupe import Settled
 from worker.dispatch.delivery import Outcome
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Work, head_key, lane_of, task_key
+from worker.dispatch.ordering import Lane, Work, head_key, lane_of, task_key
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.policy import Next, schedule_retry
-from worker.dispatch.rebuild import progress_key
+from worker.dispatch.rebuild import health_key, progress_key
 from worker.dispatch.scheduler import Scheduler
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
-from worker.model import DeadLetter
+from worker.model import DeadLetter, EndpointHealth
 from worker.observability.metrics import Metrics
 
 __all__ = ["Outcomes"]
@@ -73,10 +73,7 @@ class Outcomes:
             plan = schedule_retry(task.attempt, self._delays, now_ms, outcome.retry_after_ms)
         record = outcome.attempt
         if record is not None:
-            if verdict.next is Next.SUCCESS:
-                self._failures.success(task.subscription_id)
-            else:
-                self._failures.failure(task.subscription_id, now_ms, gone=verdict.disable_endpoint)
+            self._health(work, verdict.next is Next.SUCCESS, verdict.disable_endpoint, now_ms)
             if verdict.next is Next.RETRY and plan is None:
                 record.outcome = Next.DEAD_LETTER.value
             record.next_attempt_ms = plan.due_ms if plan is not None else None
@@ -99,6 +96,21 @@ class Outcomes:
             self._dead_letter(work, outcome, "retries_exhausted")
         else:
             self._dead_letter(work, outcome, verdict.reason)
+
+    def _health(self, work: Work, success: bool, gone: bool, now_ms: int) -> None:
+        """Count the attempt in the endpoint's streak, and record the streak on ``parked`` so
+        that a new owner restores it (a tombstone once it ends)."""
+        sub_id = work.task.subscription_id
+        if success:
+            if self._failures.success(sub_id):
+                self.produce(self._topics.parked, work.partition, health_key(sub_id), None)
+            return
+        self._failures.failure(sub_id, now_ms, gone=gone)
+        streak = self._failures.streak(sub_id)
+        if streak is not None:
+            health = EndpointHealth(sub_id, streak[0], streak[1], now_ms)
+            value = self._codec.encode_health(health)
+            self.produce(self._topics.parked, work.partition, health_key(sub_id), value)
 
     def _retry(self, work: Work, outcome: Outcome, topic: str, due_ms: int) -> None:
         task = work.task
@@ -136,9 +148,9 @@ class Outcomes:
             if not self._partitions.current(work):
                 return
             for held in lane.head_marker_durable():
-                self.write_parked(held, on_ack=partial(self.finish, held))
+                self.write_parked(held, on_ack=partial(self.finish, held), lane=lane)
             if work.from_parked:
-                self.tombstone(work.partition, task_key(task.subscription_id, task.seq))
+                self.tombstone(work.partition, task_key(lane_id, task.seq))
             self.finish(work)
 
         self.produce(
@@ -195,8 +207,10 @@ class Outcomes:
         if lane.resolved():
             self.tombstone(work.partition, head_key(lane_id))
         if work.from_parked:
-            self.tombstone(work.partition, task_key(task.subscription_id, task.seq))
-        nxt = lane.next_work(self._topics.parked, work.partition, work.gen)
+            self.tombstone(work.partition, task_key(lane_id, task.seq))
+        if not self._partitions.current(work):
+            return
+        nxt = self._partitions.next_work(work.partition, lane_id, lane)
         if nxt is not None:
             self._scheduler.add(nxt)
         else:
@@ -209,14 +223,28 @@ class Outcomes:
 
     # -- Kafka writes ---------------------------------------------------------------------
 
-    def write_parked(self, work: Work, on_ack: Callable[[], None]) -> None:
+    def write_parked(
+        self, work: Work, on_ack: Callable[[], None], lane: Lane | None = None
+    ) -> None:
+        """Park a task; once durable, ``lane`` (which parked it) learns where, and drops the
+        body from memory."""
         task = work.task
+        lane_id = lane_of(task)
+        if lane_id is None:
+            return
+        seq = task.seq
+
+        def durable(offset: int) -> None:
+            if lane is not None:
+                lane.acked(seq, offset)
+            on_ack()
+
         self.produce(
             self._topics.parked,
             work.partition,
-            task_key(task.subscription_id, task.seq),
+            task_key(lane_id, seq),
             self._codec.encode_parked("task", task),
-            on_ack,
+            on_offset=durable,
         )
 
     def write_progress(self) -> None:
@@ -248,11 +276,15 @@ class Outcomes:
         key: bytes,
         value: bytes | None,
         on_ack: Callable[[], None] | None = None,
+        on_offset: Callable[[int], None] | None = None,
     ) -> None:
-        def report(err: KafkaError | None, _msg: Message) -> None:
+        def report(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 self.fatal = f"write to {topic} failed: {err}"
-            elif on_ack is not None:
+                return
+            if on_ack is not None:
                 on_ack()
+            if on_offset is not None:
+                on_offset(msg.offset() or 0)
 
         produce(self._producer, topic, value, key, report, partition)

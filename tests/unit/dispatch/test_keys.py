@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.dispatch.ordering import head_key, lane_of
+from worker.dispatch.ordering import head_key, key_digest, lane_of, parse_task_key, task_key
 from worker.model import DeliveryTask, Event
 from worker.router import ordering_key
 
@@ -48,12 +48,23 @@ def test_lanes_by_scope():
     assert lane_of(task()) == ("sub", None)  # written before scopes: ordered = endpoint
     assert lane_of(task(ordered=False)) is None
     assert lane_of(task(ordering="endpoint", ordering_key=b"k")) == ("sub", None)
-    assert lane_of(task(ordering="key", ordering_key=b"k")) == ("sub", b"k")
+    assert lane_of(task(ordering="key", ordering_key=b"k")) == ("sub", key_digest(b"k"))
     assert lane_of(task(ordering="key")) is None  # no key: not held behind any other
     assert lane_of(task(ordering="none", ordering_key=b"k")) is None
 
 
-def test_head_markers_keep_the_endpoint_spelling_and_differ_per_key():
+def test_parked_keys_keep_the_endpoint_spelling_and_name_the_key_lane():
     assert head_key(("sub", None)) == b"head/sub"
-    a, b = head_key(("sub", b"a")), head_key(("sub", b"b"))
-    assert a.startswith(b"head/sub/") and a != b and len(a) == len(b)
+    assert task_key(("sub", None), 7) == b"task/sub/00000000000000000007"
+    lane = ("sub", key_digest(b"contact/1"))
+    other = ("sub", key_digest(b"contact/2"))
+    assert head_key(lane) != head_key(other) and head_key(lane).startswith(b"head/sub/")
+    for key, parsed in (
+        (head_key(lane), ("head", lane, -1)),
+        (task_key(lane, 9), ("task", lane, 9)),
+        (b"head/sub", ("head", ("sub", None), -1)),
+        (task_key(("sub", None), 7), ("task", ("sub", None), 7)),
+    ):
+        assert parse_task_key(key) == parsed
+    assert parse_task_key(b"done/deliveries") is None
+    assert parse_task_key(b"task/sub/zz/1") is None
