@@ -44,6 +44,7 @@ from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.pacing import IdlePacer
 from worker.kafka.topics import Topics
+from worker.memory import release_free_memory
 from worker.observability.metrics import Metrics
 from worker.subscriptions.model import Subscription
 
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5  # how often finished-past-commit offsets are recorded
 HOUSEKEEPING_INTERVAL_S = 0.2
 LAG_REPORT_INTERVAL_S = 2.0
+TRIM_INTERVAL_S = 10.0
 
 
 class Dispatcher:
@@ -148,6 +150,7 @@ class Dispatcher:
         self._next_progress = 0.0
         self._next_housekeeping = 0.0
         self._next_lag_report = 0.0
+        self._next_trim = 0.0
         self._lag = LagReporter(consumer, f"{settings.group_id}-dispatcher", metrics)
 
     # -- public surface ---------------------------------------------------------------
@@ -204,6 +207,9 @@ class Dispatcher:
         if now >= self._next_lag_report:
             self._next_lag_report = now + LAG_REPORT_INTERVAL_S
             self._lag.report()
+        if now >= self._next_trim:
+            self._next_trim = now + TRIM_INTERVAL_S
+            release_free_memory()  # after a flood, RSS follows what is held again
         self._offsets.store(self._consumer)
         return bool(messages) or read_back
 
