@@ -97,6 +97,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env["WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE"] = str(settings.max_in_flight_per_workspace)
     env["WEBHOOK_DEFAULT_TIMEOUT"] = format_duration(settings.default_timeout_ms)
     env["WEBHOOK_EVENT_LOOP"] = event_loop()
+    env["WEBHOOK_READ_AHEAD_MB"] = str(max(1, settings.read_ahead_bytes // (1024 * 1024)))
     return env
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Attempt", "DeadLetter", "DeliveryTask", "Event", "InvalidRecord", "RedriveMark"]
+__all__ = [
+    "Attempt",
+    "DeadLetter",
+    "DeliveryTask",
+    "EndpointHealth",
+    "Event",
+    "InvalidRecord",
+    "RedriveMark",
+]
 
 
 @dataclass(slots=True)
@@ -34,7 +42,8 @@ class DeliveryTask:
     on re-drive, so receivers can dedupe. ``seq`` orders an ordered subscription's tasks: the
     offset of the task in ``deliveries``, set by the dispatcher when it first reads it
     (-1 before). ``hop`` counts how many times this task has been written to a topic, so a
-    stale copy (left behind by a crash) is recognised and dropped.
+    stale copy (left behind by a crash) is recognised and dropped. ``ordering`` and
+    ``ordering_key`` say which lane the task waits in (see :mod:`worker.dispatch.ordering`).
     """
 
     delivery_id: str
@@ -54,6 +63,14 @@ class DeliveryTask:
     last_error: str | None = None
     source: str = ""
     redrive_id: str | None = None
+    ordering: str | None = None  # key | endpoint | none as routed; None: from ``ordered``
+    ordering_key: bytes | None = None  # the event's ordering key (key scope); None: no key
+
+    @property
+    def scope(self) -> str:
+        """The ordering scope this task was routed with (tasks written before scopes existed
+        keep their meaning: ``ordered`` is the endpoint scope, unordered is none)."""
+        return self.ordering or ("endpoint" if self.ordered else "none")
 
 
 @dataclass(slots=True)
@@ -114,3 +131,13 @@ class RedriveMark:
     subscription_id: str
     redrive_id: str
     redriven_ms: int
+
+
+@dataclass(slots=True)
+class EndpointHealth:
+    """An endpoint's streak of consecutive failed attempts (behind TOO_MANY_ERRORS)."""
+
+    subscription_id: str
+    failures: int
+    since_ms: int
+    last_ms: int

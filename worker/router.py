@@ -32,7 +32,7 @@ from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body
 
-__all__ = ["Router", "delivery_id"]
+__all__ = ["Router", "delivery_id", "ordering_key"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,28 @@ def delivery_id(event_id: str, subscription_id: str) -> str:
     digest = hashlib.blake2b(f"{event_id}\0{subscription_id}".encode(), digest_size=15).digest()
     n = int.from_bytes(digest, "big")
     return "msg_" + "".join([_BASE32_PAIRS[n >> shift & 0x3FF] for shift in _DIGEST_SHIFTS])
+
+
+def ordering_key(event: Event, kafka_key: bytes | None) -> bytes | None:
+    """The event's ordering key (contract, "Input events"): its ``ordering_key`` field when a
+    non-empty string; else ``"<entity>/<record.id>"`` when the record has an id (a number and
+    its decimal string are the same id); else the input record's Kafka key; else None."""
+    explicit = event.data.get("ordering_key")
+    if isinstance(explicit, str) and explicit:
+        return explicit.encode()
+    record = event.data.get("record")
+    if isinstance(record, dict):
+        record_id = record.get("id")
+        text: str | None = None
+        if isinstance(record_id, str) and record_id:
+            text = record_id
+        elif isinstance(record_id, int) and not isinstance(record_id, bool):
+            text = str(record_id)
+        elif isinstance(record_id, float) and record_id.is_integer():
+            text = str(int(record_id))
+        if text is not None:
+            return f"{event.entity or ''}/{text}".encode()
+    return kafka_key or None
 
 
 class Router:
@@ -151,10 +173,15 @@ class Router:
         if not subs:
             tracker.finish(offset)
             return
-        self._fan_out(event, subs, tracker, offset)
+        self._fan_out(event, subs, tracker, offset, message.key())
 
     def _fan_out(
-        self, event: Event, subs: list[Subscription], tracker: OffsetTracker, offset: int
+        self,
+        event: Event,
+        subs: list[Subscription],
+        tracker: OffsetTracker,
+        offset: int,
+        kafka_key: bytes | None,
     ) -> None:
         remaining = len(subs)
 
@@ -168,7 +195,9 @@ class Router:
                 tracker.finish(offset)
 
         now_ms = int(time.time() * 1000)
+        key = ordering_key(event, kafka_key)
         for sub in subs:
+            scope = sub.scope
             task = DeliveryTask(
                 delivery_id=delivery_id(event.id, sub.id),
                 subscription_id=sub.id,
@@ -176,10 +205,12 @@ class Router:
                 event_id=event.id,
                 event_type=event.event,
                 body=render_body(event, sub),
-                ordered=sub.ordered,
+                ordered=scope != "none",
                 event_time_ms=event.timestamp_ms,
                 created_ms=now_ms,
                 source=event.source,
+                ordering=scope,
+                ordering_key=key if scope != "none" else None,
             )
             produce(
                 self._producer,

@@ -105,7 +105,8 @@ def test_create_read_list_and_the_secret_shown_once(env: Env) -> None:
         assert secret not in c.get(f"/v1/workspaces/acme/subscriptions/{created['id']}").text
         assert shown["headers"] == ["X-Team"]  # names only: values may be credentials
         assert shown["filters"] == [{"path": "record.stage", "op": "in", "values": ["won", "lost"]}]
-        assert shown["status"] == "ACTIVE" and shown["ordering"] == "endpoint"
+        assert shown["status"] == "ACTIVE" and shown["ordering"] == "key"
+        assert shown["max_in_flight"] == 10
         assert shown["workspace"] == "acme" and shown["name"] == "CRM sync"
         assert shown["created_at"].endswith("Z")
         for i in range(2):
@@ -199,6 +200,11 @@ def test_workspace_isolation_on_every_route(env: Env) -> None:
             {"url": "https://example.com/x", "events": ["*"], "ordering": "sideways"},
             422,
             "ordering",
+        ),
+        (
+            {"url": "https://example.com/x", "events": ["*"], "max_in_flight": 101},
+            422,
+            "max_in_flight",
         ),
         ({"url": "https://example.com/x", "events": ["*"], "unknown": 1}, 422, "unknown"),
         ({"url": "https://example.com/x", "events": ["*"], "skip_challenge": True}, 403, "admin"),
@@ -295,6 +301,11 @@ def test_merge_patch(env: Env) -> None:
         _problem(c.patch(path, json={"url": None}), 422)
         _problem(c.patch(path, json={"events": ["no.such_type"]}), 422)
         assert c.get(path).json()["name"] == "renamed"
+        loose = c.patch(path, json={"ordering": "none", "max_in_flight": 5}).json()
+        assert (loose["ordering"], loose["max_in_flight"]) == ("none", 5)
+        fifo = c.patch(path, json={"ordering": "endpoint"}).json()
+        assert (fifo["ordering"], fifo["max_in_flight"]) == ("endpoint", 1)
+        _problem(c.patch(path, json={"ordering": None}), 422)
 
 
 def test_status_changes_by_workspace_and_operator(env: Env) -> None:

@@ -57,6 +57,12 @@ def test_topics_subs_and_events_commands(settings_factory):
         assert listed.returncode == 0, listed.stderr
         views = orjson.loads(listed.stdout)
         assert [v["id"] for v in views] == [sub["id"]]
+        # New subscriptions are ordered per key; `ordered` stays for older readers.
+        assert (views[0]["ordering"], views[0]["max_in_flight"], views[0]["ordered"]) == (
+            "key",
+            10,
+            True,
+        )
         assert secret not in listed.stdout.decode()
 
         emitted = cli(

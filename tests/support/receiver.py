@@ -78,6 +78,8 @@ class Receiver:
         self._endpoints: dict[str, tuple[Webhook, Behaviour]] = {}
         self._counts: dict[str, int] = {}
         self._received: dict[str, list[Received]] = {}
+        self._active: dict[str, int] = {}  # requests being answered, per endpoint
+        self._most: dict[str, int] = {}  # the most ever answered at once, per endpoint
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -145,6 +147,24 @@ class Receiver:
             if hook is None or behaviour is None:
                 return web.Response(status=404)
             count = self._counts[name] = self._counts.get(name, 0) + 1
+            active = self._active[name] = self._active.get(name, 0) + 1
+            self._most[name] = max(self._most.get(name, 0), active)
+        try:
+            return await self._answer(name, request, hook, behaviour, count, body, headers)
+        finally:
+            with self._lock:
+                self._active[name] -= 1
+
+    async def _answer(
+        self,
+        name: str,
+        request: web.Request,
+        hook: Webhook,
+        behaviour: Behaviour,
+        count: int,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
         try:
             hook.verify(body, headers)
             verified, error = True, None
@@ -177,6 +197,11 @@ class Receiver:
             request.transport.abort()
             return web.Response(status=500)
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    def most_concurrent(self, name: str) -> int:
+        """The most requests ``name`` was answering at the same time."""
+        with self._lock:
+            return self._most.get(name, 0)
 
     def received(self, name: str) -> list[Received]:
         """What arrived on ``name`` so far, in arrival order."""

@@ -27,6 +27,8 @@ class SubsWriter:
         entity: str | None = None,
         timeout_ms: int = 5000,
         secret: str | None = None,
+        ordering: str | None = None,
+        max_in_flight: int | None = None,
     ) -> Subscription:
         sub = Subscription(
             id=new_subscription_id(),
@@ -35,7 +37,9 @@ class SubsWriter:
             events=tuple(events),
             secrets=(SecretEntry(secret or generate_secret()),),
             entity=entity,
-            ordered=ordered,
+            ordered=ordered if ordering is None else ordering != "none",
+            ordering=ordering,
+            max_in_flight=max_in_flight,
             timeout_ms=timeout_ms,
             status=Status.ACTIVE,
         )

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Ordering = Literal["endpoint", "none"]
+Ordering = Literal["key", "endpoint", "none"]
 Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
@@ -42,6 +42,7 @@ CLIENT_CERT_DOC = (
     "(mTLS) instead of the global one; set with client_key"
 )
 CLIENT_KEY_DOC = "PEM private key of client_cert, unencrypted; never shown again"
+MaxInFlight = Annotated[int, Field(ge=1, le=100)]
 
 
 class _Strict(BaseModel):
@@ -71,7 +72,8 @@ class SubscriptionCreate(_Strict):
     headers: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=20)] = {}
     timeout_ms: Timeout | None = None
     rate_limit: Rate | None = None
-    ordering: Ordering = "endpoint"
+    ordering: Ordering = "key"
+    max_in_flight: MaxInFlight | None = None
     asymmetric: bool = Field(
         False, description="also sign with an ed25519 key pair (v1a); see public_key"
     )
@@ -101,6 +103,7 @@ class SubscriptionPatch(_Strict):
     rate_limit: Rate | None = None
     ordering: Ordering | None = None
     asymmetric: bool | None = None
+    max_in_flight: MaxInFlight | None = None
     skip_challenge: bool | None = None
     client_cert: Pem | None = Field(None, description=CLIENT_CERT_DOC + "; null removes both")
     client_key: Pem | None = Field(None, description=CLIENT_KEY_DOC)
@@ -249,8 +252,8 @@ def subscription_json(sub: Subscription, secret: str | None = None) -> dict[str,
         "headers": [name for name, _ in sub.headers],
         "timeout_ms": sub.timeout_ms,
         "rate_limit": sub.rate_limit,
-        "ordering": "endpoint" if sub.ordered else "none",
-        "max_in_flight": 1 if sub.ordered else None,
+        "ordering": sub.scope,
+        "max_in_flight": sub.in_flight_cap,
         "status": sub.status.value,
         "status_reason": sub.status_reason,
         "public_key": sub.signing_keys[0].public_key if sub.signing_keys else None,

@@ -19,7 +19,7 @@ from worker.subscriptions.edit import (
     parse_timeout,
     split_list,
 )
-from worker.subscriptions.model import Status, Subscription
+from worker.subscriptions.model import MAX_IN_FLIGHT_RANGE, ORDERINGS, Status, Subscription
 from worker.subscriptions.service import CLI_ACTOR, Conflict, NotFound
 from worker.subscriptions.store import InvalidSubscription
 
@@ -63,8 +63,29 @@ def _add_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
         help="deliveries per second (0: unlimited)",
     )
     order = parser.add_mutually_exclusive_group()
-    order.add_argument("--unordered", dest="ordered", action="store_false", default=None)
-    order.add_argument("--ordered", dest="ordered", action="store_true", default=None)
+    order.add_argument(
+        "--ordering",
+        choices=ORDERINGS,
+        default=None,
+        help="key: in order per ordering key (default); endpoint: strict FIFO; none",
+    )
+    order.add_argument(
+        "--unordered", dest="ordering", action="store_const", const="none", help="= --ordering none"
+    )
+    order.add_argument(
+        "--ordered",
+        dest="ordering",
+        action="store_const",
+        const="endpoint",
+        help="= --ordering endpoint",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        dest="max_in_flight",
+        type=int,
+        default=None,
+        help="concurrent attempts, 1-100 (default 10; endpoint: 1)",
+    )
     parser.add_argument(
         "--asymmetric",
         action=argparse.BooleanOptionalAction,
@@ -147,7 +168,9 @@ def public_view(sub: Subscription) -> dict[str, Any]:
         ],
         "fields": list(sub.fields),
         "headers": [name for name, _ in sub.headers],
-        "ordered": sub.ordered,
+        "ordered": sub.scope != "none",
+        "ordering": sub.scope,
+        "max_in_flight": sub.in_flight_cap,
         "status": sub.status.value,
         "timeout_ms": sub.timeout_ms,
         "rate_limit": sub.rate_limit,
@@ -162,7 +185,7 @@ def public_view(sub: Subscription) -> dict[str, Any]:
 def changes_from_args(args: argparse.Namespace) -> Changes:
     """The create/update flags as :class:`Changes` (flags not given leave fields as they are)."""
     values: dict[str, Any] = {}
-    for name in ("url", "name", "description", "ordered", "asymmetric"):
+    for name in ("url", "name", "description", "ordering", "asymmetric"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     if args.events is not None:
@@ -181,6 +204,8 @@ def changes_from_args(args: argparse.Namespace) -> Changes:
         if args.rate_limit < 0:
             raise InvalidSubscription("--rate-limit must be positive (deliveries per second)")
         values["rate_limit"] = args.rate_limit or None
+    if args.max_in_flight is not None:
+        values["max_in_flight"] = _max_in_flight(args.max_in_flight)
     values.update(_client_certificate(args))
     return Changes(**values)
 
@@ -206,6 +231,13 @@ def _read_pem(path: str, flag: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not a PEM text file"
         raise InvalidSubscription(f"{flag}: cannot read {path}: {reason}") from None
+
+
+def _max_in_flight(value: int) -> int:
+    low, high = MAX_IN_FLIGHT_RANGE
+    if not low <= value <= high:
+        raise InvalidSubscription(f"--max-in-flight must be from {low} to {high}")
+    return value
 
 
 def create_subscription(

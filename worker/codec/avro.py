@@ -34,6 +34,7 @@ SCHEMA_FILES = (
     "parked",
     "redrive",
     "progress",
+    "health",
     "subscription",
     "event",
     "idempotency",

@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.avro import AvroCodec, CodecError
-from worker.model import Attempt, DeadLetter, DeliveryTask, InvalidRecord, RedriveMark
+from worker.model import (
+    Attempt,
+    DeadLetter,
+    DeliveryTask,
+    EndpointHealth,
+    InvalidRecord,
+    RedriveMark,
+)
 from worker.subscriptions.model import Condition, SecretEntry, SigningKey, Status, Subscription
 
 __all__ = ["CodecError", "RecordCodec"]
@@ -93,6 +100,15 @@ class RecordCodec:
         record = self.avro.decode_as("Progress", data)
         return record["topic"], record["ranges"]
 
+    # -- endpoint health (on parked) ---------------------------------------------------------
+    def encode_health(self, health: EndpointHealth) -> bytes:
+        return self.avro.encode(
+            "EndpointHealth", {name: getattr(health, name) for name in EndpointHealth.__slots__}
+        )
+
+    def decode_health(self, data: bytes | None) -> EndpointHealth:
+        return EndpointHealth(**self.avro.decode_as("EndpointHealth", data))
+
     # -- redrive checkpoints --------------------------------------------------------------
     def encode_redrive(self, mark: RedriveMark) -> bytes:
         return self.avro.encode(
@@ -123,6 +139,8 @@ class RecordCodec:
                 "timeout_ms": sub.timeout_ms,
                 "rate_limit": sub.rate_limit,
                 "ordered": sub.ordered,
+                "ordering": sub.ordering,
+                "max_in_flight": sub.max_in_flight,
                 "status": sub.status.value,
                 "created_ms": sub.created_ms,
                 "updated_ms": sub.updated_ms,
@@ -164,6 +182,8 @@ class RecordCodec:
             timeout_ms=r["timeout_ms"],
             rate_limit=r["rate_limit"],
             ordered=r["ordered"],
+            ordering=r["ordering"],
+            max_in_flight=r["max_in_flight"],
             status=status,
             created_ms=r["created_ms"],
             updated_ms=r["updated_ms"],

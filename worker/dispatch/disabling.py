@@ -3,8 +3,9 @@
 An endpoint is disabled after ``max_failures`` failed attempts in a row (Outpost's default is
 20), after failing continuously for ``max_failing_ms`` (Svix: 5 days), or at once on 410 Gone
 (Standard Webhooks). A success resets the count, and so does ``subs enable`` (seen as the
-status going back to ACTIVE). The counts live in the memory of the partition's owner, so a
-restart starts them afresh.
+status going back to ACTIVE). The partition's owner keeps the counts and records each streak on
+``parked`` (``health/<sub>``); a new owner restores them on assignment (see
+:meth:`FailureTracker.restore`), so a crash-looping worker cannot keep a dead endpoint enabled.
 """
 
 from __future__ import annotations
@@ -33,8 +34,20 @@ class FailureTracker:
         self._disable = disable
         self._streaks: dict[str, _Streak] = {}
 
-    def success(self, sub_id: str) -> None:
-        self._streaks.pop(sub_id, None)
+    def success(self, sub_id: str) -> bool:
+        """Record a success; True if it ended a streak."""
+        return self._streaks.pop(sub_id, None) is not None
+
+    def streak(self, sub_id: str) -> tuple[int, int] | None:
+        """(consecutive failures, failing since) of a failing endpoint, else None."""
+        streak = self._streaks.get(sub_id)
+        return (streak.failures, streak.since_ms) if streak is not None else None
+
+    def restore(self, sub_id: str, failures: int, since_ms: int) -> None:
+        """A streak recorded by a previous owner (kept if this one already counts more)."""
+        streak = self._streaks.get(sub_id)
+        if streak is None or streak.failures < failures:
+            self._streaks[sub_id] = _Streak(failures, since_ms)
 
     def reset(self, sub_id: str) -> None:
         self._streaks.pop(sub_id, None)

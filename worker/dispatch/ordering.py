@@ -1,17 +1,21 @@
-"""Per-endpoint order with retries: the state of one ordered subscription in one partition.
+"""Order with retries: the state of one lane in one partition.
 
-The design (docs/design.md): every topic the dispatcher touches is keyed by subscription
-id and co-partitioned, so the owner of partition *p* of ``deliveries`` also owns *p* of every
-``retry.<delay>`` topic and of ``parked``. For each ordered subscription it keeps a
-:class:`Lane`:
+A lane is what must go one at a time: a whole subscription in the ``endpoint`` scope, one
+ordering key of a subscription in the ``key`` scope (see :func:`lane_of`; the design is in
+docs/ordering.md). Every topic the dispatcher touches is keyed by subscription id and
+co-partitioned, so the owner of partition *p* of ``deliveries`` also owns *p* of every
+``retry.<delay>`` topic and of ``parked``. For each lane with work it keeps a :class:`Lane`:
 
 * ``busy``: the one task in flight (an ordered endpoint never has two);
 * ``waiting``: tasks read after ``busy`` while nothing has failed: held in memory only, their
   source offsets unfinished, so a crash simply replays them;
 * ``head``: the task waiting in a delay topic after a failed attempt. Once it is in the
-  delay topic, a ``head/<sub>`` marker is written to ``parked``;
+  delay topic, a ``head/<sub>`` marker (``head/<sub>/<key digest>`` for a key lane) is
+  written to ``parked``;
 * ``parked``: tasks behind the head (or left to drain after it), written to ``parked`` as
-  ``task/<sub>/<seq>`` so that ``deliveries`` can be committed past them.
+  ``task/<sub>/<seq>`` (``task/<sub>/<key digest>/<seq>`` for a key lane) so that
+  ``deliveries`` can be committed past them. In memory only their index is kept, and their
+  bodies are read back when their turn comes (:mod:`worker.dispatch.backlog`).
 
 ``seq`` is the task's offset in ``deliveries``: the order the endpoint must see. Writes to
 ``parked`` are ordered so that the topic alone tells a new owner the truth: a head marker is
@@ -23,14 +27,76 @@ lane has durably seen was already resolved or is already held.
 
 from __future__ import annotations
 
-from bisect import insort
+import hashlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
+from worker.dispatch.backlog import Backlog, Tally
 from worker.model import DeliveryTask
 
-__all__ = ["Decision", "Lane", "Work"]
+__all__ = [
+    "Decision",
+    "HeadRef",
+    "Lane",
+    "LaneId",
+    "Work",
+    "head_key",
+    "key_digest",
+    "lane_of",
+    "parse_task_key",
+    "task_key",
+]
+
+# (subscription id, 16-byte digest of the ordering key); None for a whole-endpoint lane.
+LaneId = tuple[str, bytes | None]
+
+
+def key_digest(key: bytes) -> bytes:
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+def lane_of(task: DeliveryTask) -> LaneId | None:
+    """The lane a task waits in, or None when it is not held behind any other: the ``none``
+    scope, or the ``key`` scope for an event without a key."""
+    scope = task.scope
+    if scope == "endpoint":
+        return task.subscription_id, None
+    if scope == "key" and task.ordering_key is not None:
+        return task.subscription_id, key_digest(task.ordering_key)
+    return None
+
+
+def head_key(lane: LaneId) -> bytes:
+    """The ``parked`` key of a lane's head marker."""
+    sub_id, digest = lane
+    if digest is None:
+        return f"head/{sub_id}".encode()
+    return f"head/{sub_id}/{digest.hex()}".encode()
+
+
+def task_key(lane: LaneId, seq: int) -> bytes:
+    """The ``parked`` key of a task parked behind a head (``seq`` is unique per partition)."""
+    sub_id, digest = lane
+    if digest is None:
+        return f"task/{sub_id}/{seq:020d}".encode()
+    return f"task/{sub_id}/{digest.hex()}/{seq:020d}".encode()
+
+
+def parse_task_key(key: bytes) -> tuple[str, LaneId, int] | None:
+    """``(kind, lane, seq)`` of a ``head/...`` (seq -1) or ``task/...`` key, else None."""
+    parts = key.decode("utf-8", "replace").split("/")
+    kind = parts[0]
+    try:
+        if kind == "head" and len(parts) in (2, 3):
+            digest = bytes.fromhex(parts[2]) if len(parts) == 3 else None
+            return kind, (parts[1], digest), -1
+        if kind == "task" and len(parts) in (3, 4):
+            digest = bytes.fromhex(parts[2]) if len(parts) == 4 else None
+            return kind, (parts[1], digest), int(parts[-1])
+    except ValueError:
+        return None
+    return None
 
 
 @dataclass(slots=True)
@@ -45,6 +111,19 @@ class Work:
     gen: int = 0  # assignment generation; outcomes of a revoked generation are ignored
 
 
+@dataclass(frozen=True, slots=True)
+class HeadRef:
+    """The head: which copy of which task is awaited from a delay topic (its body is there)."""
+
+    delivery_id: str
+    hop: int
+    seq: int
+
+    @classmethod
+    def of(cls, task: DeliveryTask) -> HeadRef:
+        return cls(task.delivery_id, task.hop, task.seq)
+
+
 class Decision(Enum):
     ATTEMPT = "attempt"  # start it now (the lane is now busy with it)
     WAIT = "wait"  # held in memory behind the busy task
@@ -53,28 +132,46 @@ class Decision(Enum):
     DROP = "drop"  # a replayed or stale copy: finish the source offset, do nothing
 
 
-def _seq_key(task: DeliveryTask) -> int:
-    return task.seq
+_NO_WORK: tuple[Work, ...] = ()
 
 
 @dataclass(slots=True)
 class Lane:
-    """The state of one ordered subscription within one partition."""
+    """The state of one lane (an ordered endpoint, or one key of it) within one partition.
 
+    ``waiting`` and ``backlog`` are created when first used: an idle-but-parked key lane costs
+    little. ``reading`` is set while the lane waits for its next parked body to be read back.
+    """
+
+    tally: Tally
     busy: Work | None = None
-    waiting: deque[Work] = field(default_factory=deque)
-    head: DeliveryTask | None = None
+    waiting_queue: deque[Work] | None = None
+    head: HeadRef | None = None
     head_durable: bool = False
-    parked: list[DeliveryTask] = field(default_factory=list)
+    backlog: Backlog | None = None
     max_seq: int = -1  # highest seq durably held (head or parked)
+    reading: bool = False
+
+    @property
+    def waiting(self) -> deque[Work] | tuple[Work, ...]:
+        return self.waiting_queue if self.waiting_queue is not None else _NO_WORK
+
+    @property
+    def parked_count(self) -> int:
+        return len(self.backlog) if self.backlog is not None else 0
 
     @property
     def idle(self) -> bool:
-        return self.busy is None and not self.waiting and self.head is None and not self.parked
+        return (
+            self.busy is None
+            and not self.waiting_queue
+            and self.head is None
+            and not self.parked_count
+        )
 
     @property
     def durable(self) -> bool:
-        return self.head_durable or bool(self.parked)
+        return self.head_durable or bool(self.parked_count)
 
     def on_fresh(self, work: Work) -> Decision:
         """A task read from ``deliveries``."""
@@ -85,12 +182,12 @@ class Lane:
             self.park(work.task)
             return Decision.PARK
         if self.head is not None:  # head marker not yet durable
-            self.waiting.append(work)
+            self._wait(work)
             return Decision.HOLD
         if self.busy is not None:
             if seq <= self.busy.task.seq:
                 return Decision.DROP
-            self.waiting.append(work)
+            self._wait(work)
             return Decision.WAIT
         self.busy = work
         return Decision.ATTEMPT
@@ -108,9 +205,16 @@ class Lane:
         self.busy = work
         return Decision.ATTEMPT
 
-    def park(self, task: DeliveryTask) -> None:
-        insort(self.parked, task, key=_seq_key)
+    def park(self, task: DeliveryTask, offset: int = -1) -> None:
+        """A task is parked: its body is kept until its write is acknowledged (``acked``)."""
+        if self.backlog is None:
+            self.backlog = Backlog(self.tally)
+        self.backlog.add(task.seq, offset, task if offset < 0 else None)
         self.max_seq = max(self.max_seq, task.seq)
+
+    def acked(self, seq: int, offset: int) -> None:
+        if self.backlog is not None:
+            self.backlog.acked(seq, offset)
 
     def set_head(self, task: DeliveryTask) -> None:
         """``busy`` failed and ``task`` (its next copy) is going to a delay topic."""
@@ -118,7 +222,7 @@ class Lane:
         if work is not None and work.from_parked:
             self._remove_parked(work.task)
         self.busy = None
-        self.head = task
+        self.head = HeadRef.of(task)
         self.head_durable = False
 
     def head_marker_durable(self) -> list[Work]:
@@ -127,7 +231,7 @@ class Lane:
         if self.head is not None:
             self.max_seq = max(self.max_seq, self.head.seq)
         held = list(self.waiting)
-        self.waiting.clear()
+        self.waiting_queue = None
         for work in held:
             self.park(work.task)
         return held
@@ -150,19 +254,37 @@ class Lane:
         return was_head
 
     def next_work(self, topic: str, partition: int, gen: int) -> Work | None:
-        """The task to attempt next once the lane is free, or None (makes it ``busy``)."""
+        """The task to attempt next once the lane is free, or None (makes it ``busy``). None
+        with ``reading`` set: the next parked task must first be read back."""
+        self.reading = False
         if self.busy is not None or self.head is not None:
             return None
-        if self.waiting:
-            self.busy = self.waiting.popleft()
+        if self.waiting_queue:
+            self.busy = self.waiting_queue.popleft()
+            if not self.waiting_queue:
+                self.waiting_queue = None
             return self.busy
-        if self.parked:
-            self.busy = Work(self.parked[0], topic, partition, -1, from_parked=True, gen=gen)
+        backlog = self.backlog
+        if backlog is not None and len(backlog):
+            task = backlog.first_task()
+            if task is None:
+                self.reading = True
+                return None
+            self.busy = Work(task, topic, partition, -1, from_parked=True, gen=gen)
             return self.busy
         return None
 
+    def forget(self) -> None:
+        if self.backlog is not None:
+            self.backlog.forget()
+
+    def _wait(self, work: Work) -> None:
+        if self.waiting_queue is None:
+            self.waiting_queue = deque()
+        self.waiting_queue.append(work)
+
     def _remove_parked(self, task: DeliveryTask) -> None:
-        for i, parked in enumerate(self.parked):
-            if parked.delivery_id == task.delivery_id:
-                del self.parked[i]
-                return
+        if self.backlog is not None:
+            self.backlog.remove(task.seq)
+            if not len(self.backlog):
+                self.backlog = None

@@ -63,6 +63,8 @@ class Changes:
     # to None removes the key with it.
     client_cert: str | Unset | None = UNSET
     client_key: str | Unset | None = UNSET
+    ordering: str | Unset = UNSET  # key | endpoint | none
+    max_in_flight: int | Unset | None = UNSET  # 1-100; None = the scope's default
 
     def given(self) -> dict[str, object]:
         """The fields this change sets, by name."""
@@ -82,6 +84,8 @@ def apply_changes(sub: Subscription, changes: Changes) -> Subscription:
         updates["rate_limit"] = updates["rate_limit"] or None
     if "client_cert" in updates and updates["client_cert"] is None:
         updates.setdefault("client_key", None)
+    if "ordering" in updates:
+        updates["ordered"] = updates["ordering"] != "none"
     return replace(sub, **updates)  # type: ignore[arg-type]
 
 

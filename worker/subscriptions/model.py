@@ -7,7 +7,20 @@ from enum import StrEnum
 
 from worker.outbound.tls import ClientCertificate
 
-__all__ = ["Condition", "SecretEntry", "SigningKey", "Status", "Subscription"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "MAX_IN_FLIGHT_RANGE",
+    "ORDERINGS",
+    "Condition",
+    "SecretEntry",
+    "SigningKey",
+    "Status",
+    "Subscription",
+]
+
+ORDERINGS = ("key", "endpoint", "none")  # the ordering scopes
+DEFAULT_MAX_IN_FLIGHT = 10  # concurrent attempts of a key or none subscription by default
+MAX_IN_FLIGHT_RANGE = (1, 100)
 
 
 class Status(StrEnum):
@@ -83,6 +96,25 @@ class Subscription:
         if self.client_cert is None or self.client_key is None:
             return None
         return ClientCertificate(self.client_cert, self.client_key)
+
+    # key | endpoint | none; None (stored before scopes existed): endpoint if ordered, else none
+    ordering: str | None = None
+    max_in_flight: int | None = None  # None: the default in the key scope, no cap in none
+
+    @property
+    def scope(self) -> str:
+        """The ordering scope: ``key``, ``endpoint`` or ``none``."""
+        return self.ordering or ("endpoint" if self.ordered else "none")
+
+    @property
+    def in_flight_cap(self) -> int | None:
+        """How many HTTP attempts may be in progress at once (None: no cap of its own)."""
+        scope = self.scope
+        if scope == "endpoint":
+            return 1
+        if scope == "key":
+            return self.max_in_flight or DEFAULT_MAX_IN_FLIGHT
+        return self.max_in_flight
 
     def active_secrets(self, now_ms: int) -> list[str]:
         """Secrets that sign a request sent at ``now_ms`` (newest first)."""

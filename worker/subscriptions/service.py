@@ -29,7 +29,14 @@ from worker.outbound.tls import (
 from worker.subscriptions.challenge import ChallengeFailed, run_challenge
 from worker.subscriptions.edit import Changes, apply_changes, new_signing_key
 from worker.subscriptions.index import SubscriptionIndex
-from worker.subscriptions.model import SecretEntry, Status, Subscription
+from worker.subscriptions.model import (
+    DEFAULT_MAX_IN_FLIGHT,
+    MAX_IN_FLIGHT_RANGE,
+    ORDERINGS,
+    SecretEntry,
+    Status,
+    Subscription,
+)
 from worker.subscriptions.secrets import generate_secret
 from worker.subscriptions.store import (
     InvalidSubscription,
@@ -164,6 +171,8 @@ class SubscriptionService:
             created_ms=now,
             updated_ms=now,
             changed_by=actor.id,
+            ordering="key",
+            max_in_flight=DEFAULT_MAX_IN_FLIGHT,
         )
         sub = apply_changes(blank, changes)
         self.check(sub, new_patterns=sub.events)
@@ -267,6 +276,11 @@ class SubscriptionService:
                 )
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
             raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
+        if sub.ordering is not None and sub.ordering not in ORDERINGS:
+            raise InvalidSubscription(f"ordering must be one of {', '.join(ORDERINGS)}")
+        low, high = MAX_IN_FLIGHT_RANGE
+        if sub.max_in_flight is not None and not low <= sub.max_in_flight <= high:
+            raise InvalidSubscription(f"max in flight must be from {low} to {high}")
         self._check_delivery_shape(sub)
         self._check_client_certificate(sub)
 

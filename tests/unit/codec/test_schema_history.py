@@ -86,3 +86,100 @@ def test_a_history_file_without_a_current_schema_is_refused(
     )
     with pytest.raises(ValueError, match="Ghost"):
         AvroCodec(directory)
+
+
+def _v1(name: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads(
+        (schema_dir() / "history" / f"{name}.v1.avsc").read_text()
+    )
+    return loaded
+
+
+V1_TASK = {
+    "delivery_id": "msg_1",
+    "subscription_id": "sub_1",
+    "workspace": "acme",
+    "event_id": "evt_1",
+    "event_type": "contact.updated",
+    "body": b"{}",
+    "ordered": True,
+    "event_time_ms": 1,
+    "created_ms": 2,
+    "seq": 7,
+    "attempt": 1,
+    "hop": 1,
+    "due_ms": 3,
+    "last_status": 500,
+    "last_error": None,
+    "source": "events/0/7",
+    "redrive_id": None,
+}
+
+
+def test_a_task_written_before_ordering_scopes_keeps_its_meaning() -> None:
+    codec = RecordCodec(AvroCodec())
+    ordered = codec.decode_task(_encode_with(_v1("delivery_task"), V1_TASK))
+    assert (ordered.ordering, ordered.ordering_key, ordered.scope) == (None, None, "endpoint")
+    assert (ordered.seq, ordered.hop, ordered.last_status) == (7, 1, 500)
+    loose = codec.decode_task(_encode_with(_v1("delivery_task"), {**V1_TASK, "ordered": False}))
+    assert loose.scope == "none"
+
+
+def test_a_parked_entry_and_a_dead_letter_written_before_ordering_scopes_decode() -> None:
+    codec = RecordCodec(AvroCodec())
+    kind, task = codec.decode_parked(_encode_with(_v1("parked"), {"kind": "head", "task": V1_TASK}))
+    assert kind == "head" and task.scope == "endpoint" and task.delivery_id == "msg_1"
+    letter = codec.decode_dead_letter(
+        _encode_with(
+            _v1("dead_letter"),
+            {"task": V1_TASK, "reason": "client_error", "attempts": 1, "failed_ms": 9},
+        )
+    )
+    assert letter.reason == "client_error" and letter.task.scope == "endpoint"
+
+
+def test_a_subscription_stored_before_ordering_scopes_keeps_its_behaviour() -> None:
+    v1 = _v1("subscription")
+    base = {
+        "id": "sub_1",
+        "workspace": "acme",
+        "url": "https://example.com/h",
+        "events": ["*"],
+        "secrets": [{"secret": "whsec_AAAA", "expires_ms": None}],
+    }
+    codec = RecordCodec(AvroCodec())
+    ordered = codec.decode_subscription(_encode_with(v1, {**base, "ordered": True}))
+    assert (ordered.scope, ordered.in_flight_cap) == ("endpoint", 1)
+    loose = codec.decode_subscription(_encode_with(v1, {**base, "ordered": False}))
+    assert (loose.scope, loose.in_flight_cap) == ("none", None)  # no cap of its own
+
+
+def test_new_fields_round_trip() -> None:
+    from dataclasses import replace
+
+    from worker.model import DeliveryTask
+
+    codec = RecordCodec(AvroCodec())
+    task = DeliveryTask("m", "s", "w", "e", "t", b"{}", ordering="key", ordering_key=b"contact/1")
+    assert codec.decode_task(codec.encode_task(task)) == task
+    sub = codec.decode_subscription(
+        codec.encode_subscription(
+            replace(
+                codec.decode_subscription(
+                    _encode_with(
+                        _v1("subscription"),
+                        {
+                            "id": "s",
+                            "workspace": "w",
+                            "url": "https://x",
+                            "events": ["*"],
+                            "secrets": [],
+                        },
+                    )
+                ),
+                ordering="key",
+                max_in_flight=25,
+            )
+        )
+    )
+    assert (sub.scope, sub.in_flight_cap, sub.ordering) == ("key", 25, "key")

@@ -43,3 +43,15 @@ def test_limits():
     assert rates.delay("s", 2.0, 0.0) > 0
     assert rates.delay("s", 2.0, 0.5) == 0.0
     assert rates.delay("s", None, 0.0) == 0.0
+
+
+def test_a_restored_streak_goes_on_counting():
+    calls: list = []
+    t = tracker(calls)
+    t.restore("s", 2, since_ms=0)  # recorded by the previous owner
+    assert t.streak("s") == (2, 0)
+    assert t.failure("s", 10)  # the third in a row
+    assert calls == [("s", "3 consecutive failed attempts")]
+    t.restore("s", 1, since_ms=5)  # never lowers what this owner counts
+    assert t.streak("s") == (3, 0)
+    assert t.success("s") and not t.success("s")  # True only when a streak ended

@@ -1,3 +1,4 @@
+from worker.dispatch.backlog import Tally
 from worker.dispatch.ordering import Decision, Lane, Work
 from worker.model import DeliveryTask
 
@@ -8,7 +9,7 @@ def work(seq: int, *, hop: int = 0, topic: str = "deliveries") -> Work:
 
 
 def test_one_in_flight_then_waiting_in_order():
-    lane = Lane()
+    lane = Lane(Tally())
     first, second, third = work(1), work(2), work(3)
     assert lane.on_fresh(first) is Decision.ATTEMPT
     assert lane.on_fresh(second) is Decision.WAIT
@@ -22,7 +23,7 @@ def test_one_in_flight_then_waiting_in_order():
 
 
 def test_failure_makes_a_head_and_parks_followers_once_durable():
-    lane = Lane()
+    lane = Lane(Tally())
     first = work(1)
     lane.on_fresh(first)
     lane.on_fresh(work(2))
@@ -32,7 +33,7 @@ def test_failure_makes_a_head_and_parks_followers_once_durable():
     assert lane.on_fresh(work(3)) is Decision.HOLD
     held = lane.head_marker_durable()
     assert [w.task.seq for w in held] == [2, 3]
-    assert [t.seq for t in lane.parked] == [2, 3]
+    assert parked(lane) == [2, 3]
     assert lane.on_fresh(work(4)) is Decision.PARK
     # Nothing may start while the head waits in a delay topic.
     assert lane.next_work("parked", 0, 0) is None
@@ -44,11 +45,11 @@ def test_failure_makes_a_head_and_parks_followers_once_durable():
     nxt = lane.next_work("parked", 0, 0)
     assert nxt is not None and nxt.from_parked and nxt.task.seq == 2
     lane.resolved()
-    assert [t.seq for t in lane.parked] == [3, 4]
+    assert parked(lane) == [3, 4]
 
 
 def test_replayed_tasks_at_or_below_durable_seq_are_dropped():
-    lane = Lane()
+    lane = Lane(Tally())
     lane.on_fresh(work(5))
     lane.set_head(DeliveryTask(**{**_fields(work(5).task), "hop": 1}))
     lane.head_marker_durable()
@@ -59,14 +60,49 @@ def test_replayed_tasks_at_or_below_durable_seq_are_dropped():
 
 
 def test_parked_task_that_fails_becomes_the_head():
-    lane = Lane()
+    lane = Lane(Tally())
     lane.park(work(2).task)
     lane.park(work(3).task)
     nxt = lane.next_work("parked", 0, 0)
     assert nxt is not None and nxt.task.seq == 2
     lane.set_head(DeliveryTask(**{**_fields(nxt.task), "hop": 1}))
-    assert [t.seq for t in lane.parked] == [3]
+    assert parked(lane) == [3]
     assert lane.head is not None and lane.head.seq == 2
+
+
+def parked(lane: Lane) -> list[int]:
+    return lane.backlog.seqs() if lane.backlog is not None else []
+
+
+def test_a_parked_body_leaves_memory_once_durable_and_is_read_back_for_its_turn():
+    tally = Tally()
+    lane = Lane(tally)
+    lane.on_fresh(work(1))
+    lane.set_head(DeliveryTask(**{**_fields(work(1).task), "hop": 1}))
+    lane.head_marker_durable()
+    assert lane.on_fresh(work(2)) is Decision.PARK and lane.on_fresh(work(3)) is Decision.PARK
+    assert tally.parked == 2
+    lane.acked(2, 100)
+    lane.acked(3, 101)
+    assert lane.backlog is not None and lane.backlog.wanted(10) == [(2, 100), (3, 101)]
+    assert lane.on_retry_due(Work(DeliveryTask(**{**_fields(work(1).task), "hop": 1}), "r", 0, 0))
+    assert lane.resolved() is True
+    assert lane.next_work("parked", 0, 0) is None and lane.reading  # must be read back
+    lane.backlog.fill(2, work(2).task)
+    assert tally.read_back == 1
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.from_parked and nxt.task.seq == 2 and not lane.reading
+    lane.resolved()
+    assert (tally.parked, tally.read_back, parked(lane)) == (1, 0, [3])
+    lane.forget()
+    assert (tally.parked, tally.read_back) == (0, 0)
+
+
+def test_a_body_in_memory_before_its_ack_is_used_directly():
+    lane = Lane(Tally())
+    lane.park(work(4).task)  # not yet acknowledged: its body is still here
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.task.seq == 4
 
 
 def _fields(task: DeliveryTask) -> dict:

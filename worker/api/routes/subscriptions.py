@@ -75,11 +75,19 @@ def _changes(ctx: Ctx, body: BaseModel, given: set[str]) -> Changes:
     values: dict[str, Any] = {}
     for name in given:
         value = getattr(body, name)
-        if name in ("url", "events") and value is None:
+        if name in ("url", "events", "ordering") and value is None:
             raise Problem(422, f"{name}: cannot be cleared")
         if name == "events":
             values["events"] = tuple(value)
-        elif name in ("url", "entity", "rate_limit", "client_cert", "client_key"):
+        elif name in (
+            "url",
+            "entity",
+            "rate_limit",
+            "client_cert",
+            "client_key",
+            "ordering",
+            "max_in_flight",
+        ):
             values[name] = value
         elif name in ("name", "description"):
             values[name] = value or ""
@@ -91,8 +99,6 @@ def _changes(ctx: Ctx, body: BaseModel, given: set[str]) -> Changes:
             values["headers"] = tuple((value or {}).items())
         elif name == "timeout_ms":
             values["timeout_ms"] = value or ctx.settings.default_timeout_ms
-        elif name == "ordering":
-            values["ordered"] = value != "none"
         elif name == "asymmetric":
             values["asymmetric"] = bool(value)
     return Changes(**values)

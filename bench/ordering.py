@@ -1,0 +1,284 @@
+"""``python -m bench.ordering [--scenarios 1,2,3] [--scale 1.0]``: issue 15's benchmark.
+
+1. key scope, 1,000 keys, an endpoint answering after 50 ms, max_in_flight 10: the rate
+   against 10 / 50 ms = 200/s;
+2. 300 events over 60 keys (5 each), each failing twice (retries after 1 s, then 2 s): the time
+   to deliver them all against the floor 5 x (1 s + 2 s) = 15 s (keys progress concurrently);
+3. tasks parked behind dead endpoints (one endpoint-scoped, one key-scoped over a tenth as many
+   keys as tasks): the worker's RSS and its growth per 100,000 parked, while a healthy
+   key-scoped endpoint (50 ms, max_in_flight 10, fed at 1.25 x its 200/s on its own input
+   topic) keeps its rate.
+
+Numbers are printed and written to ``bench/ordering.json``; nothing is asserted. The worker is
+a real ``python -m worker run`` process on the dev broker; receivers run in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.rig import make_settings, workers
+from tests.support.receiver import Receiver, Reply
+from tests.support.subs import SubsWriter
+from worker.config import Settings, parse_retry_delays
+from worker.kafka.clients import make_producer
+from worker.kafka.devbroker import DevBroker
+from worker.kafka.writes import produce
+from worker.subscriptions.secrets import generate_secret
+
+HERE = Path(__file__).resolve().parent
+# BENCH_SMALL_BUFFERS=1: librdkafka's prefetch (64 MB per consumer by default) and producer
+# queue (1 GB) bounded, to tell the worker's own memory from librdkafka's buffers.
+KAFKA_BUFFERS = {"queued.max.messages.kbytes": "16384", "queue.buffering.max.kbytes": "32768"}
+DELAY_S = 0.05
+CAP = 10
+
+
+def keyed_event(i: int, workspace: str, key: int) -> dict[str, Any]:
+    return {
+        "id": f"{workspace}-{i}",
+        "event": "contact.updated",
+        "workspace": workspace,
+        "entity": "contact",
+        "record": {"id": key, "name": "Jane Smith", "stage": "proposal"},
+    }
+
+
+def send(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Produce ``events`` keyed by record id (a key's events share an input partition)."""
+    producer = make_producer(settings)
+    for n, e in enumerate(events):
+        topic = settings.input_topic_list()[0]
+        produce(producer, topic, orjson.dumps(e), str(e["record"]["id"]).encode())
+        if n % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def paced(settings: Settings, stop: threading.Event) -> None:
+    """Events for the healthy endpoint at 1.25 x what it can take (10 / 50 ms): it always has
+    work, and its backlog grows slowly enough to stay within the read-ahead budget."""
+    producer = make_producer(settings)
+    topic = settings.input_topic_list()[-1]
+    rate, i, started = 1.25 * CAP / DELAY_S, 0, time.monotonic()
+    while not stop.is_set():
+        while i < (time.monotonic() - started) * rate:
+            e = keyed_event(i, "ok", i % 1000)
+            produce(producer, topic, orjson.dumps(e), str(i % 1000).encode())
+            i += 1
+        producer.poll(0)
+        time.sleep(0.01)
+    producer.flush(30)
+
+
+def successes(receiver: Receiver, name: str) -> int:
+    return len({r.json["id"] for r in receiver.received(name) if r.status_sent == 200})
+
+
+def wait(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def metric(port: int, name: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
+    keys = 1000
+    events = [keyed_event(i, "k1", i % keys) for i in range(max(2000, round(10_000 * scale)))]
+    settings = make_settings(bootstrap, "ord1", 4)
+    with Receiver() as rx:
+        secret = generate_secret()
+        url = rx.endpoint("hook", secret, lambda n, b: Reply(delay_s=DELAY_S))
+        SubsWriter(settings).create("k1", url, ["*"], secret=secret, ordering="key")
+        send(settings, events)
+        with workers(settings) as w:
+            wait(lambda: successes(rx, "hook") >= 1, 120, "no delivery")
+            low, high = round(0.1 * len(events)), round(0.9 * len(events))
+            wait(lambda: successes(rx, "hook") >= low, 600, "slow")
+            t0, n0 = time.monotonic(), successes(rx, "hook")
+            wait(lambda: successes(rx, "hook") >= high, 600, "slow")
+            seconds, n = time.monotonic() - t0, successes(rx, "hook") - n0
+            w.check()
+        rate = n / seconds
+        return {
+            "events": len(events),
+            "keys": keys,
+            "rate_per_s": round(rate, 1),
+            "limit_per_s": CAP / DELAY_S,
+            "ratio": round(rate / (CAP / DELAY_S), 3),
+            "most_concurrent": rx.most_concurrent("hook"),
+        }
+
+
+def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
+    delays = parse_retry_delays("1s,2s")
+    # Every attempt fails twice: 20 failures in a row would disable the endpoint (not measured).
+    settings = make_settings(bootstrap, "ord2", 4, retry_delays_ms=delays, disable_after_failures=0)
+    events = [keyed_event(i, "k2", i % 60) for i in range(300)]
+    tries: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def twice(n: int, body: bytes) -> Reply:
+        event_id = orjson.loads(body)["id"]
+        with lock:
+            tries[event_id] = tries.get(event_id, 0) + 1
+            return Reply(status=503 if tries[event_id] <= 2 else 200)
+
+    with Receiver() as rx:
+        secret = generate_secret()
+        url = rx.endpoint("hook", secret, twice)
+        SubsWriter(settings).create("k2", url, ["*"], secret=secret, ordering="key")
+        with workers(settings) as w:
+            w.wait_ready()
+            send(settings, events)
+            wait(lambda: len(rx.received("hook")) >= 1, 120, "no delivery")
+            started = rx.received("hook")[0].arrived
+            wait(lambda: successes(rx, "hook") >= len(events), 600, "not all delivered")
+            seconds = max(r.arrived for r in rx.received("hook")) - started
+        floor = 5 * sum(delays) / 1000
+        return {
+            "events": len(events),
+            "keys": 60,
+            "seconds": round(seconds, 2),
+            "floor_s": floor,
+            "ratio_to_floor": round(seconds / floor, 3),
+            "target_s": 1.5 * floor,
+        }
+
+
+def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
+    total = round(1_000_000 * scale)
+    half = total // 2
+    keys = max(1, round(100_000 * scale))
+    settings = make_settings(
+        bootstrap,
+        "ord3",
+        4,
+        retry_delays_ms=parse_retry_delays("1h"),  # heads wait: their followers stay parked
+        disable_after_failures=0,
+        max_in_flight_per_workspace=0,
+        kafka_properties=dict(KAFKA_BUFFERS) if os.environ.get("BENCH_SMALL_BUFFERS") else {},
+        read_ahead_bytes=int(os.environ.get("BENCH_READ_AHEAD_MB", "64")) * 1024 * 1024,
+        # The healthy endpoint's events on their own input topic: not queued behind the flood
+        # in the router's input (what is measured is the dispatcher's isolation).
+        input_topics="bench.ord3.events,bench.ord3.healthy",
+    )
+    with Receiver() as rx:
+        secret = generate_secret()
+        dead = rx.endpoint("dead", secret, lambda n, b: Reply(status=503))
+        dead_keys = rx.endpoint("deadkeys", secret, lambda n, b: Reply(status=503))
+        healthy = rx.endpoint("healthy", secret, lambda n, b: Reply(delay_s=DELAY_S))
+        writer = SubsWriter(settings)
+        writer.create("fifo", dead, ["*"], secret=secret, ordering="endpoint")
+        writer.create("keyed", dead_keys, ["*"], secret=secret, ordering="key")
+        writer.create("ok", healthy, ["*"], secret=secret, ordering="key")
+        with workers(settings) as w:
+            w.wait_ready()
+            pid, port = w.pids()[0], w.ports[0]
+            stop = threading.Event()
+            feeder = threading.Thread(target=paced, args=(settings, stop), daemon=True)
+            feeder.start()
+            # The healthy endpoint alone first: its rate once warm, and the worker's RSS.
+            wait(lambda: successes(rx, "healthy") >= 200, 120, "healthy endpoint idle")
+            alone_from, alone_n = time.monotonic(), successes(rx, "healthy")
+            time.sleep(10)
+            alone = (successes(rx, "healthy") - alone_n) / (time.monotonic() - alone_from)
+            base = rss_mb(pid)
+            started, healthy_n = time.monotonic(), successes(rx, "healthy")
+            producer = threading.Thread(
+                target=lambda: (
+                    send(settings, [keyed_event(i, "fifo", i) for i in range(half)]),
+                    send(
+                        settings, [keyed_event(i, "keyed", i % keys) for i in range(total - half)]
+                    ),
+                ),
+                daemon=True,
+            )
+            producer.start()
+            # Parked = behind a head: all but the endpoint's first and each key's first.
+            expected = total - 1 - keys
+            samples: list[tuple[float, float, float]] = []  # (seconds, parked, RSS MB)
+            while (parked := metric(port, "webhook_parked_tasks")) < expected:
+                w.check()
+                samples.append((round(time.monotonic() - started, 1), parked, rss_mb(pid)))
+                if time.monotonic() - started > 3600:
+                    raise TimeoutError("parking took over an hour")
+                time.sleep(1)
+            parked_s = time.monotonic() - started
+            during = (successes(rx, "healthy") - healthy_n) / parked_s
+            time.sleep(5)
+            end = rss_mb(pid)
+            stop.set()
+        peak = max([end, *(r for _, _, r in samples)])
+        # Growth per 100,000 parked over the second half of the parking (start-up and the
+        # first fill of librdkafka's and the read-ahead's buffers left out).
+        mid = next((x for x in samples if x[1] >= expected / 2), samples[0] if samples else None)
+        slope = (
+            (end - mid[2]) / ((expected - mid[1]) / 100_000)
+            if mid is not None and expected > mid[1]
+            else None
+        )
+        return {
+            "scale": scale,
+            "parked": expected,
+            "keys": keys,
+            "rss_base_mb": round(base, 1),
+            "rss_end_mb": round(end, 1),
+            "rss_peak_mb": round(peak, 1),
+            "growth_mb_per_100k_parked_overall": round((end - base) / (expected / 100_000), 2),
+            "growth_mb_per_100k_parked_second_half": round(slope, 2) if slope else None,
+            "parking_s": round(parked_s, 1),
+            "healthy_alone_per_s": round(alone, 1),
+            "healthy_during_per_s": round(during, 1),
+            "healthy_ratio": round(during / alone, 3) if alone else None,
+            "samples": [
+                (t, int(p), round(r, 1)) for t, p, r in samples[:: max(1, len(samples) // 20)]
+            ],
+        }
+
+
+SCENARIOS = {"1": scenario_1, "2": scenario_2, "3": scenario_3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ordering")
+    parser.add_argument("--scenarios", default="1,2,3")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--output", type=Path, default=HERE / "ordering.json")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    with DevBroker() as broker:
+        for name in args.scenarios.split(","):
+            results[name] = SCENARIOS[name](broker.bootstrap, args.scale)
+            print(name, orjson.dumps(results[name]).decode(), flush=True)
+    args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The dispatcher's scheduling state driven by hand: a fake clock, and a fake consumer that
+only records pauses and resumes (no Kafka: these are pure state tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import TopicPartition
+
+from worker.dispatch.clock import Clock
+from worker.dispatch.delays import DelayQueues
+from worker.dispatch.ordering import Work
+from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, TRICKLE_BATCH, ReadAhead
+from worker.dispatch.scheduler import Scheduler
+from worker.model import DeliveryTask
+from worker.observability.metrics import Metrics
+from worker.subscriptions.model import SecretEntry, Subscription
+
+
+class FakeClock(Clock):
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def now_ms(self) -> int:
+        return int(self.now * 1000)
+
+
+class FakeConsumer:
+    """Records what the state asked of the consumer."""
+
+    def __init__(self) -> None:
+        self.paused: set[tuple[str, int]] = set()
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in partitions}
+
+
+def sub(
+    sub_id: str, rate: float | None = None, ordering: str = "none", cap: int | None = None
+) -> Subscription:
+    return Subscription(
+        sub_id,
+        "ws",
+        "https://x",
+        ("*",),
+        (SecretEntry("whsec_x"),),
+        rate_limit=rate,
+        ordering=ordering,
+        max_in_flight=cap,
+    )
+
+
+def work(n: int, *, ws: str = "ws", sub_id: str = "s", partition: int = 0, due: int = 0) -> Work:
+    task = DeliveryTask(f"msg_{n}", sub_id, ws, f"e{n}", "x.y", b"{}", seq=n, due_ms=due)
+    return Work(task, "deliveries", partition, n)
+
+
+def scheduler(clock: Clock, *, limit: int = 10, per_ws: int = 0, subs=None) -> Scheduler:
+    table = {s.id: s for s in subs or [sub("s")]}
+    return Scheduler(max_in_flight=limit, per_workspace=per_ws, clock=clock, lookup=table.get)
+
+
+def test_starts_in_order_up_to_the_limit_and_an_end_frees_a_slot():
+    s = scheduler(FakeClock(), limit=2)
+    works = [work(i) for i in range(3)]
+    for w in works:
+        s.add(w)
+    started = list(s.starts(lambda w: True))
+    assert started == works[:2] and s.running == 2
+    assert list(s.starts(lambda w: True)) == []
+    s.ended(works[0])
+    assert list(s.starts(lambda w: True)) == [works[2]]
+
+
+def test_admit_discards_without_taking_a_slot():
+    s = scheduler(FakeClock(), limit=1)
+    a, b = work(1), work(2)
+    s.add(a)
+    s.add(b)
+    assert list(s.starts(lambda w: w is not a)) == [b]
+    assert list(s.unstarted()) == []
+
+
+def test_a_full_workspace_waits_and_goes_first_when_a_slot_frees():
+    s = scheduler(FakeClock(), per_ws=1)
+    a, b, c = work(1), work(2), work(3, ws="other")
+    for w in (a, b, c):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [a, c]
+    assert list(s.unstarted()) == [b]
+    s.add(work(4))
+    s.ended(a)
+    assert s.ready[0] is b  # the waiting one is ready before newer work
+
+
+def test_a_rate_limited_start_waits_for_the_clock():
+    clock = FakeClock()
+    s = scheduler(clock, subs=[sub("s", rate=1.0)])
+    a, b = work(1), work(2)
+    s.add(a)
+    s.add(b)
+    assert list(s.starts(lambda w: True)) == [a]
+    assert list(s.unstarted()) == [b]  # timed
+    clock.now += 0.5
+    s.release_due()
+    assert list(s.starts(lambda w: True)) == []
+    clock.now += 0.6
+    s.release_due()
+    assert list(s.starts(lambda w: True)) == [b]
+
+
+def test_a_subscription_never_has_more_than_its_max_in_flight():
+    s = scheduler(FakeClock(), subs=[sub("s", ordering="key", cap=2), sub("t")])
+    mine = [work(i) for i in range(4)]
+    other = work(9, sub_id="t")
+    for w in (*mine, other):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [mine[0], mine[1], other]
+    assert list(s.unstarted()) == mine[2:]
+    s.ended(mine[0])
+    assert list(s.starts(lambda w: True)) == [mine[2]]
+    s.ended(other)  # another subscription's end frees none of this one's slots
+    assert list(s.starts(lambda w: True)) == []
+    s.ended(mine[1])
+    assert list(s.starts(lambda w: True)) == [mine[3]]
+
+
+def test_the_cap_follows_the_scope():
+    assert sub("s", ordering="endpoint", cap=50).in_flight_cap == 1
+    assert sub("s", ordering="key").in_flight_cap == 10
+    assert sub("s", ordering="none", cap=3).in_flight_cap == 3
+
+
+def test_dropping_partitions_forgets_their_work_everywhere():
+    clock = FakeClock()
+    s = scheduler(clock, per_ws=1, subs=[sub("s"), sub("r", rate=1.0)])
+    busy, waiting = work(1, partition=1), work(2, partition=1)
+    timed_first, timed = work(3, sub_id="r", ws="w2"), work(4, sub_id="r", ws="w2", partition=1)
+    kept = work(5, partition=0, ws="w3")
+    for w in (busy, waiting, timed_first, timed, kept):
+        s.add(w)
+    list(s.starts(lambda w: w is not kept))
+    s.add(kept)
+    s.drop({1})
+    assert list(s.unstarted()) == [kept]
+
+
+def test_delay_queues_pause_until_due_and_release_in_order():
+    consumer = FakeConsumer()
+    queues = DelayQueues(consumer)  # type: ignore[arg-type]
+    first = Work(DeliveryTask("m1", "s", "ws", "e", "x", b"", due_ms=2000), "retry.1s", 0, 0)
+    second = Work(DeliveryTask("m2", "s", "ws", "e", "x", b"", due_ms=1500), "retry.1s", 0, 1)
+    queues.add(first, 1000)
+    queues.add(second, 1000)
+    assert consumer.paused == {("retry.1s", 0)}
+    released: list[Work] = []
+    queues.release(1600, released.append)
+    assert released == []  # the head is not due: nothing overtakes it
+    queues.release(2000, released.append)
+    assert released == [first, second] and consumer.paused == set()
+
+
+def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
+    consumer = FakeConsumer()
+    clock = FakeClock()
+    per_task = 100 + HELD_TASK_OVERHEAD
+    ahead = ReadAhead(
+        consumer=consumer,  # type: ignore[arg-type]
+        budget=per_task * 4,
+        max_in_flight=1,
+        clock=clock,
+        metrics=Metrics(),
+        deliveries=lambda: [TopicPartition("deliveries", 0)],
+    )
+    held = [work(i) for i in range(5)]
+    for w in held:
+        w.task.body = b"x" * 100
+        ahead.fresh(w)
+    assert ahead.batch() == POLL_BATCH
+    ahead.check(lambda: held)
+    assert ahead.paused and consumer.paused == {("deliveries", 0)}
+    ahead.count(held[:2])
+    assert ahead.paused  # not yet below half the budget
+    ahead.count(held[:1])
+    assert not ahead.paused and consumer.paused == set()
+    for w in [work(i) for i in range(10)]:
+        ahead.fresh(w)
+    assert ahead.batch() == TRICKLE_BATCH
