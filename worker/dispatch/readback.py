@@ -3,7 +3,8 @@
 A lane keeps only the index of its parked tasks (:mod:`worker.dispatch.backlog`). When its
 next task's body is not in memory the lane asks for it (``Partitions.wanting``); each loop step
 reads back a bounded window per lane, for as many lanes as the read-back budget allows, with
-one reader consumer: offsets close together are read in one pass.
+one reader consumer, in one pass per partition from the first offset wanted, for at most
+``STEP_S`` a step (what it did not reach is read on later steps).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 READ_BACK_WINDOW = 64  # parked tasks read back per lane at a time
 READ_BACK_BUDGET = 4096  # read-back bodies held at once, over all lanes
-RUN_GAP = 256  # offsets closer than this are read in one pass
+SCAN_BATCH = 1000
+STEP_S = 0.05  # how long one loop step may spend reading back (at least one record is read)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
 
@@ -55,8 +57,10 @@ class ReadBack:
         if not parts.wanting or parts.tally.read_back >= READ_BACK_BUDGET:
             return False
         chosen, wanted = self._choose(READ_BACK_BUDGET - parts.tally.read_back)
+        deadline = time.monotonic() + STEP_S
         for partition, offsets in wanted.items():
-            self._fill(partition, offsets, self._read(partition, sorted(offsets)))
+            found, reached = self._read(partition, sorted(offsets), deadline)
+            self._fill(partition, offsets, found, reached)
         for partition, lane_id in chosen:
             lane = parts.find_lane(partition, lane_id)
             nxt = parts.next_work(partition, lane_id, lane) if lane is not None else None
@@ -85,7 +89,11 @@ class ReadBack:
                 wanted.setdefault(partition, {})[offset] = (lane_id, seq)
         return chosen, wanted
 
-    def _fill(self, partition: int, offsets: _Wanted, found: dict[int, bytes]) -> None:
+    def _fill(
+        self, partition: int, offsets: _Wanted, found: dict[int, bytes], reached: int
+    ) -> None:
+        """Bodies found go to their lanes; an entry the pass went by without finding is gone
+        from ``parked``; one it did not reach is read on a later step (its lane asks again)."""
         for offset, (lane_id, seq) in offsets.items():
             lane = self._partitions.find_lane(partition, lane_id)
             if lane is None or lane.backlog is None:
@@ -93,43 +101,42 @@ class ReadBack:
             value = found.get(offset)
             if value is not None:
                 lane.backlog.fill(seq, self._codec.decode_parked(value)[1])
-            else:  # not in parked any more: skipping it beats a lane stuck for good
+            elif offset <= reached:  # gone from parked: skipping it beats a lane stuck for good
                 log.error("parked task %d of partition %d is missing", seq, partition)
                 lane.backlog.remove(seq)
 
-    def _read(self, partition: int, offsets: list[int]) -> dict[int, bytes]:
-        """The values at ``offsets`` (sorted) of one partition of ``parked``."""
+    def _read(
+        self, partition: int, offsets: list[int], deadline: float
+    ) -> tuple[dict[int, bytes], int]:
+        """The values at ``offsets`` (sorted) of one partition of ``parked``, read in one pass
+        from the first; and the offset the pass reached (it stops at ``deadline``, once it has
+        read something: the loop must keep running)."""
         if self._reader is None:
             self._reader = self._make_reader()
         reader, found = self._reader, {}
-        runs: list[list[int]] = []
-        for offset in offsets:
-            if runs and offset - runs[-1][-1] <= RUN_GAP:
-                runs[-1].append(offset)
-            else:
-                runs.append([offset])
-        deadline = time.monotonic() + REBUILD_TIMEOUT_S
-        for run in runs:
-            want, last = set(run), run[-1]
-            reader.assign([TopicPartition(self._topic, partition, run[0])])
-            done = False
-            while not done:
-                if time.monotonic() > deadline:
-                    raise RebuildError(f"could not read back {self._topic}/{partition}")
-                for message in reader.consume(500, 0.2):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            done = True
-                            continue
+        want, last = set(offsets), offsets[-1]
+        reached = offsets[0] - 1
+        reader.assign([TopicPartition(self._topic, partition, offsets[0])])
+        give_up = time.monotonic() + REBUILD_TIMEOUT_S
+        while reached < last:
+            now = time.monotonic()
+            if now > give_up:
+                raise RebuildError(f"could not read back {self._topic}/{partition}")
+            if now > deadline and reached >= offsets[0]:
+                break
+            for message in reader.consume(SCAN_BATCH, 0.05):
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
                         raise RebuildError(f"reading back {self._topic}: {error}")
-                    offset = message.offset() or 0
-                    value = message.value()
-                    if offset in want and value is not None:
-                        found[offset] = value
-                    if offset >= last:
-                        done = True
-        return found
+                    reached = max(reached, last)  # the end: nothing further to find
+                    continue
+                offset = message.offset() or 0
+                reached = max(reached, offset)
+                value = message.value()
+                if offset in want and value is not None:
+                    found[offset] = value
+        return found, reached
 
     def close(self) -> None:
         if self._reader is not None:
