@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -12,7 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_handlers", "problem_response"]
+from worker.errors import ConflictError, InvalidInput, NotFoundError
+
+__all__ = ["PROBLEM_JSON", "Problem", "install_handlers", "problem_response", "service_errors"]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -29,6 +33,20 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """The services' errors as problem documents, by their branch of the error tree:
+    NotFoundError 404, ConflictError 409, InvalidInput 422."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise Problem(404, str(exc)) from None
+    except ConflictError as exc:
+        raise Problem(409, str(exc)) from None
+    except InvalidInput as exc:
+        raise Problem(422, str(exc)) from None
 
 
 def problem_response(

@@ -22,7 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from worker.kafka.clients import close_consumer
 
-__all__ = ["Apply", "CompactedFollower"]
+__all__ = ["Apply", "CompactedFollower", "FollowedTable"]
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +123,35 @@ class CompactedFollower:
                 f"topic {self.topic} does not exist: run `webhook-worker topics ensure`"
             )
         return sorted(info.partitions)
+
+
+class FollowedTable:
+    """Base of a table kept from a compacted topic by a :class:`CompactedFollower`: start,
+    stop and readiness, with the follower's death raised as ``failure``."""
+
+    failure: type[Exception] = RuntimeError
+
+    def __init__(self) -> None:
+        self._follower: CompactedFollower | None = None
+
+    def _start(self, follower: CompactedFollower) -> None:
+        self._follower = follower
+        follower.start()
+
+    def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+
+    def ready(self) -> bool:
+        """True once caught up with the topic; raises ``failure`` if the follower died."""
+        if self._follower is None:
+            return False
+        if self._follower.error is not None:
+            name = self._follower.name
+            raise self.failure(f"{name} follower failed: {self._follower.error}")
+        return self._follower.caught_up.is_set()
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        if self._follower is not None:
+            self._follower.caught_up.wait(timeout)
+        return self.ready()

@@ -17,7 +17,7 @@ from worker.codec.avro import AvroCodec
 from worker.config import Settings
 from worker.errors import BackendError
 from worker.kafka.clients import make_consumer
-from worker.kafka.compacted import CompactedFollower
+from worker.kafka.compacted import CompactedFollower, FollowedTable
 from worker.kafka.topics import Topics
 from worker.sources.model import Source, decode_source
 from worker.subscriptions.secrets import SEALED_PREFIX, SecretBox, SecretsError
@@ -68,37 +68,21 @@ def open_secrets(source: Source, box: SecretBox | None) -> Source:
     )
 
 
-class SourceTable:
+class SourceTable(FollowedTable):
     """Sources by id, applied by the follower thread; every read is thread-safe."""
 
+    failure = SourceTableError
+
     def __init__(self, avro: AvroCodec, box: SecretBox | None) -> None:
+        super().__init__()
         self._avro = avro
         self._box = box
         self._lock = threading.Lock()
         self._sources: dict[str, Source] = {}
-        self._follower: CompactedFollower | None = None
         self.skipped = 0
 
     def follow(self, follower: CompactedFollower) -> None:
-        self._follower = follower
-        follower.start()
-
-    def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.stop()
-
-    def ready(self) -> bool:
-        """True once caught up with the topic; raises if the follower died."""
-        if self._follower is None:
-            return False
-        if self._follower.error is not None:
-            raise SourceTableError(f"sources follower failed: {self._follower.error}")
-        return self._follower.caught_up.is_set()
-
-    def wait_caught_up(self, timeout: float) -> bool:
-        if self._follower is not None:
-            self._follower.caught_up.wait(timeout)
-        return self.ready()
+        self._start(follower)
 
     def get(self, source_id: str) -> Source | None:
         return self._sources.get(source_id)  # a dict read is atomic

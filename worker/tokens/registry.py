@@ -20,7 +20,7 @@ from worker.codec.avro import AvroCodec
 from worker.config import Settings
 from worker.errors import BackendError
 from worker.kafka.clients import make_consumer
-from worker.kafka.compacted import CompactedFollower
+from worker.kafka.compacted import CompactedFollower, FollowedTable
 from worker.kafka.topics import Topics
 from worker.tokens.format import hash_matches, parse_token, token_hash
 from worker.tokens.model import Principal, TokenRecord, decode_token
@@ -38,39 +38,23 @@ class TokenRegistryError(BackendError):
     """The api-tokens topic cannot be followed (missing topic, broker error)."""
 
 
-class TokenRegistry:
+class TokenRegistry(FollowedTable):
     """The tokens of ``api-tokens``, applied by the follower thread (:meth:`follow`, or
     :func:`open_registry`); every read is thread-safe."""
 
+    failure = TokenRegistryError
+
     def __init__(self, avro: AvroCodec) -> None:
+        super().__init__()
         self._avro = avro
         self._lock = threading.Lock()
         self._tokens: dict[str, TokenRecord] = {}
         self._revoke_listeners: builtins.list[RevokeListener] = []
-        self._follower: CompactedFollower | None = None
         self.skipped = 0
 
     def follow(self, consumer: Consumer, topic: str) -> None:
         """Start following ``topic`` with ``consumer`` (group-less, partition EOF on)."""
-        self._follower = CompactedFollower(consumer, topic, self.apply, "api-tokens")
-        self._follower.start()
-
-    def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.stop()
-
-    def ready(self) -> bool:
-        """True once caught up with the topic; raises if the follower died."""
-        if self._follower is None:
-            return False
-        if self._follower.error is not None:
-            raise TokenRegistryError(f"api-tokens follower failed: {self._follower.error}")
-        return self._follower.caught_up.is_set()
-
-    def wait_caught_up(self, timeout: float) -> bool:
-        if self._follower is not None:
-            self._follower.caught_up.wait(timeout)
-        return self.ready()
+        self._start(CompactedFollower(consumer, topic, self.apply, "api-tokens"))
 
     def on_revoke(self, listener: RevokeListener) -> None:
         """Call ``listener(token_id)`` on the follower thread whenever a revoked record or a

@@ -5,8 +5,6 @@ gate calls directly (no bearer, no routing)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -15,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.api.context import ApiContext
 from worker.api.deps import Ctx, Limit, WorkspaceScope
 from worker.api.models import RollIn
-from worker.api.problems import Problem
+from worker.api.problems import Problem, service_errors
 from worker.config import ConfigError, parse_duration
 from worker.deliverylog.cursor import BadCursor, decode_cursor, encode_cursor, filters_digest
 from worker.sources.model import source_json
-from worker.sources.service import InvalidSource, SourceNotFound, SourceService
+from worker.sources.service import SourceService
 
 __all__ = ["router"]
 
@@ -60,20 +58,10 @@ def _service(ctx: ApiContext) -> SourceService:
     return ctx.sources
 
 
-@contextmanager
-def _problems() -> Iterator[None]:
-    try:
-        yield
-    except SourceNotFound as exc:
-        raise Problem(404, str(exc)) from None
-    except InvalidSource as exc:
-        raise Problem(422, str(exc)) from None
-
-
 @router.post("", status_code=201, response_model=SourceOut)
 def create(ctx: Ctx, scope: WorkspaceScope, body: SourceCreate) -> dict[str, Any]:
     """Create a source (and its topic when missing); the answer holds its secret, once."""
-    with _problems():
+    with service_errors():
         source, secret = _service(ctx).create(
             scope.workspace, body.name, body.topic, body.verify, actor=scope.actor.id
         )
@@ -111,7 +99,7 @@ def list_sources(
 
 @router.get("/{id}", response_model=SourceOut)
 def read(ctx: Ctx, scope: WorkspaceScope, source_id: SourceId) -> dict[str, Any]:
-    with _problems():
+    with service_errors():
         source = _service(ctx).get(source_id, scope.workspace)
     return source_json(source, ctx.settings.public_url)
 
@@ -119,7 +107,7 @@ def read(ctx: Ctx, scope: WorkspaceScope, source_id: SourceId) -> dict[str, Any]
 @router.delete("/{id}", status_code=204)
 def delete(ctx: Ctx, scope: WorkspaceScope, source_id: SourceId) -> Response:
     """Remove the source: its URL answers 404 from then on (its topic stays)."""
-    with _problems():
+    with service_errors():
         _service(ctx).delete(source_id, workspace=scope.workspace)
     return Response(status_code=204)
 
@@ -133,7 +121,7 @@ def roll_secret(
         grace = parse_duration(body.grace if body is not None else "24h")
     except ConfigError as exc:
         raise Problem(422, f"grace: {exc}") from None
-    with _problems():
+    with service_errors():
         source, secret = _service(ctx).roll_secret(
             source_id, grace, actor=scope.actor.id, workspace=scope.workspace
         )

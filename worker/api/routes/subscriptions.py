@@ -4,8 +4,7 @@ HTTP to it and its errors to problem documents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Response
@@ -28,14 +27,12 @@ from worker.api.models import (
     TestOut,
     subscription_json,
 )
-from worker.api.problems import Problem
+from worker.api.problems import Problem, service_errors
 from worker.config import ConfigError, parse_duration
 from worker.deliverylog.cursor import BadCursor, decode_cursor, encode_cursor, filters_digest
 from worker.subscriptions.edit import Changes
 from worker.subscriptions.model import Condition, Status
-from worker.subscriptions.service import Conflict, LimitReached, NotFound
-from worker.subscriptions.store import InvalidSubscription
-from worker.subscriptions.testfire import NotSubscribed, as_json, fire
+from worker.subscriptions.testfire import as_json, fire
 
 __all__ = ["router"]
 
@@ -43,21 +40,6 @@ router = APIRouter(prefix="/v1/workspaces/{ws}/subscriptions", tags=["subscripti
 T = TypeVar("T")
 EXCERPT = 500
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
-
-
-@contextmanager
-def _problems() -> Iterator[None]:
-    """The service's errors as problem documents."""
-    try:
-        yield
-    except NotFound as exc:
-        raise Problem(404, str(exc)) from None
-    except LimitReached as exc:
-        raise Problem(409, str(exc)) from None
-    except Conflict as exc:
-        raise Problem(409, str(exc)) from None
-    except (InvalidSubscription, NotSubscribed) as exc:
-        raise Problem(422, str(exc)) from None
 
 
 def _conditions(filters: list[FilterIn]) -> tuple[Condition, ...]:
@@ -123,7 +105,7 @@ def create(
     changes = _changes(ctx, body, body.model_fields_set | {"events", "url"})
 
     def run() -> tuple[int, dict[str, Any]]:
-        with _problems():
+        with service_errors():
             sub = ctx.service.create(
                 scope.workspace, changes, actor=scope.actor, challenge=challenge
             )
@@ -183,7 +165,7 @@ def patch(ctx: Ctx, scope: WorkspaceScope, sub: Sub, body: SubscriptionPatch) ->
     be cleared); a new URL is challenged again."""
     challenge = _challenge(scope, body.skip_challenge)
     given = body.model_fields_set - {"skip_challenge"}
-    with _problems():
+    with service_errors():
         changed = ctx.service.update(
             sub.id,
             _changes(ctx, body, given),
@@ -196,7 +178,7 @@ def patch(ctx: Ctx, scope: WorkspaceScope, sub: Sub, body: SubscriptionPatch) ->
 
 @router.delete("/{id}", status_code=204)
 def delete(ctx: Ctx, scope: WorkspaceScope, sub: Sub) -> Response:
-    with _problems():
+    with service_errors():
         ctx.service.delete(sub.id, actor=scope.actor, workspace=scope.workspace)
     return Response(status_code=204)
 
@@ -216,7 +198,7 @@ def disable(ctx: Ctx, scope: WorkspaceScope, sub: Sub) -> dict[str, Any]:
 
 
 def _status(action: Callable[[], Any]) -> dict[str, Any]:
-    with _problems():
+    with service_errors():
         return subscription_json(action())
 
 
@@ -232,7 +214,7 @@ def roll_secret(
         raise Problem(422, f"grace: {exc}") from None
     if grace > 7 * 86_400_000:
         raise Problem(422, "grace: at most 7d")
-    with _problems():
+    with service_errors():
         rolled, secret = ctx.service.roll_secret(
             sub.id, grace, actor=scope.actor, workspace=scope.workspace
         )
@@ -246,7 +228,7 @@ def test(ctx: Ctx, sub: Sub, body: TestIn | None = None) -> dict[str, Any]:
     known = ctx.catalogue is None or event_type is None or ctx.catalogue.get(event_type)
     if not known:
         raise Problem(422, f"event_type: {event_type} is not a catalogued event type")
-    with _problems():
+    with service_errors():
         result = fire(sub, ctx.settings, catalogue=ctx.catalogue, event_type=event_type)
     view = as_json(result)
     view.pop("truncated")
