@@ -18,7 +18,6 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from worker.codec.records import RecordCodec
 from worker.dispatch.ordering import LaneId, Work
 from worker.dispatch.partitions import Partitions
-from worker.dispatch.rebuild import REBUILD_TIMEOUT_S, RebuildError
 
 __all__ = ["READ_BACK_BUDGET", "READ_BACK_WINDOW", "ReadBack"]
 
@@ -27,6 +26,7 @@ log = logging.getLogger(__name__)
 READ_BACK_WINDOW = 64  # parked tasks read back per lane at a time
 READ_BACK_BUDGET = 4096  # read-back bodies held at once, over all lanes
 SCAN_BATCH = 1000
+STALL_S = 0.5  # the longest a step waits for the first record of a read-back
 STEP_S = 0.05  # how long one loop step may spend reading back (at least one record is read)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
@@ -109,26 +109,29 @@ class ReadBack:
         self, partition: int, offsets: list[int], deadline: float
     ) -> tuple[dict[int, bytes], int]:
         """The values at ``offsets`` (sorted) of one partition of ``parked``, read in one pass
-        from the first; and the offset the pass reached (it stops at ``deadline``, once it has
-        read something: the loop must keep running)."""
+        from the first; and the offset the pass reached (it stops at ``deadline`` once it has
+        read something, or after ``STALL_S`` without: the loop must keep running)."""
         if self._reader is None:
             self._reader = self._make_reader()
-        reader, found = self._reader, {}
+        reader = self._reader
+        found: dict[int, bytes] = {}
         want, last = set(offsets), offsets[-1]
         reached = offsets[0] - 1
         reader.assign([TopicPartition(self._topic, partition, offsets[0])])
-        give_up = time.monotonic() + REBUILD_TIMEOUT_S
+        # Without a first record (a broker outage, a slow fetch) a step gives up after
+        # STALL_S and the lanes ask again on a later step: the loop must keep running, and
+        # /healthz and /readyz answering, however long the broker is away.
+        stall_until = time.monotonic() + STALL_S
         while reached < last:
             now = time.monotonic()
-            if now > give_up:
-                raise RebuildError(f"could not read back {self._topic}/{partition}")
-            if now > deadline and reached >= offsets[0]:
+            if now > deadline and (reached >= offsets[0] or now > stall_until):
                 break
             for message in reader.consume(SCAN_BATCH, 0.05):
                 error = message.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:
-                        raise RebuildError(f"reading back {self._topic}: {error}")
+                        log.warning("reading back %s/%d: %s", self._topic, partition, error)
+                        return found, reached  # tried again on a later step
                     reached = max(reached, last)  # the end: nothing further to find
                     continue
                 offset = message.offset() or 0
