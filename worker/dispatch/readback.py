@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 READ_BACK_WINDOW = 64  # parked tasks read back per lane at a time
 READ_BACK_BUDGET = 4096  # read-back bodies held at once, over all lanes
 SCAN_BATCH = 1000
-STALL_S = 0.5  # the longest a step waits for the first record of a read-back
+STALL_S = 1.5  # the longest a step waits for the first record of a read-back (> one fetch)
 STEP_S = 0.05  # how long one loop step may spend reading back (at least one record is read)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
@@ -109,8 +109,8 @@ class ReadBack:
         self, partition: int, offsets: list[int], deadline: float
     ) -> tuple[dict[int, bytes], int]:
         """The values at ``offsets`` (sorted) of one partition of ``parked``, read in one pass
-        from the first; and the offset the pass reached (it stops at ``deadline`` once it has
-        read something, or after ``STALL_S`` without: the loop must keep running)."""
+        from the first; and the offset the pass reached (short of the last one only when no
+        record came for ``STALL_S``)."""
         if self._reader is None:
             self._reader = self._make_reader()
         reader = self._reader
@@ -118,13 +118,12 @@ class ReadBack:
         want, last = set(offsets), offsets[-1]
         reached = offsets[0] - 1
         reader.assign([TopicPartition(self._topic, partition, offsets[0])])
-        # Without a first record (a broker outage, a slow fetch) a step gives up after
-        # STALL_S and the lanes ask again on a later step: the loop must keep running, and
-        # /healthz and /readyz answering, however long the broker is away.
-        stall_until = time.monotonic() + STALL_S
+        # Reads until every wanted offset is passed; a pass that gets no record for STALL_S (a
+        # broker outage) gives up for this step and the lanes ask again on a later one: the
+        # loop keeps running, and /healthz and /readyz answering, however long the broker is away.
+        last_record = time.monotonic()
         while reached < last:
-            now = time.monotonic()
-            if now > deadline and (reached >= offsets[0] or now > stall_until):
+            if time.monotonic() - last_record > STALL_S:
                 break
             for message in reader.consume(SCAN_BATCH, 0.05):
                 error = message.error()
@@ -134,6 +133,7 @@ class ReadBack:
                         return found, reached  # tried again on a later step
                     reached = max(reached, last)  # the end: nothing further to find
                     continue
+                last_record = time.monotonic()
                 offset = message.offset() or 0
                 reached = max(reached, offset)
                 value = message.value()
