@@ -3,8 +3,9 @@
 A lane keeps only the index of its parked tasks (:mod:`worker.dispatch.backlog`). When its
 next task's body is not in memory the lane asks for it (``Partitions.wanting``); each loop step
 reads back a bounded window per lane, for as many lanes as the read-back budget allows, with
-one reader consumer, in one pass per partition from the first offset wanted, for at most
-``STEP_S`` a step (what it did not reach is read on later steps).
+one reader consumer, in one pass per partition from the first offset wanted to the last (a
+pass that gets no record for ``STALL_S``, as in a broker outage, stops, and what it did not
+reach is read on a later step).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ READ_BACK_WINDOW = 64  # parked tasks read back per lane at a time
 READ_BACK_BUDGET = 4096  # read-back bodies held at once, over all lanes
 SCAN_BATCH = 1000
 STALL_S = 1.5  # the longest a step waits for the first record of a read-back (> one fetch)
-STEP_S = 0.05  # how long one loop step may spend reading back (at least one record is read)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
 
@@ -57,9 +57,8 @@ class ReadBack:
         if not parts.wanting or parts.tally.read_back >= READ_BACK_BUDGET:
             return False
         chosen, wanted = self._choose(READ_BACK_BUDGET - parts.tally.read_back)
-        deadline = time.monotonic() + STEP_S
         for partition, offsets in wanted.items():
-            found, reached = self._read(partition, sorted(offsets), deadline)
+            found, reached = self._read(partition, sorted(offsets))
             self._fill(partition, offsets, found, reached)
         for partition, lane_id in chosen:
             lane = parts.find_lane(partition, lane_id)
@@ -105,9 +104,7 @@ class ReadBack:
                 log.error("parked task %d of partition %d is missing", seq, partition)
                 lane.backlog.remove(seq)
 
-    def _read(
-        self, partition: int, offsets: list[int], deadline: float
-    ) -> tuple[dict[int, bytes], int]:
+    def _read(self, partition: int, offsets: list[int]) -> tuple[dict[int, bytes], int]:
         """The values at ``offsets`` (sorted) of one partition of ``parked``, read in one pass
         from the first; and the offset the pass reached (short of the last one only when no
         record came for ``STALL_S``)."""
