@@ -125,10 +125,9 @@ class IdempotencyStore:
                 self._write(k, workspace, key, None, digest, 0, "", now)
                 raise
             response = orjson.dumps(answer).decode()
-            self._write(k, workspace, key, "done", digest, status, self._seal(response), now)
-            self.apply(
-                k, self._encode(workspace, key, "done", digest, status, self._seal(response), now)
-            )
+            sealed = self._seal(response)
+            # Applied here too, so a repeat on this replica finds it before the follower does.
+            self.apply(k, self._write(k, workspace, key, "done", digest, status, sealed, now))
             return status, answer
         finally:
             with self._lock:
@@ -168,10 +167,12 @@ class IdempotencyStore:
         status: int,
         response: str,
         at: int,
-    ) -> None:
+    ) -> bytes | None:
+        """Write the record (None: a tombstone) and wait for the broker; returns its value."""
         value = (
             None
             if state is None
             else self._encode(workspace, key, state, digest, status, response, at)
         )
         produce_acked(self._producer, self._topic, value, k)
+        return value
