@@ -22,11 +22,60 @@ from worker.subscriptions.model import Subscription
 __all__ = ["Scheduler"]
 
 
+class _FairQueue:
+    """Works waiting for a slot of one workspace, served round robin by subscription: an
+    ordered lane's next task waits behind at most one task of every other subscription, not
+    behind a flood of unordered ones."""
+
+    __slots__ = ("_by_sub",)
+
+    def __init__(self) -> None:
+        self._by_sub: dict[str, deque[Work]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_sub)
+
+    def __iter__(self) -> Iterator[Work]:
+        return itertools.chain.from_iterable(self._by_sub.values())
+
+    def push(self, work: Work) -> None:
+        sub_id = work.task.subscription_id
+        queue = self._by_sub.get(sub_id)
+        if queue is None:
+            queue = self._by_sub[sub_id] = deque()
+        queue.append(work)
+
+    def pop(self) -> Work | None:
+        """The next subscription's oldest work (that subscription goes to the back)."""
+        if not self._by_sub:
+            return None
+        sub_id, queue = next(iter(self._by_sub.items()))
+        work = queue.popleft()
+        del self._by_sub[sub_id]
+        if queue:
+            self._by_sub[sub_id] = queue
+        return work
+
+    def keep(self, wanted: Callable[[Work], bool]) -> None:
+        for sub_id, queue in list(self._by_sub.items()):
+            kept = deque(w for w in queue if wanted(w))
+            if kept:
+                self._by_sub[sub_id] = kept
+            else:
+                del self._by_sub[sub_id]
+
+
 class Scheduler:
     """Ready, rate-limited and workspace-waiting work, and the attempt slots.
 
     ``admit`` is asked before a work takes a slot; False discards it (a revoked generation,
-    or a copy that must not be sent: the callback settles it)."""
+    or a copy that must not be sent: the callback settles it).
+
+    A work waiting for its workspace's slot or its subscription's is made ready when a slot
+    frees: an attempt ends, or a work that would have taken it does not (refused, or held
+    by a rate limit or a subscription cap). Every such event promotes the next waiting work,
+    so nothing waits while a slot it could take is free.
+    """
 
     def __init__(
         self,
@@ -44,7 +93,7 @@ class Scheduler:
         self.ready: deque[Work] = deque()
         self._timed: list[tuple[float, int, Work]] = []  # rate-limited starts (heap)
         self._timed_seq = itertools.count()
-        self._ws_waiting: dict[str, deque[Work]] = {}
+        self._ws_waiting: dict[str, _FairQueue] = {}
         self._sub_running: dict[str, int] = {}
         self._sub_waiting: dict[str, deque[Work]] = {}
         self.running = 0
@@ -63,31 +112,37 @@ class Scheduler:
         now = self._clock.monotonic()
         while self.ready and self.running < self._limit:
             work = self.ready.popleft()
+            workspace, sub_id = work.task.workspace, work.task.subscription_id
             if not admit(work):
+                self._promote_sub(sub_id)
+                self._promote_workspace(workspace)
                 continue
-            workspace = work.task.workspace
             if not self._slots.try_take(workspace):
-                self._ws_waiting.setdefault(workspace, deque()).append(work)
+                queue = self._ws_waiting.get(workspace)
+                if queue is None:
+                    queue = self._ws_waiting[workspace] = _FairQueue()
+                queue.push(work)
                 continue
-            sub_id = work.task.subscription_id
             sub = self._lookup(sub_id)
             cap = sub.in_flight_cap if sub is not None else None
             sub_running = self._sub_running.get(sub_id, 0)
             if cap is not None and sub_running >= cap:
                 self._slots.give_back(workspace)
                 self._sub_waiting.setdefault(sub_id, deque()).append(work)
+                self._promote_workspace(workspace)
                 continue
             wait = self._rates.delay(sub_id, sub.rate_limit, now) if sub is not None else 0.0
             if wait > 0:
                 self._slots.give_back(workspace)
                 heapq.heappush(self._timed, (now + wait, next(self._timed_seq), work))
+                self._promote_workspace(workspace)
                 continue
             self.running += 1
             self._sub_running[sub_id] = sub_running + 1
             yield work
 
     def ended(self, work: Work) -> None:
-        """An attempt ended: its slots are free, and its workspace's next waiting work is
+        """An attempt ended: its slots are free, and the next work waiting for either is
         ready first."""
         self.running -= 1
         workspace, sub_id = work.task.workspace, work.task.subscription_id
@@ -97,12 +152,24 @@ class Scheduler:
             self._sub_running[sub_id] = left
         else:
             self._sub_running.pop(sub_id, None)
-        for waiting_by, name in ((self._sub_waiting, sub_id), (self._ws_waiting, workspace)):
-            waiting = waiting_by.get(name)
-            if waiting:
-                self.ready.appendleft(waiting.popleft())
-                if not waiting:
-                    del waiting_by[name]
+        self._promote_sub(sub_id)
+        self._promote_workspace(workspace)
+
+    def _promote_sub(self, sub_id: str) -> None:
+        waiting = self._sub_waiting.get(sub_id)
+        if waiting:
+            self.ready.appendleft(waiting.popleft())
+            if not waiting:
+                del self._sub_waiting[sub_id]
+
+    def _promote_workspace(self, workspace: str) -> None:
+        queue = self._ws_waiting.get(workspace)
+        if queue is not None:
+            work = queue.pop()
+            if work is not None:
+                self.ready.appendleft(work)
+            if not queue:
+                del self._ws_waiting[workspace]
 
     def unstarted(self) -> Iterator[Work]:
         """Every work held here that has not started."""
@@ -112,15 +179,27 @@ class Scheduler:
         yield from itertools.chain.from_iterable(self._sub_waiting.values())
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget the works of partitions no longer owned."""
+        """Forget the works of partitions no longer owned; a dropped ready work may have been
+        promoted into a free slot, so every queue that still waits promotes one."""
         gone = set(partitions)
-        self.ready = deque(w for w in self.ready if w.partition not in gone)
-        self._timed = [t for t in self._timed if t[2].partition not in gone]
+
+        def kept(w: Work) -> bool:
+            return w.partition not in gone
+
+        self.ready = deque(w for w in self.ready if kept(w))
+        self._timed = [t for t in self._timed if kept(t[2])]
         heapq.heapify(self._timed)
-        for waiting_by in (self._ws_waiting, self._sub_waiting):
-            for name, queue in list(waiting_by.items()):
-                kept = deque(w for w in queue if w.partition not in gone)
-                if kept:
-                    waiting_by[name] = kept
-                else:
-                    del waiting_by[name]
+        for workspace, queue in list(self._ws_waiting.items()):
+            queue.keep(kept)
+            if not queue:
+                del self._ws_waiting[workspace]
+        for sub_id, waiting in list(self._sub_waiting.items()):
+            remaining = deque(w for w in waiting if kept(w))
+            if remaining:
+                self._sub_waiting[sub_id] = remaining
+            else:
+                del self._sub_waiting[sub_id]
+        for sub_id in list(self._sub_waiting):
+            self._promote_sub(sub_id)
+        for workspace in list(self._ws_waiting):
+            self._promote_workspace(workspace)

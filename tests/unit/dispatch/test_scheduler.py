@@ -192,3 +192,52 @@ def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
     for w in [work(i) for i in range(10)]:
         ahead.fresh(w)
     assert ahead.batch() == TRICKLE_BATCH
+
+
+def test_a_refused_promotion_passes_the_free_slot_on():
+    # After a restart, replayed copies of settled deliveries are refused at the door: each
+    # one promoted into a freed workspace slot must hand that slot to the next waiting work.
+    s = scheduler(FakeClock(), per_ws=1)
+    a, b, c = work(1), work(2), work(3)
+    for w in (a, b, c):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [a]
+    s.ended(a)
+    assert list(s.starts(lambda w: w is not b)) == [c]
+    assert list(s.unstarted()) == []
+
+
+def test_a_workspace_serves_its_subscriptions_in_turn():
+    s = scheduler(FakeClock(), per_ws=1, subs=[sub("flood"), sub("o", ordering="endpoint")])
+    flood = [work(i, sub_id="flood") for i in range(50)]
+    ordered = work(99, sub_id="o")
+    for w in (*flood, ordered):
+        s.add(w)
+    started = list(s.starts(lambda w: True))
+    assert started == [flood[0]]
+    s.ended(flood[0])
+    assert list(s.starts(lambda w: True)) == [flood[1]]
+    s.ended(flood[1])
+    assert list(s.starts(lambda w: True)) == [ordered]  # not behind the other 48
+
+
+def test_a_slot_given_back_by_a_capped_or_limited_work_goes_to_the_next():
+    s = scheduler(FakeClock(), per_ws=1, subs=[sub("r", rate=1.0), sub("t")])
+    r1, r2, t = work(1, sub_id="r"), work(2, sub_id="r"), work(3, sub_id="t")
+    for w in (r1, r2, t):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [r1]
+    s.ended(r1)
+    # r2 must wait for its rate limit: the workspace's slot goes to t meanwhile.
+    assert list(s.starts(lambda w: True)) == [t]
+
+
+def test_dropping_a_promoted_work_promotes_the_next():
+    s = scheduler(FakeClock(), per_ws=1)
+    a, b, c = work(1), work(2, partition=1), work(3)
+    for w in (a, b, c):
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [a]
+    s.ended(a)  # b is promoted into the free slot...
+    s.drop({1})  # ...and its partition is revoked before it starts
+    assert list(s.starts(lambda w: True)) == [c]
