@@ -28,7 +28,7 @@ The tree (defined next to the code that raises each, listed here)::
     ├── BackendError (RuntimeError): Kafka, a table or a local store failed
     │   └── TopicsError, DevBrokerError, ScanError, TableError, TokenRegistryError,
     │       SourceTableError, LogError, RebuildError, WriteFailed, SpentUnknown,
-    │       RecoveryFailed, SecretsError (wrong or missing WEBHOOK_SECRETS_KEY)
+    │       RecoveryFailed, StageFailedError, SecretsError (wrong or missing WEBHOOK_SECRETS_KEY)
     └── CommandError: a command failed (worker.cli.common), with its exit status
 
 Not in the tree, on purpose: :class:`worker.api.problems.Problem` and its ``BodyTooLarge``

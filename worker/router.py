@@ -23,7 +23,7 @@ from worker.config import Settings
 from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
-from worker.kafka.pacing import IdlePacer
+from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeliveryTask, Event, InvalidRecord
@@ -107,10 +107,17 @@ class Router:
         self._table_ready = table_ready
         self._heartbeat = heartbeat
         self._offsets = OffsetBook()
-        self._fatal: str | None = None
+        self._fatal = FatalLatch()
         self._assigned = False
-        self._next_lag_report = 0.0
-        self._lag = LagReporter(consumer, f"{settings.group_id}-router", metrics)
+        self._loop = StageLoop(
+            name="router",
+            consumer=consumer,
+            producer=producer,
+            offsets=self._offsets,
+            lag=LagReporter(consumer, f"{settings.group_id}-router", metrics),
+            fatal=self._fatal,
+            heartbeat=heartbeat,
+        )
 
     @property
     def assigned(self) -> bool:
@@ -121,33 +128,21 @@ class Router:
         while not self._table_ready():
             self._heartbeat()
             if stop.is_set():
+                close_consumer(self._consumer, "router")
                 return
             await asyncio.sleep(0.05)
-        self._consumer.subscribe(
-            self._settings.input_topic_list(),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-        pacer = IdlePacer()
-        try:
-            while not stop.is_set():
-                self._heartbeat()
-                messages = self._consumer.consume(POLL_BATCH, timeout=0)
-                for message in messages:
-                    self._route(message)
-                self._producer.poll(0)
-                self._offsets.store(self._consumer)
-                if time.monotonic() >= self._next_lag_report:
-                    self._next_lag_report = time.monotonic() + 2.0
-                    self._lag.report()
-                if self._fatal:
-                    raise RuntimeError(self._fatal)
-                await asyncio.sleep(pacer.pause(bool(messages)))
-            self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
-            self._offsets.store(self._consumer)
-        finally:
-            close_consumer(self._consumer, "router")
+        await self._loop.run(self, self._settings.input_topic_list(), stop)
+
+    # -- the stage (run by StageLoop) ----------------------------------------------------
+
+    def step(self) -> bool:
+        messages = self._consumer.consume(POLL_BATCH, timeout=0)
+        for message in messages:
+            self._route(message)
+        return bool(messages)
+
+    async def drain(self) -> None:
+        self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
 
     def _route(self, message: Message) -> None:
         begun = self._offsets.begin(message)
@@ -188,7 +183,7 @@ class Router:
         def acked(err: KafkaError | None, _msg: Message) -> None:
             nonlocal remaining
             if err is not None:
-                self._fatal = f"write to {self._topics.deliveries} failed: {err}"
+                self._fatal.set(f"write to {self._topics.deliveries} failed: {err}")
                 return
             remaining -= 1
             if remaining == 0:
@@ -239,7 +234,7 @@ class Router:
 
         def acked(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
-                self._fatal = f"write to {self._topics.invalid_events} failed: {err}"
+                self._fatal.set(f"write to {self._topics.invalid_events} failed: {err}")
             else:
                 tracker.finish(offset)
 
@@ -251,15 +246,15 @@ class Router:
             acked,
         )
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._producer.flush(10)
         self._offsets.commit(consumer)
-        self._on_lost(consumer, partitions)
+        self.on_lost(consumer, partitions)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost (the session expired, e.g. the broker was unreachable): another member may own
         # them now, so there is nothing to commit, and a flush would block the loop for
         # nothing. Queued writes still go out when the broker is back.

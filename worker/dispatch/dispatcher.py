@@ -8,7 +8,8 @@ acknowledged (see :mod:`worker.kafka.offsets`).
 
 The state lives in its own modules: what may start (:mod:`~worker.dispatch.scheduler`), what is
 owned per partition (:mod:`~worker.dispatch.partitions`), how far ahead to read
-(:mod:`~worker.dispatch.readahead`). The dispatcher holds the loop, the attempt and the drain.
+(:mod:`~worker.dispatch.readahead`); the run loop is :mod:`worker.kafka.stage`. The dispatcher
+holds one step of it, the attempt and the drain.
 
 Delay topics are read in order; a record that is not yet due pauses its partition (never a
 sleep in the loop) and the partition is resumed when it falls due. Ordered subscriptions go
@@ -18,7 +19,6 @@ through :class:`worker.dispatch.ordering.Lane`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -39,10 +39,9 @@ from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, ReadAhead, held_bytes
 from worker.dispatch.readback import ReadBack
 from worker.dispatch.scheduler import Scheduler
-from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
-from worker.kafka.pacing import IdlePacer
+from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.memory import release_free_memory
 from worker.observability.metrics import Metrics
@@ -60,7 +59,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5  # how often finished-past-commit offsets are recorded
 HOUSEKEEPING_INTERVAL_S = 0.2
-LAG_REPORT_INTERVAL_S = 2.0
 TRIM_INTERVAL_S = 10.0
 
 
@@ -91,13 +89,13 @@ class Dispatcher:
         self._codec = codec
         self._attempter = attempter
         self._metrics = metrics
-        self._heartbeat = heartbeat
         self._clock = clock = clock or Clock()
         self._offsets = offsets  # the consumer's on_commit callback feeds it
         # Deliveries that settled (2xx or durable dead letter), and those being attempted:
         # another copy of one of them is not sent (see worker.dispatch.dedupe).
         self._settled = Settled(settings.dedupe_window_ms)
         self._flying: dict[str, Work] = {}
+        self._fatal = FatalLatch()
         self._partitions = Partitions(
             topics=topics,
             codec=codec,
@@ -125,6 +123,7 @@ class Dispatcher:
             settled=self._settled,
             metrics=metrics,
             clock=clock,
+            fatal=self._fatal,
         )
         self._read_ahead = ReadAhead(
             consumer=consumer,
@@ -145,13 +144,20 @@ class Dispatcher:
         self._started: set[int] = set()  # id() of works whose attempt has started
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()  # ends a nap early: an attempt finished
-        self._pacer = IdlePacer()
         self._assigned = False
         self._next_progress = 0.0
         self._next_housekeeping = 0.0
-        self._next_lag_report = 0.0
         self._next_trim = 0.0
-        self._lag = LagReporter(consumer, f"{settings.group_id}-dispatcher", metrics)
+        self._loop = StageLoop(
+            name="dispatcher",
+            consumer=consumer,
+            producer=producer,
+            offsets=offsets,
+            lag=LagReporter(consumer, f"{settings.group_id}-dispatcher", metrics),
+            fatal=self._fatal,
+            heartbeat=heartbeat,
+            wake=self._wake,
+        )
 
     # -- public surface ---------------------------------------------------------------
 
@@ -160,31 +166,16 @@ class Dispatcher:
         return self._assigned
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._consumer.subscribe(
-            list(self._topics.dispatch_inputs),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
         try:
-            while not stop.is_set():
-                self._heartbeat()
-                pause = self._pacer.pause(self._step())
-                if self._outcomes.fatal:
-                    raise RuntimeError(self._outcomes.fatal)
-                if pause:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), pause)
-                else:
-                    await asyncio.sleep(0)
-            await self._drain()
+            await self._loop.run(self, list(self._topics.dispatch_inputs), stop)
         finally:
-            self._close()
+            self._read_back.close()
 
     # -- the loop -----------------------------------------------------------------------
 
-    def _step(self) -> bool:
+    def step(self) -> bool:
+        """One pass (run by :class:`~worker.kafka.stage.StageLoop`, which then stores offsets,
+        reports lag and naps when nothing happened)."""
         messages = self._consumer.consume(self._read_ahead.batch(), timeout=0)
         for message in messages:
             self._on_message(message)
@@ -204,13 +195,9 @@ class Dispatcher:
         if now >= self._next_progress:
             self._next_progress = now + PROGRESS_INTERVAL_S
             self._outcomes.write_progress()
-        if now >= self._next_lag_report:
-            self._next_lag_report = now + LAG_REPORT_INTERVAL_S
-            self._lag.report()
         if now >= self._next_trim:
             self._next_trim = now + TRIM_INTERVAL_S
             release_free_memory()  # after a flood, RSS follows what is held again
-        self._offsets.store(self._consumer)
         return bool(messages) or read_back
 
     def _on_message(self, message: Message) -> None:
@@ -335,7 +322,7 @@ class Dispatcher:
 
     # -- assignment -----------------------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Assign here (not after the callback) so the partitions can be resumed: librdkafka
         # keeps a partition's pause flag across rebalances, and a partition we paused before
         # losing it must start fetching again when it comes back.
@@ -346,13 +333,13 @@ class Dispatcher:
         self._read_ahead.reset()
         self._assigned = True
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._outcomes.write_progress()
         self._producer.flush(10)
         self._offsets.commit(consumer)
-        self._on_lost(consumer, partitions)
+        self.on_lost(consumer, partitions)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget the partitions. Lost (not revoked): the session expired, another member may
         own them, so no commit and no flush on the loop; queued writes go out later."""
         gone = {tp.partition for tp in partitions}
@@ -364,7 +351,7 @@ class Dispatcher:
 
     # -- shutdown -------------------------------------------------------------------------
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         """Stop starting work, let in-flight attempts finish within the deadline, spill
         what never started, and settle every write."""
         deadline = self._settings.shutdown_timeout_ms / 1000
@@ -375,7 +362,6 @@ class Dispatcher:
         self._spill()
         self._outcomes.write_progress()
         self._producer.flush(max(1.0, deadline))
-        self._offsets.store(self._consumer)
 
     def _spill(self) -> None:
         """Make never-started work durable elsewhere so the commit can pass it: unordered
@@ -395,7 +381,3 @@ class Dispatcher:
         works = ([busy] if busy is not None and not busy.from_parked else []) + list(lane.waiting)
         for work in works:
             self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work))
-
-    def _close(self) -> None:
-        self._read_back.close()
-        close_consumer(self._consumer, "dispatcher")  # revokes: final commit in _on_revoke

@@ -24,6 +24,7 @@ from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import health_key, progress_key
 from worker.dispatch.scheduler import Scheduler
 from worker.kafka.offsets import OffsetBook
+from worker.kafka.stage import FatalLatch
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter, EndpointHealth
@@ -33,8 +34,8 @@ __all__ = ["Outcomes"]
 
 
 class Outcomes:
-    """Turns outcomes into Kafka writes and finished offsets. ``fatal`` is set when a write
-    fails: the dispatcher stops."""
+    """Turns outcomes into Kafka writes and finished offsets. A write that fails is latched
+    in ``fatal``: the dispatcher stops."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class Outcomes:
         settled: Settled,
         metrics: Metrics,
         clock: Clock,
+        fatal: FatalLatch,
     ) -> None:
         self._delays = retry_delays_ms
         self._topics = topics
@@ -62,7 +64,7 @@ class Outcomes:
         self._settled = settled
         self._metrics = metrics
         self._clock = clock
-        self.fatal: str | None = None
+        self._fatal = fatal
 
     def on_outcome(self, work: Work, outcome: Outcome) -> None:
         task = work.task
@@ -280,7 +282,7 @@ class Outcomes:
     ) -> None:
         def report(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                self.fatal = f"write to {topic} failed: {err}"
+                self._fatal.set(f"write to {topic} failed: {err}")
                 return
             if on_ack is not None:
                 on_ack()
