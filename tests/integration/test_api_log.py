@@ -146,6 +146,25 @@ def test_attempts_deliveries_dead_letters_resend_and_redrive(
         repeat = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={}).json()
         assert repeat["sent"] == 0 and repeat["already_redriven"] == 1
 
+        # Plain log pages are answered by worker.api.fastlog and the rest by the route
+        # functions (a repeated parameter declines the fast path): both answer alike.
+        for path, query in [
+            (f"{base}/{ok['id']}/attempts", "limit=1"),
+            (f"{base}/{ok['id']}/attempts", "outcome=retry&event_id=evt_1"),
+            (f"{base}/{ok['id']}/attempts", "limit=1&cursor=" + page["next_cursor"]),
+            (f"{base}/{ok['id']}/attempts", "limit=1&cursor=forged"),
+            (f"{base}/{ok['id']}/deliveries", "limit=5&outcome=success"),
+            (f"{base}/{bad['id']}/dead-letters", "reason=client_error&since=1h"),
+            (f"{base}/sub_unknown/attempts", "limit=5"),
+            (f"/v1/workspaces/other/subscriptions/{ok['id']}/attempts", "limit=5"),
+        ]:
+            fast = c.get(f"{path}?{query}")
+            routed = c.get(f"{path}?{query}&{query.split('&')[0]}")
+            assert fast.status_code == routed.status_code, (path, query, fast.text, routed.text)
+            assert fast.headers["content-type"] == routed.headers["content-type"]
+            assert fast.json() == routed.json(), (path, query)
+            assert fast.status_code in (200, 404, 422)
+
 
 def test_readyz_waits_for_the_index_and_metrics_show_requests(
     settings_factory: Callable[..., Settings], tmp_path: Path

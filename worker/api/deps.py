@@ -23,6 +23,7 @@ from worker.subscriptions.service import Actor, NotFound
 from worker.tokens.model import Principal
 
 __all__ = [
+    "WORKSPACE_PATTERN",
     "Bearer",
     "Ctx",
     "Limit",
@@ -35,7 +36,7 @@ __all__ = [
 
 # Declares the scheme in the OpenAPI description; the Gate middleware does the checking.
 Bearer = HTTPBearer(auto_error=False, description="an API token: wwt_<id>_<secret>")
-_WORKSPACE = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
+WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -57,7 +58,7 @@ class Scope:
 
 
 async def workspace_scope(
-    request: Request, ws: Annotated[str, Path(pattern=_WORKSPACE, max_length=200)]
+    request: Request, ws: Annotated[str, Path(pattern=WORKSPACE_PATTERN, max_length=200)]
 ) -> Scope:
     principal: Principal = request.state.principal
     if not principal.can_access(ws):

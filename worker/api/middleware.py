@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.api.context import ApiContext
+from worker.api.fastlog import plan as log_page
 from worker.api.problems import Problem, problem_response
 from worker.api.ratelimit import RateLimiter
 from worker.portal.gate import COOKIE_STATE, PORTAL_API_PREFIX
@@ -67,6 +68,8 @@ class Gate:
             app = self._app
             if ctx.intake is not None and scope["path"].startswith(INCOMING_PREFIX):
                 app = ctx.intake.asgi  # the hot path skips the management API's routing
+            elif (page := log_page(ctx, scope)) is not None:
+                app = page  # so do plain log pages (see worker.api.fastlog)
             await app(scope, _capped(receive, _body_cap(ctx, scope)), send_counted)
         finally:
             route = scope.get("route")
