@@ -1,8 +1,9 @@
 """The composition root: the only place that builds clients and stages and wires them.
 
-``run_worker`` runs the router, the dispatcher, or both in one asyncio loop, with the
-subscription table followed in a background thread and the health/metrics server on the
-same loop. Shutdown order (SIGTERM/SIGINT): stop polling, drain in-flight deliveries within
+``build_worker`` builds a worker's clients and stages (arq's ``create_worker``);
+``run_worker`` builds one and runs the router, the dispatcher, or both in one asyncio loop,
+with the subscription table followed in a background thread and the health/metrics server on
+the same loop. Shutdown order (SIGTERM/SIGINT): stop polling, drain in-flight deliveries within
 WEBHOOK_SHUTDOWN_TIMEOUT, flush the producer, commit, close the consumers.
 """
 
@@ -15,9 +16,9 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from worker import __version__
 from worker.components import Codecs, open_table, secret_box
@@ -38,7 +39,7 @@ from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.store import SubscriptionWriter, now_ms
 from worker.subscriptions.table import TableFollower
 
-__all__ = ["ROLES", "run_worker"]
+__all__ = ["ROLES", "Worker", "build_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,25 @@ ROLES = ("all", "router", "dispatcher")
 _BROKER_PROBE_TIMEOUT_S = 3.0
 
 
-async def run_worker(
-    settings: Settings,
-    role: str = "all",
-    *,
-    stop: asyncio.Event | None = None,
-    on_started: Callable[[int], Awaitable[None] | None] | None = None,
-) -> None:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives. ``on_started`` gets the bound
-    metrics port (useful with port 0)."""
+@dataclass
+class Worker:
+    """A built worker: its clients and stages, wired and not yet running."""
+
+    settings: Settings
+    metrics: Metrics
+    heartbeat: LoopHeartbeat
+    follower: TableFollower
+    producer: Producer
+    topics: Topics
+    stages: list[Router | Dispatcher]
+    sender: HttpSender | None
+
+
+def build_worker(settings: Settings, role: str = "all") -> Worker:
+    """Build the clients and the stages of ``role`` and wire them; nothing runs yet (the
+    subscription table's follower thread starts, so the table can catch up meanwhile)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (choose from {', '.join(ROLES)})")
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-
     topics = Topics.from_settings(settings)
     codecs = Codecs.load()
     metrics = Metrics(
@@ -75,11 +78,9 @@ async def run_worker(
     producer = make_producer(settings)
     stages: list[Router | Dispatcher] = []
     sender: HttpSender | None = None
-    consumers: list[Consumer] = []
 
     if role in ("all", "router"):
         consumer = make_consumer(settings, f"{settings.group_id}-router")
-        consumers.append(consumer)
         stages.append(
             Router(
                 settings=settings,
@@ -107,7 +108,6 @@ async def run_worker(
         consumer = make_consumer(
             settings, f"{settings.group_id}-dispatcher", on_commit=offsets.on_commit
         )
-        consumers.append(consumer)
         stages.append(
             Dispatcher(
                 settings=settings,
@@ -129,8 +129,41 @@ async def run_worker(
             )
         )
 
+    return Worker(settings, metrics, heartbeat, follower, producer, topics, stages, sender)
+
+
+async def run_worker(
+    settings: Settings,
+    role: str = "all",
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], Awaitable[None] | None] | None = None,
+) -> None:
+    """Build and run until ``stop`` is set or SIGTERM/SIGINT arrives. ``on_started`` gets the
+    bound metrics port (useful with port 0)."""
+    worker = build_worker(settings, role)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    await _serve(worker, stop, on_started)
+
+
+async def _serve(
+    worker: Worker,
+    stop: asyncio.Event,
+    on_started: Callable[[int], Awaitable[None] | None] | None,
+) -> None:
+    """Serve health and metrics, wait for the table, run the stages; then shut down."""
+    settings, follower, producer, stages = (
+        worker.settings,
+        worker.follower,
+        worker.producer,
+        worker.stages,
+    )
     broker = PeriodicProbe(
-        "broker unreachable", _broker_probe(producer, topics.deliveries), interval_s=1.0
+        "broker unreachable", _broker_probe(producer, worker.topics.deliveries), interval_s=1.0
     )
 
     def ready() -> tuple[bool, str]:
@@ -140,7 +173,9 @@ async def run_worker(
             return False, "no partitions assigned"
         return broker.check()
 
-    health = HealthServer(metrics, settings.metrics_port, ready=ready, alive=heartbeat.alive)
+    health = HealthServer(
+        worker.metrics, settings.metrics_port, ready=ready, alive=worker.heartbeat.alive
+    )
     await health.start()
     broker.start()
     try:
@@ -149,13 +184,13 @@ async def run_worker(
             if started is not None:
                 await started
         await _wait_for_table(follower, stop)
-        await _run_stages(stages, stop, watch=_watch_table(follower, stop, metrics))
+        await _run_stages(stages, stop, watch=_watch_table(follower, stop, worker.metrics))
     finally:
         broker.stop()
         _flush(producer, settings)
         follower.stop()
-        if sender is not None:
-            await sender.close()
+        if worker.sender is not None:
+            await worker.sender.close()
         await health.stop()
 
 
