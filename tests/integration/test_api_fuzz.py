@@ -46,6 +46,7 @@ def test_the_openapi_description_is_generated_and_complete(
         base + "/{id}/deliveries/{webhook_id}/resend": {"post"},
         base + "/{id}/dead-letters": {"get"},
         base + "/{id}/dead-letters/redrive": {"post"},
+        "/in/{source_id}": {"post"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path

@@ -10,7 +10,7 @@ from worker.api.context import ApiContext
 from worker.api.deps import Bearer
 from worker.api.middleware import Gate
 from worker.api.problems import PROBLEM_JSON, install_handlers
-from worker.api.routes import logs, meta, sources, subscriptions
+from worker.api.routes import incoming, logs, meta, sources, subscriptions
 from worker.portal.routes import mount_portal
 
 __all__ = ["build_app"]
@@ -58,6 +58,7 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(logs.router, dependencies=secured)
     app.include_router(sources.router, dependencies=secured)
     app.include_router(meta.health)
+    app.include_router(incoming.router)
     if context.portal is not None:
         mount_portal(app, [meta.router, subscriptions.router, logs.router], secured)
     if context.settings.api_cors_origins:

@@ -90,8 +90,7 @@ class Outcomes:
             self._metrics.delivery_outcome("success")
             if task.event_time_ms:
                 self._metrics.end_to_end(max(0.0, (now_ms - task.event_time_ms) / 1000))
-            self.finish(work)
-            self.advance(work)
+            self.advance(work, finish=True)
         elif plan is not None:
             self._retry(work, outcome, self._topics.retry_topic(plan.delay_ms), plan.due_ms)
         elif verdict.next is Next.RETRY:
@@ -179,9 +178,7 @@ class Outcomes:
 
         def durable() -> None:
             self._settled.add(task.delivery_id, self._clock.now_ms())
-            self.finish(work)
-            if self._partitions.current(work):
-                self.advance(work)
+            self.advance(work, finish=True)
 
         self.produce(
             self._topics.dlq,
@@ -194,24 +191,29 @@ class Outcomes:
     def skip_redundant(self, work: Work) -> None:
         """Settle a copy that must not be sent again: as if it had been delivered."""
         self._metrics.duplicate_skipped()
-        self.finish(work)
-        self.advance(work)
+        self.advance(work, finish=True)
 
-    def advance(self, work: Work) -> None:
-        """An ordered task is resolved: clear its markers and start the lane's next task."""
+    def advance(self, work: Work, *, finish: bool = False) -> None:
+        """A task is resolved: for an ordered one, clear its markers and start the lane's next
+        task. With ``finish``, its source offset is finished too: once the head marker's
+        tombstone is durable when the task was the lane's head. (Finished at once, a delay
+        topic's offset could be committed while the tombstone was still queued; a kill then
+        left a head marker whose retry copy is never read again, and the lane waited for it
+        for good.)"""
         task = work.task
         lane_id = lane_of(task)
-        if lane_id is None:
-            return
-        lane = self._partitions.find_lane(work.partition, lane_id)
-        if lane is None:
+        lane = self._partitions.find_lane(work.partition, lane_id) if lane_id else None
+        if lane_id is None or lane is None or not self._partitions.current(work):
+            if finish:
+                self.finish(work)
             return
         if lane.resolved():
-            self.tombstone(work.partition, head_key(lane_id))
+            on_ack = partial(self.finish, work) if finish else None
+            self.tombstone(work.partition, head_key(lane_id), on_ack)
+        elif finish:
+            self.finish(work)
         if work.from_parked:
             self.tombstone(work.partition, task_key(lane_id, task.seq))
-        if not self._partitions.current(work):
-            return
         nxt = self._partitions.next_work(work.partition, lane_id, lane)
         if nxt is not None:
             self._scheduler.add(nxt)
@@ -268,8 +270,10 @@ class Outcomes:
             partial(self.finish, work),
         )
 
-    def tombstone(self, partition: int, key: bytes) -> None:
-        self.produce(self._topics.parked, partition, key, None)
+    def tombstone(
+        self, partition: int, key: bytes, on_ack: Callable[[], None] | None = None
+    ) -> None:
+        self.produce(self._topics.parked, partition, key, None, on_ack)
 
     def produce(
         self,
