@@ -22,6 +22,16 @@ from worker.subscriptions.model import Subscription
 __all__ = ["Scheduler"]
 
 
+def _keep(queues: dict[str, deque[Work]], wanted: Callable[[Work], bool]) -> None:
+    """Only the wanted works stay in each queue; a queue left empty goes."""
+    for name, queue in list(queues.items()):
+        kept = deque(w for w in queue if wanted(w))
+        if kept:
+            queues[name] = kept
+        else:
+            del queues[name]
+
+
 class _FairQueue:
     """Works waiting for a slot of one workspace, served round robin by subscription: an
     ordered lane's next task waits behind at most one task of every other subscription, not
@@ -57,12 +67,7 @@ class _FairQueue:
         return work
 
     def keep(self, wanted: Callable[[Work], bool]) -> None:
-        for sub_id, queue in list(self._by_sub.items()):
-            kept = deque(w for w in queue if wanted(w))
-            if kept:
-                self._by_sub[sub_id] = kept
-            else:
-                del self._by_sub[sub_id]
+        _keep(self._by_sub, wanted)
 
 
 class Scheduler:
@@ -193,12 +198,7 @@ class Scheduler:
             queue.keep(kept)
             if not queue:
                 del self._ws_waiting[workspace]
-        for sub_id, waiting in list(self._sub_waiting.items()):
-            remaining = deque(w for w in waiting if kept(w))
-            if remaining:
-                self._sub_waiting[sub_id] = remaining
-            else:
-                del self._sub_waiting[sub_id]
+        _keep(self._sub_waiting, kept)
         for sub_id in list(self._sub_waiting):
             self._promote_sub(sub_id)
         for workspace in list(self._ws_waiting):
