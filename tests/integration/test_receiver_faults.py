@@ -95,6 +95,7 @@ def test_every_fault_ends_as_the_contract_says(settings_factory):
                 receiver.wait_for("huge", 1, timeout=10)
                 time.sleep(0.5)
             counts = {name: len(receiver.received(name)) for name in cases}
+            reset_requests = receiver.received("reset")
             gaps = {name: arrival_gaps(receiver, name) for name in ("ra503", "ra429")}
             assert receiver.received("target") == []  # redirects are not followed
     finally:
@@ -109,8 +110,11 @@ def test_every_fault_ends_as_the_contract_says(settings_factory):
         assert counts[name] == 3, (name, counts[name])
     # A connection reset before any response byte, on a kept-alive connection, is taken for
     # the server's idle close crossing the request: sent once more on a fresh connection
-    # within the same attempt (same webhook-id). Only the first attempt's connection is new.
-    assert 3 <= counts["reset"] <= 5, counts["reset"]
+    # within the same attempt (same webhook-id). Any attempt may start on a kept-alive
+    # connection (every case shares one server, so the pool holds connections other
+    # endpoints left), so each of the 3 attempts sends once or twice.
+    assert 3 <= counts["reset"] <= 6, counts["reset"]
+    assert len({r.headers["webhook-id"] for r in reset_requests}) == 1
     for name in ("s400", "s401", "s404"):
         assert (by_ws[name].reason, by_ws[name].attempts, counts[name]) == ("client_error", 1, 1)
     assert (by_ws["s410"].reason, counts["s410"]) == ("gone", 1)
