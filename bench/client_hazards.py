@@ -243,8 +243,10 @@ async def _drive(one: Any, n: int, concurrency: int) -> None:
 class _Before(HttpSender):
     """The client as it was: a reused connection's close fails the attempt."""
 
-    async def _exchange(self, target: Any, head: bytes, body: bytes, tenant: str) -> Any:
-        conn = self._take_idle(target.origin) or await self._connect(target, tenant)
+    async def _exchange(
+        self, target: Any, key: Any, context: Any, head: bytes, body: bytes, tenant: str
+    ) -> Any:
+        conn = self._take_idle(key) or await self._connect(target, key, context, tenant)
         conn.idle_limit = 15.0
         return await self._send(conn, head, body)
 
