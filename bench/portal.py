@@ -25,7 +25,9 @@ from bench.rig import make_settings
 from tests.support.api import ThreadApi, client, token_maker
 from worker.catalogue import example_catalogue_path
 from worker.config import Settings
-from worker.deliverylog.store import Batch, Store, index_path, row_id
+from worker.deliverylog.rows import attempt_row
+from worker.deliverylog.store import Batch, Store, index_path
+from worker.model import Attempt
 from worker.kafka.devbroker import DevBroker
 
 WORKSPACE = "bench"
@@ -64,23 +66,21 @@ def _fill_log(settings: Settings, sub_id: str, attempts: int) -> float:
         failed = delivery % 50 == 0
         outcome = "retry" if not final else ("dead_letter" if failed else "success")
         status = 200 if outcome == "success" else 503
-        batch.attempts.append(
-            (
-                row_id(100, i),
-                sub_id,
-                WORKSPACE,
-                f"msg_{delivery:012d}",
-                f"evt_{delivery:012d}",
-                "contact.updated",
-                1 + i % 2,
-                status,
-                outcome,
-                None,
-                12.5,
-                now - (attempts - i) * step,
-                '{"ok": true}' if status == 200 else "upstream unavailable",
-            )
+        attempt = Attempt(
+            delivery_id=f"msg_{delivery:012d}",
+            subscription_id=sub_id,
+            workspace=WORKSPACE,
+            event_id=f"evt_{delivery:012d}",
+            event_type="contact.updated",
+            attempt=1 + i % 2,
+            started_ms=now - (attempts - i) * step,
+            latency_ms=12.5,
+            url="https://hooks.example.com/0",
+            outcome=outcome,
+            status=status,
+            response_body='{"ok": true}' if status == 200 else "upstream unavailable",
         )
+        batch.attempts.append(attempt_row(100, i, attempt))
         if len(batch.attempts) >= _BATCH:
             store.write(batch)
             batch = Batch()

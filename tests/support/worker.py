@@ -126,6 +126,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE=str(settings.max_endpoints_per_workspace),
         WEBHOOK_DEDUPE_WINDOW=f"{settings.dedupe_window_ms}ms",
         WEBHOOK_EVENT_LOOP=settings.event_loop,
+        WEBHOOK_READ_AHEAD_MB=str(max(1, settings.read_ahead_bytes // (1024 * 1024))),
     )
     for key, value in settings.kafka_properties.items():
         env["KAFKA_" + key.upper().replace(".", "_")] = value

@@ -127,6 +127,20 @@ class Backlog:
             bodies[seq] = task
             self._tally.read_back += 1
 
+    def release_read_back(self) -> None:
+        """Drop the bodies read back (still in ``parked``): the lane waits on a head again."""
+        bodies = self._bodies
+        if not bodies:
+            return
+        for seq in list(bodies):
+            i = self._find(seq)
+            if i is None or self._offsets[i] != UNACKED:
+                del bodies[seq]
+                if i is not None:
+                    self._tally.read_back -= 1
+        if not bodies:
+            self._bodies = None
+
     def forget(self) -> None:
         """The lane is dropped (its partition revoked): take it out of the totals."""
         self._tally.parked -= len(self)

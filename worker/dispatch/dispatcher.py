@@ -8,7 +8,8 @@ acknowledged (see :mod:`worker.kafka.offsets`).
 
 The state lives in its own modules: what may start (:mod:`~worker.dispatch.scheduler`), what is
 owned per partition (:mod:`~worker.dispatch.partitions`), how far ahead to read
-(:mod:`~worker.dispatch.readahead`); the run loop is :mod:`worker.kafka.stage`. The dispatcher
+(:mod:`~worker.dispatch.readahead`) and what to spill when that is too far
+(:mod:`~worker.dispatch.spill`); the run loop is :mod:`worker.kafka.stage`. The dispatcher
 holds one step of it, the attempt and the drain.
 
 Delay topics are read in order; a record that is not yet due pauses its partition (never a
@@ -39,6 +40,7 @@ from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, ReadAhead, held_bytes
 from worker.dispatch.readback import ReadBack
 from worker.dispatch.scheduler import Scheduler
+from worker.dispatch.spill import Spiller
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.stage import FatalLatch, StageLoop
@@ -133,6 +135,14 @@ class Dispatcher:
             metrics=metrics,
             deliveries=self._deliveries_partitions,
         )
+        self._spiller = Spiller(
+            partitions=self._partitions,
+            scheduler=self._scheduler,
+            outcomes=self._outcomes,
+            lookup=lookup,
+            max_in_flight=settings.max_in_flight,
+            metrics=metrics,
+        )
         self._read_back = ReadBack(
             make_reader=make_reader,
             topic=topics.parked,
@@ -182,9 +192,10 @@ class Dispatcher:
         self._producer.poll(0)
         self._scheduler.release_due()
         self._delayed.release(self._clock.now_ms(), self._on_retry_due)
+        self._spiller.resume()
         read_back = self._read_back.step()
         self._start_ready()
-        self._read_ahead.check(self._unstarted)
+        self._read_ahead.check(self._unstarted, self._spiller.spill)
         now = self._clock.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_S
@@ -235,6 +246,9 @@ class Dispatcher:
             self._scheduler.add(work)
             return
         lane = self._partitions.lane(work.partition, lane_id)
+        if lane.idle and self._spiller.deferring(task.subscription_id):
+            self._spiller.defer_new(work, lane)
+            return
         decision = lane.on_fresh(work)
         if decision is Decision.ATTEMPT:
             self._scheduler.add(work)
@@ -328,8 +342,8 @@ class Dispatcher:
         # losing it must start fetching again when it comes back.
         consumer.assign(partitions)
         consumer.resume(partitions)
-        for work in self._partitions.assign([tp.partition for tp in partitions]):
-            self._scheduler.add(work)
+        for key in self._partitions.assign([tp.partition for tp in partitions]):
+            self._spiller.defer(key)  # resumed as their subscriptions have room
         self._read_ahead.reset()
         self._assigned = True
 
@@ -347,6 +361,7 @@ class Dispatcher:
         self._delayed.drop(gone)
         self._partitions.lose(gone)
         self._scheduler.drop(gone)
+        self._spiller.drop(gone)
         self._assigned = bool(self._partitions.gen)
 
     # -- shutdown -------------------------------------------------------------------------

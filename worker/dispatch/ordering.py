@@ -221,9 +221,30 @@ class Lane:
         work = self.busy
         if work is not None and work.from_parked:
             self._remove_parked(work.task)
+        if self.backlog is not None:  # what was read back waits for the head: in parked
+            self.backlog.release_read_back()
         self.busy = None
         self.head = HeadRef.of(task)
         self.head_durable = False
+
+    @property
+    def spillable(self) -> bool:
+        """The lane's next task has not started and came from ``deliveries``: the lane may
+        move whole to ``parked`` (:meth:`spill`). The dispatcher checks it has not started."""
+        busy = self.busy
+        return busy is not None and not busy.from_parked and self.head is None
+
+    def spill(self) -> list[Work]:
+        """Move ``busy`` (not started) and the tasks behind it to the parked backlog, in seq
+        order; returns them, to be written to ``parked``. The lane then has parked tasks and
+        no head: "attempt these in seq order", to itself and to a new owner alike."""
+        works = [self.busy] if self.busy is not None else []
+        works.extend(self.waiting)
+        self.busy = None
+        self.waiting_queue = None
+        for work in works:
+            self.park(work.task)
+        return works
 
     def head_marker_durable(self) -> list[Work]:
         """The head marker is acknowledged: the held tasks must now be parked (returned)."""

@@ -54,8 +54,10 @@ class Partitions:
         # partition -> subscription -> ordering key (None: the whole endpoint) -> lane
         self.lanes: dict[int, dict[str, dict[bytes | None, Lane]]] = {}
         self.tally = Tally()
-        # Lanes whose next parked task must be read back from parked, in the order they asked.
+        # Lanes whose next parked task must be read back from parked, in the order they asked,
+        # and how many of them each subscription has.
         self.wanting: dict[tuple[int, LaneId], None] = {}
+        self._wanting_per_sub: dict[str, int] = {}
         # Offsets a previous owner finished past its commit: skipped, not sent again.
         self._skip: dict[tuple[str, int], set[int]] = {}
 
@@ -137,15 +139,32 @@ class Partitions:
         """The lane's next task to attempt; None, and the lane queued for a read-back, when
         its next parked task's body is not in memory."""
         nxt = lane.next_work(self._topics.parked, partition, self.gen.get(partition, 0))
-        if nxt is None and lane.reading:
+        if nxt is None and lane.reading and (partition, lane_id) not in self.wanting:
             self.wanting[(partition, lane_id)] = None
+            sub_id = lane_id[0]
+            self._wanting_per_sub[sub_id] = self._wanting_per_sub.get(sub_id, 0) + 1
         return nxt
+
+    def unwant(self, key: tuple[int, LaneId]) -> None:
+        """The lane's read-back is being served (it asks again if it needs more)."""
+        if key in self.wanting:
+            del self.wanting[key]
+            sub_id = key[1][0]
+            left = self._wanting_per_sub[sub_id] - 1
+            if left:
+                self._wanting_per_sub[sub_id] = left
+            else:
+                del self._wanting_per_sub[sub_id]
+
+    def wanting_count(self, sub_id: str) -> int:
+        return self._wanting_per_sub.get(sub_id, 0)
 
     # -- assignment -------------------------------------------------------------------------
 
-    def assign(self, partitions: list[int]) -> list[Work]:
+    def assign(self, partitions: list[int]) -> list[tuple[int, LaneId]]:
         """Take the new ones among ``partitions``: rebuild their lanes and skips from
-        ``parked``, learn what settled recently; returns the lanes' first works to start."""
+        ``parked``, learn what settled recently; returns the lanes with parked tasks and no
+        head, to be given their turn (a lane with a head waits for its retry)."""
         new = sorted(set(partitions) - set(self.gen))
         rebuilt = read_parked(self._make_reader, self._topics.parked, new, self._codec, self.tally)
         if self._settled.window_ms > 0:
@@ -162,7 +181,7 @@ class Partitions:
                 self._settled.add(delivery_id, now_ms)
             if settled:
                 log.info("partitions %s: %d deliveries settled recently", new, len(settled))
-        starts: list[Work] = []
+        headless: list[tuple[int, LaneId]] = []
         for p in new:
             self._generations += 1
             self.gen[p] = self._generations
@@ -172,12 +191,13 @@ class Partitions:
                 log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
             lanes = self.lanes[p] = rebuilt[p].lanes
             for sub_id, sub_lanes in lanes.items():
-                for digest, lane in sub_lanes.items():
-                    nxt = self.next_work(p, (sub_id, digest), lane)
-                    if nxt is not None:
-                        starts.append(nxt)
+                headless.extend(
+                    (p, (sub_id, digest))
+                    for digest, lane in sub_lanes.items()
+                    if lane.head is None and lane.parked_count
+                )
                 log.debug("partition %d: %d lanes of %s rebuilt", p, len(sub_lanes), sub_id)
-        return starts
+        return headless
 
     def _restore_health(self, streaks: list[EndpointHealth]) -> None:
         """Failing endpoints' streaks as the previous owner recorded them; not for an endpoint
@@ -195,5 +215,6 @@ class Partitions:
             for sub_lanes in self.lanes.pop(p, {}).values():
                 for lane in sub_lanes.values():
                     lane.forget()
-        self.wanting = {k: None for k in self.wanting if k[0] not in gone}
+        for key in [k for k in self.wanting if k[0] in gone]:
+            self.unwant(key)
         self._skip = {k: v for k, v in self._skip.items() if k[1] not in gone}

@@ -1,9 +1,11 @@
 """How far ahead of its attempts the dispatcher reads ``deliveries``: a memory budget.
 
 Tasks read but not started (waiting in a lane, ready, or held by a limit) are counted in
-bytes; past ``WEBHOOK_READ_AHEAD_MB`` the ``deliveries`` partitions are paused, and resumed
-below half of it. The budget is memory, not a count: an ordered endpoint starts only once its
-first task has been read, so the dispatcher reads as far ahead as memory allows.
+bytes. Past three quarters of ``WEBHOOK_READ_AHEAD_MB`` lanes that have not started are spilled
+to ``parked`` (:mod:`worker.dispatch.spill`) down to half; past the whole budget, when spilling
+could not keep up, the ``deliveries`` partitions are paused, and resumed below half of it. The
+budget is memory, not a count: an ordered endpoint starts only once its first task has been
+read, so the dispatcher reads as far ahead as memory allows.
 """
 
 from __future__ import annotations
@@ -76,12 +78,16 @@ class ReadAhead:
         self.held += held_bytes(work)
         self.held_tasks += 1
 
-    def check(self, unstarted: Callable[[], Iterable[Work]]) -> None:
-        """Count now if the upper bound is past the budget (fetches can be large)."""
+    def check(self, unstarted: Callable[[], Iterable[Work]], spill: Callable[[int], int]) -> None:
+        """Past three quarters of the budget (an upper bound until counted: fetches can be
+        large), count, and ``spill`` down to half (it returns the bytes it freed)."""
         now = self._clock.monotonic()
-        if not self.paused and self.held > self._budget and now >= self._next_count:
+        if self.held > self._budget * 3 // 4 and now >= self._next_count:
             self._next_count = now + COUNT_INTERVAL_S
             self.count(unstarted())
+            if self.held > self._budget * 3 // 4:
+                self.held -= spill(self.held - self._budget // 2)
+                self._apply()
 
     def count(self, unstarted: Iterable[Work]) -> None:
         """Count the unstarted works and pause or resume ``deliveries``."""
@@ -90,6 +96,10 @@ class ReadAhead:
             held += held_bytes(work)
             count += 1
         self.held, self.held_tasks = held, count
+        self._apply()
+
+    def _apply(self) -> None:
+        held = self.held
         self._metrics.read_ahead(held)
         if not self.paused and held > self._budget:
             self.paused = True

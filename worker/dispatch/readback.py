@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 READ_BACK_WINDOW = 64  # parked tasks read back per lane at a time
 READ_BACK_BUDGET = 4096  # read-back bodies held at once, over all lanes
 SCAN_BATCH = 1000
+# The most records one pass reads from its first wanted offset: a lane whose tasks lie further
+# on asks again on a later step (a flood's parked tasks are scattered between other lanes').
+SCAN_SPAN = 5000
 STALL_S = 1.5  # the longest a step waits for the first record of a read-back (> one fetch)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
@@ -76,7 +79,7 @@ class ReadBack:
         for key in list(parts.wanting):
             if room <= 0:
                 break
-            del parts.wanting[key]
+            parts.unwant(key)
             partition, lane_id = key
             lane = parts.find_lane(partition, lane_id)
             if lane is None or lane.backlog is None or not lane.reading:
@@ -106,13 +109,13 @@ class ReadBack:
 
     def _read(self, partition: int, offsets: list[int]) -> tuple[dict[int, bytes], int]:
         """The values at ``offsets`` (sorted) of one partition of ``parked``, read in one pass
-        from the first; and the offset the pass reached (short of the last one only when no
-        record came for ``STALL_S``)."""
+        from the first, at most ``SCAN_SPAN`` records on; and the offset the pass reached
+        (short of that only when no record came for ``STALL_S``)."""
         if self._reader is None:
             self._reader = self._make_reader()
         reader = self._reader
         found: dict[int, bytes] = {}
-        want, last = set(offsets), offsets[-1]
+        want, last = set(offsets), min(offsets[-1], offsets[0] + SCAN_SPAN)
         reached = offsets[0] - 1
         reader.assign([TopicPartition(self._topic, partition, offsets[0])])
         # Reads until every wanted offset is passed; a pass that gets no record for STALL_S (a
@@ -128,7 +131,7 @@ class ReadBack:
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("reading back %s/%d: %s", self._topic, partition, error)
                         return found, reached  # tried again on a later step
-                    reached = max(reached, last)  # the end: nothing further to find
+                    reached = max(reached, offsets[-1])  # the end: nothing further to find
                     continue
                 last_record = time.monotonic()
                 offset = message.offset() or 0

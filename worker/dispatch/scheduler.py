@@ -69,6 +69,9 @@ class _FairQueue:
     def keep(self, wanted: Callable[[Work], bool]) -> None:
         _keep(self._by_sub, wanted)
 
+    def by_sub(self) -> dict[str, deque[Work]]:
+        return self._by_sub
+
 
 class Scheduler:
     """Ready, rate-limited and workspace-waiting work, and the attempt slots.
@@ -174,6 +177,36 @@ class Scheduler:
             if work is not None:
                 self.ready.appendleft(work)
             if not queue:
+                del self._ws_waiting[workspace]
+
+    def queued(self, sub_id: str) -> int:
+        """How many of a subscription's works wait here (ready, or for a slot or its cap)."""
+        count = len(self._sub_waiting.get(sub_id, ()))
+        for queue in self._ws_waiting.values():
+            count += len(queue.by_sub().get(sub_id, ()))
+        return count + sum(1 for w in self.ready if w.task.subscription_id == sub_id)
+
+    def take_back(self, wanted: Callable[[Work], bool]) -> Iterator[Work]:
+        """Works taken out of the queues of works waiting for a slot or a subscription's cap,
+        the longest queue first, newest work first, while ``wanted`` says yes; stop iterating
+        to stop taking (what is taken is made durable elsewhere: :mod:`worker.dispatch.spill`).
+        """
+        queues: list[tuple[dict[str, deque[Work]], str]] = [
+            (self._sub_waiting, sub_id) for sub_id in self._sub_waiting
+        ]
+        for fair in self._ws_waiting.values():
+            queues.extend((fair.by_sub(), sub_id) for sub_id in fair.by_sub())
+        queues.sort(key=lambda q: len(q[0][q[1]]), reverse=True)
+        try:
+            for owner, sub_id in queues:
+                queue = owner.get(sub_id)
+                while queue and wanted(queue[-1]):
+                    yield queue.pop()
+        finally:
+            for owner, sub_id in queues:
+                if sub_id in owner and not owner[sub_id]:
+                    del owner[sub_id]
+            for workspace in [w for w, fair in self._ws_waiting.items() if not fair]:
                 del self._ws_waiting[workspace]
 
     def unstarted(self) -> Iterator[Work]:

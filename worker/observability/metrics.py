@@ -211,7 +211,12 @@ class Metrics:
         )
         self._parked = Gauge(
             "webhook_parked_tasks",
-            "Tasks of ordered subscriptions waiting behind an earlier task's retry.",
+            "Tasks of ordered subscriptions held in parked: behind a retry, or spilled.",
+            registry=r,
+        )
+        self._spilled = Counter(
+            "webhook_spilled_tasks_total",
+            "Tasks not yet started moved from memory to parked to keep the read-ahead budget.",
             registry=r,
         )
         self._read_ahead = Gauge(
@@ -351,6 +356,10 @@ class Metrics:
     def parked(self, n: int) -> None:
         """Ordered tasks currently held back behind a retrying predecessor."""
         self._parked.set(max(n, 0))
+
+    def spilled(self, n: int) -> None:
+        """Tasks moved to ``parked`` under memory pressure (see worker.dispatch.spill)."""
+        self._spilled.inc(n)
 
     def read_ahead(self, held_bytes: int) -> None:
         """Memory held by tasks read ahead of the deliveries being attempted (estimated)."""

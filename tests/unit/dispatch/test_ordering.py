@@ -107,3 +107,52 @@ def test_a_body_in_memory_before_its_ack_is_used_directly():
 
 def _fields(task: DeliveryTask) -> dict:
     return {name: getattr(task, name) for name in task.__slots__}
+
+
+def test_a_spilled_lane_parks_its_next_task_and_followers_in_seq_order():
+    tally = Tally()
+    lane = Lane(tally)
+    first = work(1)
+    assert lane.on_fresh(first) is Decision.ATTEMPT  # waiting for a slot, not started
+    lane.on_fresh(work(2))
+    lane.on_fresh(work(3))
+    assert lane.spillable
+    assert [w.task.seq for w in lane.spill()] == [1, 2, 3]
+    assert lane.busy is None and not lane.waiting and lane.head is None
+    assert parked(lane) == [1, 2, 3] and tally.parked == 3
+    # Parked with no head: what follows parks, a replay of what it holds is dropped...
+    assert lane.on_fresh(work(4)) is Decision.PARK
+    assert lane.on_fresh(work(2)) is Decision.DROP
+    # ...and its turn attempts them in seq order (here from memory: not yet acknowledged).
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.from_parked and nxt.task.seq == 1
+    assert not lane.spillable  # its next task comes from parked now
+    lane.resolved()
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.task.seq == 2
+
+
+def test_a_lane_whose_task_is_read_back_or_retrying_is_not_spillable():
+    lane = Lane(Tally())
+    lane.on_fresh(work(1))
+    lane.set_head(DeliveryTask(**{**_fields(work(1).task), "hop": 1}))
+    assert not lane.spillable
+
+
+def test_bodies_read_back_are_released_when_the_lane_fails_again():
+    tally = Tally()
+    lane = Lane(tally)
+    for seq, offset in ((1, 10), (2, 11), (3, 12)):
+        lane.park(work(seq).task)
+        lane.acked(seq, offset)
+    assert lane.next_work("parked", 0, 0) is None and lane.reading
+    assert lane.backlog is not None
+    for seq in (1, 2, 3):
+        lane.backlog.fill(seq, work(seq).task)
+    assert tally.read_back == 3
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.task.seq == 1
+    lane.set_head(DeliveryTask(**{**_fields(nxt.task), "hop": 1}))
+    # 2 and 3 wait behind the new head: in parked, not in memory (nor in the budget).
+    assert tally.read_back == 0 and parked(lane) == [2, 3]
+    assert lane.backlog.wanted(10) == [(2, 11), (3, 12)]

@@ -183,7 +183,7 @@ def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
         w.task.body = b"x" * 100
         ahead.fresh(w)
     assert ahead.batch() == POLL_BATCH
-    ahead.check(lambda: held)
+    ahead.check(lambda: held, lambda excess: 0)  # nothing could be spilled
     assert ahead.paused and consumer.paused == {("deliveries", 0)}
     ahead.count(held[:2])
     assert ahead.paused  # not yet below half the budget
@@ -241,3 +241,64 @@ def test_dropping_a_promoted_work_promotes_the_next():
     s.ended(a)  # b is promoted into the free slot...
     s.drop({1})  # ...and its partition is revoked before it starts
     assert list(s.starts(lambda w: True)) == [c]
+
+
+def test_read_ahead_spills_past_three_quarters_down_to_half_and_does_not_pause():
+    consumer = FakeConsumer()
+    per_task = 100 + HELD_TASK_OVERHEAD
+    ahead = ReadAhead(
+        consumer=consumer,  # type: ignore[arg-type]
+        budget=per_task * 8,
+        max_in_flight=1,
+        clock=FakeClock(),
+        metrics=Metrics(),
+        deliveries=lambda: [TopicPartition("deliveries", 0)],
+    )
+    held = [work(i) for i in range(7)]  # 7/8 of the budget: over three quarters
+    for w in held:
+        w.task.body = b"x" * 100
+        ahead.fresh(w)
+    asked: list[int] = []
+
+    def spill(excess: int) -> int:
+        asked.append(excess)
+        return per_task * 4  # four tasks went to parked
+
+    ahead.check(lambda: held, spill)
+    assert asked == [per_task * 3]  # down to half the budget
+    assert ahead.held == per_task * 3 and not ahead.paused and consumer.paused == set()
+    ahead.check(lambda: held[:3], spill)  # under three quarters: nothing to do
+    assert asked == [per_task * 3]
+
+
+def test_take_back_takes_the_longest_queue_newest_first_while_wanted():
+    s = scheduler(
+        FakeClock(), subs=[sub("s", ordering="key", cap=1), sub("t", ordering="key", cap=1)]
+    )
+    mine = [work(i) for i in range(5)]
+    other = [work(10 + i, sub_id="t") for i in range(3)]
+    for w in (*mine, *other):
+        s.add(w)
+    list(s.starts(lambda w: True))  # one of each runs, the rest wait for their cap
+    assert s.queued("s") == 4 and s.queued("t") == 2
+    taken = list(s.take_back(lambda w: w.task.seq != 1))
+    assert taken == [mine[4], mine[3], mine[2], other[2], other[1]]
+    assert s.queued("s") == 1 and s.queued("t") == 0
+    assert list(s.unstarted()) == [mine[1]]
+    # What stays still starts when a slot frees.
+    s.ended(mine[0])
+    assert list(s.starts(lambda w: True)) == [mine[1]]
+
+
+def test_take_back_reaches_works_waiting_for_their_workspace():
+    s = scheduler(FakeClock(), per_ws=1, subs=[sub("s", ordering="key")])
+    works = [work(i) for i in range(4)]
+    for w in works:
+        s.add(w)
+    assert list(s.starts(lambda w: True)) == [works[0]]
+    gen = s.take_back(lambda w: True)
+    assert next(gen) is works[3]
+    gen.close()  # stop taking: the rest stays, in order
+    assert list(s.unstarted()) == works[1:3]
+    assert list(s.take_back(lambda w: True)) == [works[2], works[1]]
+    assert list(s.unstarted()) == [] and s.queued("s") == 0

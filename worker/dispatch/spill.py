@@ -1,0 +1,139 @@
+"""Spilling under memory pressure: whole lanes whose next task has not started move from memory
+to ``parked``, and wait there, *deferred*, until their subscription has room again.
+
+A flood for one subscription (tens of thousands of keys, each key's first task waiting for the
+subscription's ``max_in_flight``, every later task of those keys waiting behind it) would
+otherwise fill the read-ahead budget, and the budget pauses every ``deliveries`` partition, so
+every other endpoint would wait for the flooded one. A spilled lane has parked tasks and no
+head: what a drained lane looks like after SIGTERM, which ``parked`` already means "attempt these
+in seq order" to a new owner. The design is in docs/ordering.md ("Spilling").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from worker.dispatch.ordering import Lane, LaneId, Work, lane_of
+from worker.dispatch.outcomes import Outcomes
+from worker.dispatch.partitions import Partitions
+from worker.dispatch.readahead import held_bytes
+from worker.dispatch.scheduler import Scheduler
+from worker.observability.metrics import Metrics
+from worker.subscriptions.model import Subscription
+
+__all__ = ["RESUME_FACTOR", "SPILL_BATCH", "Spiller"]
+
+SPILL_BATCH = 2000  # the most tasks written to parked in one round
+# A subscription's deferred lanes resume while fewer than this many times its cap of its tasks
+# wait for a slot or a read-back.
+RESUME_FACTOR = 2
+
+_LaneKey = tuple[int, LaneId]  # (partition, lane)
+
+
+class Spiller:
+    """Spills lanes to ``parked`` and resumes them in the order they were deferred."""
+
+    def __init__(
+        self,
+        *,
+        partitions: Partitions,
+        scheduler: Scheduler,
+        outcomes: Outcomes,
+        lookup: Callable[[str], Subscription | None],
+        max_in_flight: int,
+        metrics: Metrics,
+    ) -> None:
+        self._partitions = partitions
+        self._scheduler = scheduler
+        self._outcomes = outcomes
+        self._lookup = lookup
+        self._max_in_flight = max_in_flight
+        self._metrics = metrics
+        # subscription -> its deferred lanes, oldest first
+        self._deferred: dict[str, dict[_LaneKey, None]] = {}
+
+    def deferring(self, sub_id: str) -> bool:
+        """The subscription has deferred lanes: a new lane of it is deferred too."""
+        return sub_id in self._deferred
+
+    def deferred_count(self) -> int:
+        return sum(len(lanes) for lanes in self._deferred.values())
+
+    def spill(self, excess: int) -> int:
+        """Spill lanes waiting in the scheduler (the longest subscription queue first, its
+        newest lanes first) until ``excess`` bytes are freed or ``SPILL_BATCH`` tasks written;
+        returns the bytes freed."""
+        freed = written = 0
+
+        def wanted(work: Work) -> bool:
+            return freed < excess and written < SPILL_BATCH and self._spillable(work)
+
+        for work in self._scheduler.take_back(wanted):
+            lane_id = lane_of(work.task)
+            assert lane_id is not None  # _spillable
+            lane = self._partitions.lane(work.partition, lane_id)
+            works = lane.spill()
+            for spilled in works:
+                freed += held_bytes(spilled)
+                self._write(spilled, lane)
+            written += len(works)
+            self.defer((work.partition, lane_id))
+        if written:
+            self._metrics.spilled(written)
+        return freed
+
+    def defer_new(self, work: Work, lane: Lane) -> None:
+        """The first task of a new lane of a deferring subscription goes straight to
+        ``parked``; the lane waits its turn behind the subscription's other deferred lanes."""
+        lane_id = lane_of(work.task)
+        assert lane_id is not None
+        lane.park(work.task)
+        self._write(work, lane)
+        self.defer((work.partition, lane_id))
+
+    def resume(self) -> None:
+        """Give deferred lanes their turn while their subscription has room: each then
+        attempts its parked tasks in seq order (read back from ``parked`` when not in memory)."""
+        parts, scheduler = self._partitions, self._scheduler
+        for sub_id, lanes in list(self._deferred.items()):
+            sub = self._lookup(sub_id)
+            cap = (sub.in_flight_cap if sub is not None else None) or self._max_in_flight
+            room = RESUME_FACTOR * cap - scheduler.queued(sub_id) - parts.wanting_count(sub_id)
+            while room > 0 and lanes:
+                key = next(iter(lanes))
+                del lanes[key]
+                partition, lane_id = key
+                lane = parts.find_lane(partition, lane_id)
+                if lane is None or lane.busy is not None or lane.head is not None:
+                    continue
+                nxt = parts.next_work(partition, lane_id, lane)
+                if nxt is not None:
+                    scheduler.add(nxt)
+                room -= 1
+            if not lanes:
+                del self._deferred[sub_id]
+
+    def drop(self, gone: set[int]) -> None:
+        """Forget the deferred lanes of partitions no longer owned."""
+        for sub_id, lanes in list(self._deferred.items()):
+            kept = {key: None for key in lanes if key[0] not in gone}
+            if kept:
+                self._deferred[sub_id] = kept
+            else:
+                del self._deferred[sub_id]
+
+    def _spillable(self, work: Work) -> bool:
+        lane_id = lane_of(work.task)
+        if lane_id is None or not self._partitions.current(work):
+            return False
+        lane = self._partitions.find_lane(work.partition, lane_id)
+        return lane is not None and lane.busy is work and lane.spillable
+
+    def defer(self, key: _LaneKey) -> None:
+        """A lane with parked tasks and no head waits for its subscription's turn."""
+        self._deferred.setdefault(key[1][0], {})[key] = None
+
+    def _write(self, work: Work, lane: Lane) -> None:
+        self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work), lane=lane)
