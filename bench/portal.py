@@ -27,8 +27,8 @@ from worker.catalogue import example_catalogue_path
 from worker.config import Settings
 from worker.deliverylog.rows import attempt_row
 from worker.deliverylog.store import Batch, Store, index_path
-from worker.model import Attempt
 from worker.kafka.devbroker import DevBroker
+from worker.model import Attempt
 
 WORKSPACE = "bench"
 _BATCH = 50_000
