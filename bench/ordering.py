@@ -16,10 +16,11 @@ a real ``python -m worker run`` process on the dev broker; receivers run in this
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from worker.kafka.clients import make_producer
 from worker.kafka.devbroker import DevBroker
 from worker.kafka.writes import produce
 from worker.subscriptions.secrets import generate_secret
+from worker.subscriptions.store import new_subscription_id
 
 HERE = Path(__file__).resolve().parent
 # BENCH_SMALL_BUFFERS=1: librdkafka's prefetch (64 MB per consumer by default) and producer
@@ -53,7 +55,7 @@ def keyed_event(i: int, workspace: str, key: int) -> dict[str, Any]:
     }
 
 
-def send(settings: Settings, events: list[dict[str, Any]]) -> None:
+def send(settings: Settings, events: Iterable[dict[str, Any]]) -> None:
     """Produce ``events`` keyed by record id (a key's events share an input partition)."""
     producer = make_producer(settings)
     for n, e in enumerate(events):
@@ -62,6 +64,13 @@ def send(settings: Settings, events: list[dict[str, Any]]) -> None:
         if n % 10_000 == 0:
             producer.poll(0)
     assert producer.flush(120) == 0
+
+
+def flood(settings: Settings, total: int, keys: int) -> None:
+    """Scenario 3's flood: half for the endpoint-scoped subscription, half over ``keys``."""
+    half = total // 2
+    send(settings, (keyed_event(i, "fifo", i) for i in range(half)))
+    send(settings, (keyed_event(i, "keyed", i % keys) for i in range(total - half)))
 
 
 def paced(settings: Settings, stop: threading.Event) -> None:
@@ -171,14 +180,53 @@ def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
         }
 
 
+PARTITIONS_3 = 4
+
+
+def router_lag(port: int) -> float:
+    """The router's lag on the flood's input topic, summed over its partitions."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("webhook_consumer_lag{") and "router" in line and ".events" in line
+    )
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's key hash (the Java client's, and librdkafka's ``murmur2_random``)."""
+    length, m = len(data), 0x5BD1E995
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = (int.from_bytes(data[i : i + 4], "little") * m) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail, extra = length & ~3, length % 4
+    if extra >= 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[tail]) * m) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def sub_id_on(partition: int, partitions: int) -> str:
+    """A new subscription id whose ``deliveries`` records land in ``partition``."""
+    while True:
+        sub_id = new_subscription_id()
+        if (murmur2(sub_id.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return sub_id
+
+
 def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
     total = round(1_000_000 * scale)
-    half = total // 2
     keys = max(1, round(100_000 * scale))
     settings = make_settings(
         bootstrap,
         "ord3",
-        4,
+        PARTITIONS_3,
         retry_delays_ms=parse_retry_delays("1h"),  # heads wait: their followers stay parked
         disable_after_failures=0,
         max_in_flight_per_workspace=0,
@@ -194,9 +242,14 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
         dead_keys = rx.endpoint("deadkeys", secret, lambda n, b: Reply(status=503))
         healthy = rx.endpoint("healthy", secret, lambda n, b: Reply(delay_s=DELAY_S))
         writer = SubsWriter(settings)
-        writer.create("fifo", dead, ["*"], secret=secret, ordering="endpoint")
-        writer.create("keyed", dead_keys, ["*"], secret=secret, ordering="key")
-        writer.create("ok", healthy, ["*"], secret=secret, ordering="key")
+        # Each subscription on a partition of its own (BENCH_SHARED=1: the healthy one shares
+        # the key-scoped flood's, and waits for the dispatcher to read past the flood there).
+        shared = os.environ.get("BENCH_SHARED") == "1"
+        placement = {"fifo": 0, "keyed": 1, "ok": 1 if shared else 2}
+        ids = {name: sub_id_on(p, PARTITIONS_3) for name, p in placement.items()}
+        writer.create("fifo", dead, ["*"], secret=secret, ordering="endpoint", sub_id=ids["fifo"])
+        writer.create("keyed", dead_keys, ["*"], secret=secret, ordering="key", sub_id=ids["keyed"])
+        writer.create("ok", healthy, ["*"], secret=secret, ordering="key", sub_id=ids["ok"])
         with workers(settings) as w:
             w.wait_ready()
             pid, port = w.pids()[0], w.ports[0]
@@ -210,27 +263,32 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
             alone = (successes(rx, "healthy") - alone_n) / (time.monotonic() - alone_from)
             base = rss_mb(pid)
             started, healthy_n = time.monotonic(), successes(rx, "healthy")
-            producer = threading.Thread(
-                target=lambda: (
-                    send(settings, [keyed_event(i, "fifo", i) for i in range(half)]),
-                    send(
-                        settings, [keyed_event(i, "keyed", i % keys) for i in range(total - half)]
-                    ),
-                ),
-                daemon=True,
+            # The flood from a process of its own: producing a million events in this one
+            # would take the GIL from the receivers, and slow the healthy endpoint's answers.
+            producer = multiprocessing.get_context("spawn").Process(
+                target=flood, args=(settings, total, keys), daemon=True
             )
             producer.start()
             # Parked = behind a head: all but the endpoint's first and each key's first.
             expected = total - 1 - keys
             samples: list[tuple[float, float, float]] = []  # (seconds, parked, RSS MB)
+            routed: tuple[float, int] | None = None  # (when, healthy successes then)
             while (parked := metric(port, "webhook_parked_tasks")) < expected:
                 w.check()
                 samples.append((round(time.monotonic() - started, 1), parked, rss_mb(pid)))
+                if routed is None and not producer.is_alive() and router_lag(port) == 0:
+                    routed = (time.monotonic(), successes(rx, "healthy"))
                 if time.monotonic() - started > 3600:
                     raise TimeoutError("parking took over an hour")
                 time.sleep(1)
             parked_s = time.monotonic() - started
             during = (successes(rx, "healthy") - healthy_n) / parked_s
+            # Once the router has routed the flood, only the dispatcher's parking competes.
+            after = (
+                (successes(rx, "healthy") - routed[1]) / (time.monotonic() - routed[0])
+                if routed is not None and time.monotonic() - routed[0] >= 2
+                else None
+            )
             time.sleep(5)
             end = rss_mb(pid)
             stop.set()
@@ -245,6 +303,7 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
         )
         return {
             "scale": scale,
+            "deliveries_partitions": placement,
             "parked": expected,
             "keys": keys,
             "rss_base_mb": round(base, 1),
@@ -256,6 +315,8 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
             "healthy_alone_per_s": round(alone, 1),
             "healthy_during_per_s": round(during, 1),
             "healthy_ratio": round(during / alone, 3) if alone else None,
+            "routed_s": round(routed[0] - started, 1) if routed is not None else None,
+            "healthy_after_routing_ratio": round(after / alone, 3) if after and alone else None,
             "samples": [
                 (t, int(p), round(r, 1)) for t, p, r in samples[:: max(1, len(samples) // 20)]
             ],

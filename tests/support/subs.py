@@ -29,9 +29,10 @@ class SubsWriter:
         secret: str | None = None,
         ordering: str | None = None,
         max_in_flight: int | None = None,
+        sub_id: str | None = None,
     ) -> Subscription:
         sub = Subscription(
-            id=new_subscription_id(),
+            id=sub_id or new_subscription_id(),
             workspace=workspace,
             url=url,
             events=tuple(events),
