@@ -109,7 +109,7 @@ def rss_mb(pid: int) -> float:
 
 
 def metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])

@@ -57,12 +57,25 @@ class Scope:
     admin: bool
 
 
+def unknown_workspace(ws: str) -> Problem:
+    """Another workspace's resource, or none: the same 404 either way."""
+    return Problem(404, f"unknown workspace {ws}")
+
+
+def unknown_subscription(sub_id: str) -> Problem:
+    return Problem(404, f"unknown subscription {sub_id}")
+
+
+def bad_cursor(exc: Exception) -> Problem:
+    return Problem(422, f"cursor: {exc}")
+
+
 async def workspace_scope(
     request: Request, ws: Annotated[str, Path(pattern=WORKSPACE_PATTERN, max_length=200)]
 ) -> Scope:
     principal: Principal = request.state.principal
     if not principal.can_access(ws):
-        raise Problem(404, f"unknown workspace {ws}")
+        raise unknown_workspace(ws)
     return Scope(ws, Actor(principal.token_id, operator=principal.admin), principal.admin)
 
 
@@ -75,7 +88,7 @@ async def subscription(
     try:
         return ctx.service.get(sub_id, scope.workspace)
     except NotFound:
-        raise Problem(404, f"unknown subscription {sub_id}") from None
+        raise unknown_subscription(sub_id) from None
 
 
 Sub = Annotated[Subscription, Depends(subscription)]

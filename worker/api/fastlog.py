@@ -23,7 +23,13 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from worker.api.context import ApiContext
-from worker.api.deps import WORKSPACE_PATTERN, parse_time
+from worker.api.deps import (
+    WORKSPACE_PATTERN,
+    bad_cursor,
+    parse_time,
+    unknown_subscription,
+    unknown_workspace,
+)
 from worker.api.problems import Problem, problem_response
 from worker.deliverylog.cursor import BadCursor
 from worker.deliverylog.queries import MAX_LIMIT
@@ -83,16 +89,17 @@ def plan(ctx: ApiContext, scope: Scope) -> Handler | None:
     scope["route"] = _ROUTES[kind]
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-        if not principal.can_access(ws):
-            await problem_response(404, f"unknown workspace {ws}")(scope, receive, send)
-            return
         try:
-            rows, next_cursor = _query(ctx, ws, sub_id, kind, params)
-        except NotFound:
-            await problem_response(404, f"unknown subscription {sub_id}")(scope, receive, send)
-            return
-        except BadCursor as exc:
-            await problem_response(422, f"cursor: {exc}")(scope, receive, send)
+            if not principal.can_access(ws):
+                raise unknown_workspace(ws)
+            try:
+                rows, next_cursor = _query(ctx, ws, sub_id, kind, params)
+            except NotFound:
+                raise unknown_subscription(sub_id) from None
+            except BadCursor as exc:
+                raise bad_cursor(exc) from None
+        except Problem as problem:
+            await problem_response(problem.status, problem.detail)(scope, receive, send)
             return
         body = orjson.dumps({"data": rows, "next_cursor": next_cursor})
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]

@@ -246,9 +246,6 @@ class Dispatcher:
             self._scheduler.add(work)
             return
         lane = self._partitions.lane(work.partition, lane_id)
-        if lane.idle and self._spiller.deferring(task.subscription_id):
-            self._spiller.defer_new(work, lane)
-            return
         decision = lane.on_fresh(work)
         if decision is Decision.ATTEMPT:
             self._scheduler.add(work)
@@ -315,10 +312,10 @@ class Dispatcher:
 
     def _unstarted(self) -> Iterator[Work]:
         """Tasks read but not started: ready, held by a limit, or waiting in a lane."""
-        lanes = self._partitions.all_lanes()
+        lanes = self._partitions.all_lanes()  # a hundred thousand key lanes: keep it lean
         return itertools.chain(
             self._scheduler.unstarted(),
-            itertools.chain.from_iterable(lane.waiting for lane in lanes),
+            itertools.chain.from_iterable(q for lane in lanes if (q := lane.waiting_queue)),
         )
 
     def _report_retry_age(self) -> None:

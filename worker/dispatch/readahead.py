@@ -37,6 +37,7 @@ TRICKLE_BATCH = 50
 # Python objects (measured ~670 B with tracemalloc), rounded up.
 HELD_TASK_OVERHEAD = 1024
 COUNT_INTERVAL_S = 0.02  # a count walks every held task: not every step
+IDLE_COUNT_INTERVAL_S = 0.2  # after a spill that found nothing to spill
 
 
 def held_bytes(work: Work) -> int:
@@ -86,8 +87,11 @@ class ReadAhead:
             self._next_count = now + COUNT_INTERVAL_S
             self.count(unstarted())
             if self.held > self._budget * 3 // 4:
-                self.held -= spill(self.held - self._budget // 2)
+                freed = spill(self.held - self._budget // 2)
+                self.held -= freed
                 self._apply()
+                if not freed:  # nothing could go: a count walks every lane, so not so soon
+                    self._next_count = now + IDLE_COUNT_INTERVAL_S
 
     def count(self, unstarted: Iterable[Work]) -> None:
         """Count the unstarted works and pause or resume ``deliveries``."""

@@ -22,12 +22,14 @@ from worker.dispatch.scheduler import Scheduler
 from worker.observability.metrics import Metrics
 from worker.subscriptions.model import Subscription
 
-__all__ = ["RESUME_FACTOR", "SPILL_BATCH", "Spiller"]
+__all__ = ["RESUME_FACTOR", "RESUME_MIN", "SPILL_BATCH", "Spiller"]
 
 SPILL_BATCH = 2000  # the most tasks written to parked in one round
 # A subscription's deferred lanes resume while fewer than this many times its cap of its tasks
-# wait for a slot or a read-back.
+# (and at least RESUME_MIN) wait for a slot or a read-back: each step's read-back pass then
+# serves many lanes at once.
 RESUME_FACTOR = 2
+RESUME_MIN = 64
 
 _LaneKey = tuple[int, LaneId]  # (partition, lane)
 
@@ -53,10 +55,6 @@ class Spiller:
         self._metrics = metrics
         # subscription -> its deferred lanes, oldest first
         self._deferred: dict[str, dict[_LaneKey, None]] = {}
-
-    def deferring(self, sub_id: str) -> bool:
-        """The subscription has deferred lanes: a new lane of it is deferred too."""
-        return sub_id in self._deferred
 
     def deferred_count(self) -> int:
         return sum(len(lanes) for lanes in self._deferred.values())
@@ -84,15 +82,6 @@ class Spiller:
             self._metrics.spilled(written)
         return freed
 
-    def defer_new(self, work: Work, lane: Lane) -> None:
-        """The first task of a new lane of a deferring subscription goes straight to
-        ``parked``; the lane waits its turn behind the subscription's other deferred lanes."""
-        lane_id = lane_of(work.task)
-        assert lane_id is not None
-        lane.park(work.task)
-        self._write(work, lane)
-        self.defer((work.partition, lane_id))
-
     def resume(self) -> None:
         """Give deferred lanes their turn while their subscription has room: each then
         attempts its parked tasks in seq order (read back from ``parked`` when not in memory)."""
@@ -100,7 +89,8 @@ class Spiller:
         for sub_id, lanes in list(self._deferred.items()):
             sub = self._lookup(sub_id)
             cap = (sub.in_flight_cap if sub is not None else None) or self._max_in_flight
-            room = RESUME_FACTOR * cap - scheduler.queued(sub_id) - parts.wanting_count(sub_id)
+            room = max(RESUME_FACTOR * cap, RESUME_MIN)
+            room -= scheduler.queued(sub_id) + parts.wanting_count(sub_id)
             while room > 0 and lanes:
                 key = next(iter(lanes))
                 del lanes[key]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Response
 
-from worker.api.deps import Ctx, Limit, Sub, parse_time
+from worker.api.deps import Ctx, Limit, Sub, bad_cursor, parse_time
 from worker.api.models import Attempt, DeadLetter, Delivery, Page, RedriveIn, RedriveOut
 from worker.api.problems import Problem
 from worker.deliverylog.cursor import BadCursor
@@ -40,7 +40,7 @@ async def _page(query: Callable[[], LogPage]) -> Response:
     try:
         rows, next_cursor = query()
     except BadCursor as exc:
-        raise Problem(422, f"cursor: {exc}") from None
+        raise bad_cursor(exc) from None
     body = orjson.dumps({"data": rows, "next_cursor": next_cursor})
     return Response(body, media_type="application/json")
 
