@@ -166,18 +166,24 @@ def test_delay_queues_pause_until_due_and_release_in_order():
     assert released == [first, second] and consumer.paused == set()
 
 
-def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
-    consumer = FakeConsumer()
-    clock = FakeClock()
-    per_task = 100 + HELD_TASK_OVERHEAD
-    ahead = ReadAhead(
+PER_TASK = 100 + HELD_TASK_OVERHEAD  # a held task with a 100-byte body
+
+
+def read_ahead(consumer: FakeConsumer, tasks: int) -> ReadAhead:
+    """A read-ahead budget of ``tasks`` such tasks over one ``deliveries`` partition."""
+    return ReadAhead(
         consumer=consumer,  # type: ignore[arg-type]
-        budget=per_task * 4,
+        budget=PER_TASK * tasks,
         max_in_flight=1,
-        clock=clock,
+        clock=FakeClock(),
         metrics=Metrics(),
         deliveries=lambda: [TopicPartition("deliveries", 0)],
     )
+
+
+def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
+    consumer = FakeConsumer()
+    ahead = read_ahead(consumer, 4)
     held = [work(i) for i in range(5)]
     for w in held:
         w.task.body = b"x" * 100
@@ -245,15 +251,7 @@ def test_dropping_a_promoted_work_promotes_the_next():
 
 def test_read_ahead_spills_past_three_quarters_down_to_half_and_does_not_pause():
     consumer = FakeConsumer()
-    per_task = 100 + HELD_TASK_OVERHEAD
-    ahead = ReadAhead(
-        consumer=consumer,  # type: ignore[arg-type]
-        budget=per_task * 8,
-        max_in_flight=1,
-        clock=FakeClock(),
-        metrics=Metrics(),
-        deliveries=lambda: [TopicPartition("deliveries", 0)],
-    )
+    ahead = read_ahead(consumer, 8)
     held = [work(i) for i in range(7)]  # 7/8 of the budget: over three quarters
     for w in held:
         w.task.body = b"x" * 100
@@ -262,13 +260,13 @@ def test_read_ahead_spills_past_three_quarters_down_to_half_and_does_not_pause()
 
     def spill(excess: int) -> int:
         asked.append(excess)
-        return per_task * 4  # four tasks went to parked
+        return PER_TASK * 4  # four tasks went to parked
 
     ahead.check(lambda: held, spill)
-    assert asked == [per_task * 3]  # down to half the budget
-    assert ahead.held == per_task * 3 and not ahead.paused and consumer.paused == set()
+    assert asked == [PER_TASK * 3]  # down to half the budget
+    assert ahead.held == PER_TASK * 3 and not ahead.paused and consumer.paused == set()
     ahead.check(lambda: held[:3], spill)  # under three quarters: nothing to do
-    assert asked == [per_task * 3]
+    assert asked == [PER_TASK * 3]
 
 
 def test_take_back_takes_the_longest_queue_newest_first_while_wanted():
