@@ -56,9 +56,6 @@ class Spiller:
         # subscription -> its deferred lanes, oldest first
         self._deferred: dict[str, dict[_LaneKey, None]] = {}
 
-    def deferred_count(self) -> int:
-        return sum(len(lanes) for lanes in self._deferred.values())
-
     def spill(self, excess: int) -> int:
         """Spill lanes waiting in the scheduler (the longest subscription queue first, its
         newest lanes first) until ``excess`` bytes are freed or ``SPILL_BATCH`` tasks written;
