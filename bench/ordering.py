@@ -108,9 +108,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def metrics_text(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
 def metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
@@ -185,10 +188,9 @@ PARTITIONS_3 = 4
 
 def router_lag(port: int) -> float:
     """The router's lag on the flood's input topic, summed over its partitions."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return sum(
         float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
+        for line in metrics_text(port).splitlines()
         if line.startswith("webhook_consumer_lag{") and "router" in line and ".events" in line
     )
 

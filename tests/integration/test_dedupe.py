@@ -4,28 +4,20 @@ dead-lettered, or is in flight, also after a kill -9 and a new process."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
-
-import httpx
 
 from tests.integration.test_crash_restart import free_port
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
-from tests.support.worker import ProcessWorker
+from tests.support.worker import ProcessWorker, metric
 from worker.config import Settings
 from worker.subscriptions.secrets import generate_secret
 
-SKIPPED = re.compile(r"^webhook_duplicates_skipped_total (\S+)$", re.MULTILINE)
-
 
 def skipped(port: int) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    match = SKIPPED.search(text)
-    assert match, "webhook_duplicates_skipped_total is not exported"
-    return float(match.group(1))
+    return metric(port, "webhook_duplicates_skipped_total")
 
 
 def produce(settings: Settings, ids: list[str]) -> None:

@@ -5,31 +5,24 @@ attempt slot has work queued it reads on slowly, but it reads on."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-
-import httpx
 
 from tests.support.kafka import produce_json
 from tests.support.receiver import Received, Receiver, Reply
 from tests.support.subs import SubsWriter
-from tests.support.worker import running
+from tests.support.worker import metric, running
 from worker.config import Settings
 from worker.dispatch.dispatcher import HELD_TASK_OVERHEAD, POLL_BATCH
 from worker.subscriptions.secrets import generate_secret
 
-READ_AHEAD = re.compile(r"^webhook_read_ahead_bytes (\S+)$", re.MULTILINE)
 PAD = 1000  # bytes of padding per event
 HOLD_S = 3.0
 PER_TASK = PAD + 200 + HELD_TASK_OVERHEAD  # the envelope around the padding is < 200 B
 
 
 def read_ahead(port: int) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    match = READ_AHEAD.search(text)
-    assert match, "webhook_read_ahead_bytes is not exported"
-    return float(match.group(1))
+    return metric(port, "webhook_read_ahead_bytes")
 
 
 def held_endpoint_run(settings: Settings, events: int) -> tuple[list[float], list[Received]]:

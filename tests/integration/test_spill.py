@@ -6,17 +6,14 @@ lanes in ``parked``, every event still arrives, in order per key."""
 
 from __future__ import annotations
 
-import re
 import threading
-
-import httpx
 
 from tests.integration.test_crash_restart import free_port
 from tests.integration.test_key_order import key_violations, wait_until
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
-from tests.support.worker import ProcessWorker
+from tests.support.worker import ProcessWorker, metric
 from worker.subscriptions.secrets import generate_secret
 
 FLOOD_KEYS = 300
@@ -24,13 +21,6 @@ ROUNDS = 4  # events per flooded key
 HEALTHY = 100
 PAD = 1000  # bytes of padding per flooded event: 1,200 tasks hold ~2.8 MB, the budget is 1 MB
 TIMEOUT_MS = 3000  # the hanging endpoint's attempts: 10 at a time, so 100 take >= 30 s
-
-
-def metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert match, f"{name} is not exported"
-    return float(match.group(1))
 
 
 def test_a_hanging_flood_is_spilled_while_others_flow_and_survives_a_kill(settings_factory):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,14 @@ def wait_ready(port: int, timeout: float, error: object = lambda: None) -> None:
             last = str(exc)
         time.sleep(0.1)
     raise AssertionError(f"worker not ready within {timeout}s: {last}")
+
+
+def metric(port: int, name: str) -> float:
+    """The value of an unlabelled series on a worker's ``/metrics``; fails if it is missing."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} is not exported"
+    return float(match.group(1))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -90,14 +90,7 @@ def plan(ctx: ApiContext, scope: Scope) -> Handler | None:
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if not principal.can_access(ws):
-                raise unknown_workspace(ws)
-            try:
-                rows, next_cursor = _query(ctx, ws, sub_id, kind, params)
-            except NotFound:
-                raise unknown_subscription(sub_id) from None
-            except BadCursor as exc:
-                raise bad_cursor(exc) from None
+            rows, next_cursor = _page(ctx, principal, ws, sub_id, kind, params)
         except Problem as problem:
             await problem_response(problem.status, problem.detail)(scope, receive, send)
             return
@@ -150,6 +143,20 @@ def _params(kind: str, query_string: bytes) -> _Params | None:
         given.get("event_id"),
         given.get("reason"),
     )
+
+
+def _page(
+    ctx: ApiContext, principal: Principal, ws: str, sub_id: str, kind: str, p: _Params
+) -> LogPage:
+    """The page, or the route functions' 404 or 422 as a :class:`Problem`."""
+    if not principal.can_access(ws):
+        raise unknown_workspace(ws)
+    try:
+        return _query(ctx, ws, sub_id, kind, p)
+    except NotFound:
+        raise unknown_subscription(sub_id) from None
+    except BadCursor as exc:
+        raise bad_cursor(exc) from None
 
 
 def _query(ctx: ApiContext, ws: str, sub_id: str, kind: str, p: _Params) -> LogPage:

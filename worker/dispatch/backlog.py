@@ -129,17 +129,10 @@ class Backlog:
 
     def release_read_back(self) -> None:
         """Drop the bodies read back (still in ``parked``): the lane waits on a head again."""
-        bodies = self._bodies
-        if not bodies:
-            return
-        for seq in list(bodies):
+        for seq in list(self._bodies or ()):
             i = self._find(seq)
-            if i is None or self._offsets[i] != UNACKED:
-                del bodies[seq]
-                if i is not None:
-                    self._tally.read_back -= 1
-        if not bodies:
-            self._bodies = None
+            if i is not None and self._offsets[i] != UNACKED:  # unacknowledged: the only copy
+                self._drop_body(seq, self._offsets[i])
 
     def forget(self) -> None:
         """The lane is dropped (its partition revoked): take it out of the totals."""
