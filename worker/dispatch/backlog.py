@@ -76,6 +76,29 @@ class Backlog:
         if bodies is not None and bodies.pop(seq, None) is not None and not bodies:
             self._bodies = None
 
+    @property
+    def settled(self) -> bool:
+        """Every write acknowledged and no body in memory: the index alone is the backlog."""
+        if self._bodies is not None:
+            return False
+        try:
+            self._offsets.index(UNACKED, self._start)
+        except ValueError:
+            return True
+        return False
+
+    def packed(self) -> tuple[bytes, bytes]:
+        """The seqs and offsets as bytes (:mod:`worker.dispatch.dormant`)."""
+        return self._seqs[self._start :].tobytes(), self._offsets[self._start :].tobytes()
+
+    @classmethod
+    def unpacked(cls, tally: Tally, seqs: bytes, offsets: bytes) -> Backlog:
+        """A settled backlog from :meth:`packed` (its entries already counted in ``tally``)."""
+        backlog = cls(tally)
+        backlog._seqs.frombytes(seqs)
+        backlog._offsets.frombytes(offsets)
+        return backlog
+
     def last(self) -> int | None:
         return self._seqs[-1] if len(self) else None
 

@@ -153,6 +153,7 @@ class Outcomes:
             if work.from_parked:
                 self.tombstone(work.partition, task_key(lane_id, task.seq))
             self.finish(work)
+            self._partitions.settle(work.partition, lane_id, lane)
 
         self.produce(
             topic,
@@ -242,6 +243,8 @@ class Outcomes:
             if lane is not None:
                 lane.acked(seq, offset)
             on_ack()
+            if lane is not None and self._partitions.current(work):
+                self._partitions.settle(work.partition, lane_id, lane)
 
         self.produce(
             self._topics.parked,

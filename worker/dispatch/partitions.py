@@ -1,7 +1,8 @@
 """What the dispatcher knows per owned partition: its assignment generation, the offsets a
 previous owner finished past its commit (skipped, not sent again), and its ordered lanes,
 rebuilt from ``parked`` (and the recently settled deliveries from ``attempts`` and ``dlq``)
-on assignment and forgotten on revoke or loss.
+on assignment and forgotten on revoke or loss. Key lanes that only wait are kept packed
+(:mod:`worker.dispatch.dormant`) and unpacked when looked up.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import Consumer
 
 from worker.codec.records import RecordCodec
+from worker.dispatch import dormant
 from worker.dispatch.backlog import Tally
 from worker.dispatch.clock import Clock
 from worker.dispatch.dedupe import Settled, read_settled
@@ -51,8 +53,9 @@ class Partitions:
         self._lookup = lookup
         self.gen: dict[int, int] = {}
         self._generations = 0
-        # partition -> subscription -> ordering key (None: the whole endpoint) -> lane
-        self.lanes: dict[int, dict[str, dict[bytes | None, Lane]]] = {}
+        # partition -> subscription -> ordering key (None: the whole endpoint) -> lane, or the
+        # packed record of a key lane that only waits
+        self.lanes: dict[int, dict[str, dict[bytes | None, Lane | bytes]]] = {}
         self.tally = Tally()
         # Lanes whose next parked task must be read back from parked, in the order they asked,
         # and how many of them each subscription has.
@@ -104,17 +107,34 @@ class Partitions:
         lane = sub_lanes.get(lane_id[1])
         if lane is None:
             lane = sub_lanes[lane_id[1]] = Lane(self.tally)
+        elif not isinstance(lane, Lane):
+            lane = sub_lanes[lane_id[1]] = dormant.unpack(lane, self.tally)
         return lane
 
     def find_lane(self, partition: int, lane_id: LaneId) -> Lane | None:
         sub_lanes = self.lanes.get(partition, {}).get(lane_id[0])
-        return sub_lanes.get(lane_id[1]) if sub_lanes else None
+        lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
+        if lane is None or isinstance(lane, Lane):
+            return lane
+        assert sub_lanes is not None
+        unpacked = sub_lanes[lane_id[1]] = dormant.unpack(lane, self.tally)
+        return unpacked
+
+    def settle(self, partition: int, lane_id: LaneId, lane: Lane) -> None:
+        """Pack a key lane that only waits (nothing in flight, held or unacknowledged). Called
+        once its last write is acknowledged: no callback holds the Lane object any more."""
+        sub_id, digest = lane_id
+        if digest is None or not dormant.packable(lane):
+            return
+        sub_lanes = self.lanes.get(partition, {}).get(sub_id)
+        if sub_lanes is not None and sub_lanes.get(digest) is lane:
+            sub_lanes[digest] = dormant.pack(lane)
 
     def drop_lane_if_idle(self, partition: int, lane_id: LaneId) -> None:
         lanes = self.lanes.get(partition)
         sub_lanes = lanes.get(lane_id[0]) if lanes else None
         lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
-        if lane is not None and lane.idle and sub_lanes is not None and lanes is not None:
+        if isinstance(lane, Lane) and lane.idle and sub_lanes is not None and lanes is not None:
             del sub_lanes[lane_id[1]]
             if not sub_lanes:
                 del lanes[lane_id[0]]
@@ -128,9 +148,10 @@ class Partitions:
         return "endpoint" if None in sub_lanes else "key"
 
     def all_lanes(self) -> Iterator[Lane]:
+        """The unpacked lanes (a packed one holds nothing in memory but its index)."""
         for lanes in self.lanes.values():
             for sub_lanes in lanes.values():
-                yield from sub_lanes.values()
+                yield from (lane for lane in sub_lanes.values() if isinstance(lane, Lane))
 
     def parked_count(self) -> int:
         return self.tally.parked
@@ -189,14 +210,15 @@ class Partitions:
             for topic, offsets in rebuilt[p].finished.items():
                 self._skip[(topic, p)] = offsets
                 log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
-            lanes = self.lanes[p] = rebuilt[p].lanes
-            for sub_id, sub_lanes in lanes.items():
-                headless.extend(
-                    (p, (sub_id, digest))
-                    for digest, lane in sub_lanes.items()
-                    if lane.head is None and lane.parked_count
-                )
+            lanes: dict[str, dict[bytes | None, Lane | bytes]] = {}
+            for sub_id, sub_lanes in rebuilt[p].lanes.items():
+                for digest, lane in sub_lanes.items():
+                    if lane.head is None and lane.parked_count:
+                        headless.append((p, (sub_id, digest)))
+                    packed = digest is not None and dormant.packable(lane)
+                    lanes.setdefault(sub_id, {})[digest] = dormant.pack(lane) if packed else lane
                 log.debug("partition %d: %d lanes of %s rebuilt", p, len(sub_lanes), sub_id)
+            self.lanes[p] = lanes
         return headless
 
     def _restore_health(self, streaks: list[EndpointHealth]) -> None:
@@ -214,7 +236,10 @@ class Partitions:
             self.gen.pop(p, None)
             for sub_lanes in self.lanes.pop(p, {}).values():
                 for lane in sub_lanes.values():
-                    lane.forget()
+                    if isinstance(lane, Lane):
+                        lane.forget()
+                    else:
+                        self.tally.parked -= dormant.parked_in(lane)
         for key in [k for k in self.wanting if k[0] in gone]:
             self.unwant(key)
         self._skip = {k: v for k, v in self._skip.items() if k[1] not in gone}
