@@ -5,11 +5,13 @@ but their state: a head waiting in a delay topic (its marker durable) and the in
 tasks parked behind it (every write acknowledged, no body held). As a :class:`Lane` with its
 :class:`~worker.dispatch.backlog.Backlog`, two arrays and a :class:`HeadRef`, such a lane is
 nine small objects, about 860 bytes; and small objects that live long, allocated among a
-flood's short-lived ones, keep the heap pages around them from being returned. Packed, it is
-one record of about 60 bytes plus 16 per parked task. The lane is unpacked when it is touched
-(a fresh task parks behind it, its retry comes due, its turn comes) and packed again once it
-only waits again (:meth:`worker.dispatch.partitions.Partitions.settle`); its parked tasks stay
-counted in the tally throughout.
+flood's short-lived ones, keep the heap's pages and arenas around them from being returned.
+Packed, it is a record of about 60 bytes plus 16 per parked task, kept with its key digest in
+one of a few thousand buckets (:class:`PackedLanes`): no Python object per lane at all. The
+lane is unpacked when it is touched (a fresh task parks behind it, its retry comes due, its
+turn comes) and packed again once it only waits again
+(:meth:`worker.dispatch.partitions.Partitions.settle`); its parked tasks stay counted in the
+tally throughout.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import struct
 from worker.dispatch.backlog import Backlog, Tally
 from worker.dispatch.ordering import HeadRef, Lane
 
-__all__ = ["MAX_PACKED_TASKS", "pack", "packable", "parked_in", "unpack"]
+__all__ = ["MAX_PACKED_TASKS", "PackedLanes", "pack", "packable", "parked_in", "unpack"]
 
 # max_seq, head seq, head hop, flags, parked tasks, delivery id length; then the delivery id
 # (UTF-8), the parked seqs and their offsets (8 bytes each).
@@ -28,6 +30,10 @@ _HAS_HEAD = 1
 _HEAD_DURABLE = 2
 # A lane with more parked tasks stays a Lane: packing copies its index on every touch.
 MAX_PACKED_TASKS = 256
+# A bucket entry: the key digest (16 bytes) and the record's length, then the record.
+_ENTRY = struct.Struct("<16sI")
+_FIRST_BUCKETS = 64
+_PER_BUCKET = 16  # past this many records a bucket on average, the buckets double
 
 
 def packable(lane: Lane) -> bool:
@@ -79,3 +85,76 @@ def unpack(record: bytes, tally: Tally) -> Lane:
 def parked_in(record: bytes) -> int:
     """How many parked tasks a record holds."""
     return int(_HEADER.unpack_from(record)[4])
+
+
+class PackedLanes:
+    """The packed key lanes of one subscription in one partition, by key digest.
+
+    Records live in buckets (``bytes``, chosen by the digest's first four bytes, which are
+    uniform), each a run of entries: so a hundred thousand lanes are a few thousand buffers of
+    a few kilobytes, not two hundred thousand small objects."""
+
+    __slots__ = ("_buckets", "_count")
+
+    def __init__(self) -> None:
+        self._buckets: list[bytes] = [b""] * _FIRST_BUCKETS
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def pop(self, digest: bytes) -> bytes | None:
+        """Take a lane's record out (None: not packed)."""
+        i = self._index(digest)
+        bucket = self._buckets[i]
+        at = _find(bucket, digest)
+        if at < 0:
+            return None
+        size = _ENTRY.unpack_from(bucket, at)[1]
+        start = at + _ENTRY.size
+        self._buckets[i] = bucket[:at] + bucket[start + size :]
+        self._count -= 1
+        return bucket[start : start + size]
+
+    def put(self, digest: bytes, record: bytes) -> None:
+        """Keep a lane's record (the lane must not be packed already)."""
+        i = self._index(digest)
+        self._buckets[i] += _ENTRY.pack(digest, len(record)) + record
+        self._count += 1
+        if self._count > _PER_BUCKET * len(self._buckets):
+            self._grow()
+
+    def records(self) -> list[bytes]:
+        return [record for bucket in self._buckets for _, record in _entries(bucket)]
+
+    def _index(self, digest: bytes) -> int:
+        return int.from_bytes(digest[:4], "little") & (len(self._buckets) - 1)
+
+    def _grow(self) -> None:
+        entries = [entry for bucket in self._buckets for entry in _entries(bucket)]
+        self._buckets = [b""] * (len(self._buckets) * 2)
+        self._count = 0
+        for digest, record in entries:
+            self.put(digest, record)
+
+
+def _find(bucket: bytes, digest: bytes) -> int:
+    """Where the entry of ``digest`` starts in ``bucket``, or -1."""
+    at, end = 0, len(bucket)
+    while at < end:
+        found, size = _ENTRY.unpack_from(bucket, at)
+        if found == digest:
+            return at
+        at += _ENTRY.size + size
+    return -1
+
+
+def _entries(bucket: bytes) -> list[tuple[bytes, bytes]]:
+    entries = []
+    at = 0
+    while at < len(bucket):
+        digest, size = _ENTRY.unpack_from(bucket, at)
+        start = at + _ENTRY.size
+        entries.append((digest, bucket[start : start + size]))
+        at = start + size
+    return entries

@@ -53,9 +53,10 @@ class Partitions:
         self._lookup = lookup
         self.gen: dict[int, int] = {}
         self._generations = 0
-        # partition -> subscription -> ordering key (None: the whole endpoint) -> lane, or the
-        # packed record of a key lane that only waits
-        self.lanes: dict[int, dict[str, dict[bytes | None, Lane | bytes]]] = {}
+        # partition -> subscription -> ordering key (None: the whole endpoint) -> lane
+        self.lanes: dict[int, dict[str, dict[bytes | None, Lane]]] = {}
+        # (partition, subscription) -> its key lanes that only wait, packed
+        self.packed: dict[tuple[int, str], dormant.PackedLanes] = {}
         self.tally = Tally()
         # Lanes whose next parked task must be read back from parked, in the order they asked,
         # and how many of them each subscription has.
@@ -106,19 +107,17 @@ class Partitions:
         sub_lanes = self.lanes.setdefault(partition, {}).setdefault(lane_id[0], {})
         lane = sub_lanes.get(lane_id[1])
         if lane is None:
-            lane = sub_lanes[lane_id[1]] = Lane(self.tally)
-        elif not isinstance(lane, Lane):
-            lane = sub_lanes[lane_id[1]] = dormant.unpack(lane, self.tally)
+            lane = sub_lanes[lane_id[1]] = self._unpack(partition, lane_id) or Lane(self.tally)
         return lane
 
     def find_lane(self, partition: int, lane_id: LaneId) -> Lane | None:
         sub_lanes = self.lanes.get(partition, {}).get(lane_id[0])
         lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
-        if lane is None or isinstance(lane, Lane):
-            return lane
-        assert sub_lanes is not None
-        unpacked = sub_lanes[lane_id[1]] = dormant.unpack(lane, self.tally)
-        return unpacked
+        if lane is None:
+            lane = self._unpack(partition, lane_id)
+            if lane is not None:
+                self.lanes.setdefault(partition, {}).setdefault(lane_id[0], {})[lane_id[1]] = lane
+        return lane
 
     def settle(self, partition: int, lane_id: LaneId, lane: Lane) -> None:
         """Pack a key lane that only waits (nothing in flight, held or unacknowledged). Called
@@ -126,15 +125,33 @@ class Partitions:
         sub_id, digest = lane_id
         if digest is None or not dormant.packable(lane):
             return
-        sub_lanes = self.lanes.get(partition, {}).get(sub_id)
-        if sub_lanes is not None and sub_lanes.get(digest) is lane:
-            sub_lanes[digest] = dormant.pack(lane)
+        lanes = self.lanes.get(partition)
+        sub_lanes = lanes.get(sub_id) if lanes else None
+        if lanes is None or sub_lanes is None or sub_lanes.get(digest) is not lane:
+            return  # a stale callback's lane: the table has moved on
+        del sub_lanes[digest]
+        if not sub_lanes:
+            del lanes[sub_id]
+        self.packed.setdefault((partition, sub_id), dormant.PackedLanes()).put(
+            digest, dormant.pack(lane)
+        )
+
+    def _unpack(self, partition: int, lane_id: LaneId) -> Lane | None:
+        sub_id, digest = lane_id
+        table = self.packed.get((partition, sub_id))
+        record = table.pop(digest) if table is not None and digest is not None else None
+        if record is None:
+            return None
+        assert table is not None
+        if not len(table):
+            del self.packed[(partition, sub_id)]
+        return dormant.unpack(record, self.tally)
 
     def drop_lane_if_idle(self, partition: int, lane_id: LaneId) -> None:
         lanes = self.lanes.get(partition)
         sub_lanes = lanes.get(lane_id[0]) if lanes else None
         lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
-        if isinstance(lane, Lane) and lane.idle and sub_lanes is not None and lanes is not None:
+        if lane is not None and lane.idle and sub_lanes is not None and lanes is not None:
             del sub_lanes[lane_id[1]]
             if not sub_lanes:
                 del lanes[lane_id[0]]
@@ -144,14 +161,14 @@ class Partitions:
         (``endpoint`` or ``key``), or None. Idle lanes are dropped, so any lane holds work."""
         sub_lanes = self.lanes.get(partition, {}).get(sub_id)
         if not sub_lanes:
-            return None
+            return "key" if (partition, sub_id) in self.packed else None
         return "endpoint" if None in sub_lanes else "key"
 
     def all_lanes(self) -> Iterator[Lane]:
         """The unpacked lanes (a packed one holds nothing in memory but its index)."""
         for lanes in self.lanes.values():
             for sub_lanes in lanes.values():
-                yield from (lane for lane in sub_lanes.values() if isinstance(lane, Lane))
+                yield from sub_lanes.values()
 
     def parked_count(self) -> int:
         return self.tally.parked
@@ -210,15 +227,13 @@ class Partitions:
             for topic, offsets in rebuilt[p].finished.items():
                 self._skip[(topic, p)] = offsets
                 log.info("partition %d of %s: %d records already finished", p, topic, len(offsets))
-            lanes: dict[str, dict[bytes | None, Lane | bytes]] = {}
-            for sub_id, sub_lanes in rebuilt[p].lanes.items():
-                for digest, lane in sub_lanes.items():
+            lanes = self.lanes[p] = rebuilt[p].lanes
+            for sub_id, sub_lanes in list(lanes.items()):
+                log.debug("partition %d: %d lanes of %s rebuilt", p, len(sub_lanes), sub_id)
+                for digest, lane in list(sub_lanes.items()):
                     if lane.head is None and lane.parked_count:
                         headless.append((p, (sub_id, digest)))
-                    packed = digest is not None and dormant.packable(lane)
-                    lanes.setdefault(sub_id, {})[digest] = dormant.pack(lane) if packed else lane
-                log.debug("partition %d: %d lanes of %s rebuilt", p, len(sub_lanes), sub_id)
-            self.lanes[p] = lanes
+                    self.settle(p, (sub_id, digest), lane)
         return headless
 
     def _restore_health(self, streaks: list[EndpointHealth]) -> None:
@@ -236,10 +251,9 @@ class Partitions:
             self.gen.pop(p, None)
             for sub_lanes in self.lanes.pop(p, {}).values():
                 for lane in sub_lanes.values():
-                    if isinstance(lane, Lane):
-                        lane.forget()
-                    else:
-                        self.tally.parked -= dormant.parked_in(lane)
+                    lane.forget()
+        for table in [k for k in self.packed if k[0] in gone]:
+            self.tally.parked -= sum(map(dormant.parked_in, self.packed.pop(table).records()))
         for key in [k for k in self.wanting if k[0] in gone]:
             self.unwant(key)
         self._skip = {k: v for k, v in self._skip.items() if k[1] not in gone}

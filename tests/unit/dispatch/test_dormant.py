@@ -101,17 +101,18 @@ def test_settle_packs_a_key_lane_and_a_lookup_unpacks_it():
     lane.head, lane.head_durable, lane.max_seq = HeadRef("m3", 2, 3), True, 3
     lane.park(task(5))
     parts.settle(0, KEYED, lane)
-    assert isinstance(parts.lanes[0]["sub"][KEYED[1]], Lane)  # unacknowledged: kept
+    assert parts.lanes[0]["sub"][KEYED[1]] is lane  # unacknowledged: kept
     lane.acked(5, 100)
     parts.settle(0, KEYED, lane)
-    assert isinstance(parts.lanes[0]["sub"][KEYED[1]], bytes)
+    assert parts.lanes[0] == {} and len(parts.packed[(0, "sub")]) == 1
     assert list(parts.all_lanes()) == [] and parts.held_scope(0, "sub") == "key"
     found = parts.find_lane(0, KEYED)
     assert found is not None and found is not lane and state(found) == state(lane)
     assert parts.lane(0, KEYED) is found and parts.tally.parked == 1
+    assert parts.packed == {}
     # A Lane object no longer in the table (a stale callback's) is not packed over it.
     parts.settle(0, KEYED, lane)
-    assert parts.find_lane(0, KEYED) is found
+    assert parts.find_lane(0, KEYED) is found and parts.packed == {}
 
 
 def test_an_endpoint_lane_is_never_packed_and_losing_a_partition_uncounts_packed_lanes():
@@ -119,7 +120,7 @@ def test_an_endpoint_lane_is_never_packed_and_losing_a_partition_uncounts_packed
     endpoint = parts.lane(0, ENDPOINT)
     endpoint.head, endpoint.head_durable = HeadRef("m1", 1, 1), True
     parts.settle(0, ENDPOINT, endpoint)
-    assert parts.lanes[0]["sub"][None] is endpoint
+    assert parts.lanes[0]["sub"][None] is endpoint and parts.packed == {}
     keyed = parts.lane(0, KEYED)
     keyed.head, keyed.head_durable = HeadRef("m3", 2, 3), True
     for seq in (5, 6):
@@ -128,4 +129,21 @@ def test_an_endpoint_lane_is_never_packed_and_losing_a_partition_uncounts_packed
     parts.settle(0, KEYED, keyed)
     assert parts.tally.parked == 2
     parts.lose({0})
-    assert parts.tally.parked == 0 and parts.lanes == {}
+    assert parts.tally.parked == 0 and parts.lanes == {} and parts.packed == {}
+
+
+def test_packed_lanes_keep_every_record_by_digest_through_growth():
+    table = dormant.PackedLanes()
+    records = {key_digest(str(k).encode()): bytes([k % 251]) * (k % 40) for k in range(5000)}
+    for digest, record in records.items():
+        table.put(digest, record)
+    assert len(table) == 5000 and sorted(table.records()) == sorted(records.values())
+    gone = list(records)[::3]
+    for digest in gone:
+        assert table.pop(digest) == records[digest]
+        assert table.pop(digest) is None
+    assert len(table) == 5000 - len(gone)
+    for digest, record in records.items():
+        if digest not in gone:
+            assert table.pop(digest) == record
+    assert len(table) == 0 and table.records() == []
