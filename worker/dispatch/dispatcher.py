@@ -265,8 +265,10 @@ class Dispatcher:
         lane = self._partitions.find_lane(work.partition, lane_id)
         if lane is not None and lane.on_retry_due(work) is Decision.ATTEMPT:
             self._scheduler.add(work)
-        else:
-            self._outcomes.finish(work)
+            return
+        self._outcomes.finish(work)  # a stale copy
+        if lane is not None:
+            self._partitions.settle(work.partition, lane_id, lane)  # unpacked by the lookup
 
     def _start_ready(self) -> None:
         loop = asyncio.get_running_loop()

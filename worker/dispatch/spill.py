@@ -94,6 +94,8 @@ class Spiller:
                 partition, lane_id = key
                 lane = parts.find_lane(partition, lane_id)
                 if lane is None or lane.busy is not None or lane.head is not None:
+                    if lane is not None:
+                        parts.settle(partition, lane_id, lane)  # unpacked by the lookup
                     continue
                 nxt = parts.next_work(partition, lane_id, lane)
                 if nxt is not None:
