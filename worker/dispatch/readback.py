@@ -89,8 +89,6 @@ class ReadBack:
         if not parts.wanting or parts.tally.read_back >= READ_BACK_BUDGET:
             return False
         chosen, wanted = self._choose(READ_BACK_BUDGET - parts.tally.read_back)
-        if not chosen:  # the lanes that asked are gone or served already
-            return False
         gens = {partition: parts.generation(partition) for partition, _ in chosen}
         found = self._thread.submit(self._read_all, {p: sorted(o) for p, o in wanted.items()})
         self._pending = _Pass(chosen, wanted, gens, found)
