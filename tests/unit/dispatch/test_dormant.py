@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.dispatch import partitions
 from worker.dispatch import dormant
 from worker.dispatch.backlog import Tally
+from worker.dispatch.clock import Clock
+from worker.dispatch.dedupe import Settled
+from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.ordering import HeadRef, Lane, Work, key_digest
+from worker.dispatch.partitions import Partitions
 from worker.model import DeliveryTask
 
 KEYED = ("sub", key_digest(b"contact/1"))
@@ -75,6 +78,21 @@ def test_only_a_lane_that_only_waits_is_packable():
     assert not dormant.packable(reading)
     long = waiting_lane(tally, list(range(10, 11 + dormant.MAX_PACKED_TASKS)))
     assert not dormant.packable(long)
+
+
+def partitions() -> Partitions:
+    def no_reader():  # pragma: no cover - these tests never assign
+        raise AssertionError("no reads here")
+
+    return Partitions(
+        topics=None,  # type: ignore[arg-type]
+        codec=None,  # type: ignore[arg-type]
+        make_reader=no_reader,
+        settled=Settled(0),
+        clock=Clock(),
+        failures=FailureTracker(max_failures=0, max_failing_ms=0, disable=lambda s, r: None),
+        lookup=lambda sub_id: None,
+    )
 
 
 def test_settle_packs_a_key_lane_and_a_lookup_unpacks_it():
