@@ -143,18 +143,17 @@ class Dispatcher:
             max_in_flight=settings.max_in_flight,
             metrics=metrics,
         )
-        self._wake = asyncio.Event()  # ends a nap early: an attempt or a read-back finished
         self._read_back = ReadBack(
             make_reader=make_reader,
             topic=topics.parked,
             codec=codec,
             partitions=self._partitions,
             start=self._scheduler.add,
-            wake=self._wake,
         )
         self._delayed = DelayQueues(consumer)
         self._started: set[int] = set()  # id() of works whose attempt has started
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()  # ends a nap early: an attempt finished
         self._assigned = False
         self._next_progress = 0.0
         self._next_housekeeping = 0.0

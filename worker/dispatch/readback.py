@@ -5,19 +5,14 @@ next task's body is not in memory the lane asks for it (``Partitions.wanting``);
 reads back a bounded window per lane, for as many lanes as the read-back budget allows, with
 one reader consumer, in one pass per partition from the first offset wanted to the last (a
 pass that gets no record for ``STALL_S``, as in a broker outage, stops, and what it did not
-reach is read on a later step). The passes run on a thread of their own, one batch of them at
-a time: a busy broker can take seconds to serve them, and the loop (attempts, ``/metrics``,
-``/healthz``) must not wait for it. What they found is given to the lanes on the loop.
+reach is read on a later step).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -38,18 +33,6 @@ SCAN_SPAN = 5000
 STALL_S = 1.5  # the longest a pass waits for a record before it ends (> one fetch)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
-_Found = dict[int, tuple[dict[int, bytes], int]]  # partition -> (offset -> value, reached)
-
-
-@dataclass(slots=True)
-class _Pass:
-    """Read-backs under way: the lanes served, the offsets wanted, the generations they were
-    chosen in (a partition lost or taken again meanwhile is not filled)."""
-
-    chosen: list[tuple[int, LaneId]]
-    wanted: dict[int, _Wanted]
-    gens: dict[int, int]
-    found: Future[_Found]
 
 
 class ReadBack:
@@ -63,61 +46,29 @@ class ReadBack:
         codec: RecordCodec,
         partitions: Partitions,
         start: Callable[[Work], None],
-        wake: asyncio.Event | None = None,
     ) -> None:
         self._make_reader = make_reader
         self._topic = topic
         self._codec = codec
         self._partitions = partitions
         self._start = start
-        self._wake = wake  # set when a pass ends, so a napping loop serves its lanes at once
         self._reader: Consumer | None = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="read-back")
-        self._pending: _Pass | None = None
 
     def step(self) -> bool:
-        """Give the lanes what the last passes found, once they end; then start passes for
-        the waiting lanes while the budget allows. True if lanes were served."""
-        pending = self._pending
-        if pending is not None:
-            if not pending.found.done():
-                return False
-            self._pending = None
-            self._serve(pending)
-            return True
+        """Serve waiting lanes while the budget allows; True if anything was read."""
         parts = self._partitions
         if not parts.wanting or parts.tally.read_back >= READ_BACK_BUDGET:
             return False
         chosen, wanted = self._choose(READ_BACK_BUDGET - parts.tally.read_back)
-        gens = {partition: parts.generation(partition) for partition, _ in chosen}
-        found = self._thread.submit(self._read_all, {p: sorted(o) for p, o in wanted.items()})
-        self._pending = _Pass(chosen, wanted, gens, found)
-        if self._wake is not None:
-            loop, wake = asyncio.get_running_loop(), self._wake
-            found.add_done_callback(lambda _: loop.call_soon_threadsafe(wake.set))
-        return False
-
-    def _serve(self, done: _Pass) -> None:
-        parts = self._partitions
-        try:
-            results = done.found.result()
-        except Exception:  # a bug in a pass: the lanes ask again below
-            log.exception("reading back from %s failed", self._topic)
-            results = {}
-        for partition, (found, reached) in results.items():
-            if parts.generation(partition) == done.gens[partition]:
-                self._fill(partition, done.wanted[partition], found, reached)
-        for partition, lane_id in done.chosen:
-            if parts.generation(partition) != done.gens[partition]:
-                continue  # lost, or rebuilt since: its lanes are the new assignment's
+        for partition, offsets in wanted.items():
+            found, reached = self._read(partition, sorted(offsets))
+            self._fill(partition, offsets, found, reached)
+        for partition, lane_id in chosen:
             lane = parts.find_lane(partition, lane_id)
             nxt = parts.next_work(partition, lane_id, lane) if lane is not None else None
             if nxt is not None:
                 self._start(nxt)
-
-    def _read_all(self, wanted: dict[int, list[int]]) -> _Found:
-        """On the read-back thread: one pass per partition."""
-        return {partition: self._read(partition, offsets) for partition, offsets in wanted.items()}
+        return bool(chosen)
 
     def _choose(self, room: int) -> tuple[list[tuple[int, LaneId]], dict[int, _Wanted]]:
         """The lanes served this step (in the order they asked) and, per partition, the
@@ -191,8 +142,6 @@ class ReadBack:
         return found, reached
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)  # a pass under way ends within STALL_S of quiet
-        self._pending = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
