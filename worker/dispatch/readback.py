@@ -30,7 +30,7 @@ SCAN_BATCH = 1000
 # The most records one pass reads from its first wanted offset: a lane whose tasks lie further
 # on asks again on a later step (a flood's parked tasks are scattered between other lanes').
 SCAN_SPAN = 5000
-STALL_S = 1.5  # the longest a pass waits for a record before it ends (> one fetch)
+STALL_S = 1.5  # the longest a step waits for the first record of a read-back (> one fetch)
 
 _Wanted = dict[int, tuple[LaneId, int]]  # offset in parked -> (lane, seq)
 
