@@ -21,6 +21,7 @@ import multiprocessing
 import sys
 from typing import Any
 
+from bench.procstat import rss_mb
 from worker.dispatch import dormant
 from worker.dispatch.backlog import Tally
 from worker.dispatch.ordering import HeadRef, Lane, key_digest
@@ -28,14 +29,6 @@ from worker.memory import release_free_memory
 from worker.model import DeliveryTask
 
 TOUCHES = 5
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def touched(lane: Lane, n: int, round_: int) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.procstat import rss_mb
 from bench.rig import make_settings, workers
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
@@ -99,13 +100,6 @@ def wait(done: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.05)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def metrics_text(port: int) -> str:
