@@ -17,6 +17,7 @@ tally throughout.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from worker.dispatch.backlog import Backlog, Tally
 from worker.dispatch.ordering import HeadRef, Lane
@@ -107,14 +108,12 @@ class PackedLanes:
         """Take a lane's record out (None: not packed)."""
         i = self._index(digest)
         bucket = self._buckets[i]
-        at = _find(bucket, digest)
-        if at < 0:
-            return None
-        size = _ENTRY.unpack_from(bucket, at)[1]
-        start = at + _ENTRY.size
-        self._buckets[i] = bucket[:at] + bucket[start + size :]
-        self._count -= 1
-        return bucket[start : start + size]
+        for at, found, start, end in _walk(bucket):
+            if found == digest:
+                self._buckets[i] = bucket[:at] + bucket[end:]
+                self._count -= 1
+                return bucket[start:end]
+        return None
 
     def put(self, digest: bytes, record: bytes) -> None:
         """Keep a lane's record (the lane must not be packed already)."""
@@ -125,36 +124,32 @@ class PackedLanes:
             self._grow()
 
     def records(self) -> list[bytes]:
-        return [record for bucket in self._buckets for _, record in _entries(bucket)]
+        return [record for _, record in self._entries()]
+
+    def _entries(self) -> list[tuple[bytes, bytes]]:
+        """(digest, record) of every packed lane."""
+        return [
+            (digest, bucket[start:end])
+            for bucket in self._buckets
+            for _, digest, start, end in _walk(bucket)
+        ]
 
     def _index(self, digest: bytes) -> int:
         return int.from_bytes(digest[:4], "little") & (len(self._buckets) - 1)
 
     def _grow(self) -> None:
-        entries = [entry for bucket in self._buckets for entry in _entries(bucket)]
+        entries = self._entries()
         self._buckets = [b""] * (len(self._buckets) * 2)
         self._count = 0
         for digest, record in entries:
             self.put(digest, record)
 
 
-def _find(bucket: bytes, digest: bytes) -> int:
-    """Where the entry of ``digest`` starts in ``bucket``, or -1."""
-    at, end = 0, len(bucket)
-    while at < end:
-        found, size = _ENTRY.unpack_from(bucket, at)
-        if found == digest:
-            return at
-        at += _ENTRY.size + size
-    return -1
-
-
-def _entries(bucket: bytes) -> list[tuple[bytes, bytes]]:
-    entries = []
+def _walk(bucket: bytes) -> Iterator[tuple[int, bytes, int, int]]:
+    """Each entry of a bucket: where it starts, its digest, where its record starts and ends."""
     at = 0
     while at < len(bucket):
         digest, size = _ENTRY.unpack_from(bucket, at)
         start = at + _ENTRY.size
-        entries.append((digest, bucket[start : start + size]))
+        yield at, digest, start, start + size
         at = start + size
-    return entries
