@@ -111,8 +111,7 @@ class Partitions:
         return lane
 
     def find_lane(self, partition: int, lane_id: LaneId) -> Lane | None:
-        sub_lanes = self.lanes.get(partition, {}).get(lane_id[0])
-        lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
+        lane = self._unpacked(partition, lane_id)
         if lane is None:
             lane = self._unpack(partition, lane_id)
             if lane is not None:
@@ -125,13 +124,9 @@ class Partitions:
         sub_id, digest = lane_id
         if digest is None or not dormant.packable(lane):
             return
-        lanes = self.lanes.get(partition)
-        sub_lanes = lanes.get(sub_id) if lanes else None
-        if lanes is None or sub_lanes is None or sub_lanes.get(digest) is not lane:
+        if self._unpacked(partition, lane_id) is not lane:
             return  # a stale callback's lane: the table has moved on
-        del sub_lanes[digest]
-        if not sub_lanes:
-            del lanes[sub_id]
+        self._remove(partition, lane_id)
         self.packed.setdefault((partition, sub_id), dormant.PackedLanes()).put(
             digest, dormant.pack(lane)
         )
@@ -148,13 +143,22 @@ class Partitions:
         return dormant.unpack(record, self.tally)
 
     def drop_lane_if_idle(self, partition: int, lane_id: LaneId) -> None:
-        lanes = self.lanes.get(partition)
-        sub_lanes = lanes.get(lane_id[0]) if lanes else None
-        lane = sub_lanes.get(lane_id[1]) if sub_lanes else None
-        if lane is not None and lane.idle and sub_lanes is not None and lanes is not None:
-            del sub_lanes[lane_id[1]]
-            if not sub_lanes:
-                del lanes[lane_id[0]]
+        lane = self._unpacked(partition, lane_id)
+        if lane is not None and lane.idle:
+            self._remove(partition, lane_id)
+
+    def _unpacked(self, partition: int, lane_id: LaneId) -> Lane | None:
+        """The lane if it is held unpacked (a packed one is not looked at)."""
+        sub_lanes = self.lanes.get(partition, {}).get(lane_id[0])
+        return sub_lanes.get(lane_id[1]) if sub_lanes else None
+
+    def _remove(self, partition: int, lane_id: LaneId) -> None:
+        """Take an unpacked lane out of the table (and its subscription's, once empty)."""
+        lanes = self.lanes[partition]
+        sub_lanes = lanes[lane_id[0]]
+        del sub_lanes[lane_id[1]]
+        if not sub_lanes:
+            del lanes[lane_id[0]]
 
     def held_scope(self, partition: int, sub_id: str) -> str | None:
         """The scope of a subscription's lanes that still hold work in the partition
