@@ -1,0 +1,184 @@
+"""The router's one call: a consumed record in, an event (or nothing) out.
+
+Decode (bytes to a value), map (the topic's format to our envelope), then validate it as the
+envelope a producer would have written. A topic without a mapping is decoded exactly as
+before ``WEBHOOK_INPUTS`` existed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from worker.codec.avro import AvroCodec
+from worker.codec.events import InvalidEventError, decode_event, validate_envelope
+from worker.inputs.converters import decode_bytes, decode_key
+from worker.inputs.formats import SkippedError
+from worker.inputs.holds import PartitionHolds
+from worker.inputs.record import InputRecord
+from worker.inputs.registry import RegistryUnavailableError, SchemaRegistry
+from worker.inputs.sources import MISSING
+from worker.inputs.spec import InputSpec, Mapping
+from worker.kafka.offsets import position
+from worker.model import Event
+from worker.observability.metrics import Metrics
+
+__all__ = ["InputDecoder", "PartitionHeldError"]
+
+
+class PartitionHeldError(Exception):
+    """The record was not read: its partition waits for the Schema Registry."""
+
+
+class InputDecoder:
+    """Decodes and maps input records by their topic's mapping. Built by :mod:`worker.app`."""
+
+    def __init__(
+        self,
+        *,
+        avro: AvroCodec,
+        max_bytes: int,
+        spec: InputSpec | None = None,
+        registry: SchemaRegistry | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._avro = avro
+        self._max_bytes = max_bytes
+        self._spec = spec
+        self._registry = registry
+        self._metrics = metrics
+        self.holds = PartitionHolds()
+
+    # -- the router's calls --------------------------------------------------------------
+
+    def decode(self, message: Message, consumer: Consumer | None = None) -> Event | None:
+        """The event of ``message``; None for an error event or a skipped record (a
+        tombstone). Raises InvalidEventError for a bad record and PartitionHeldError when
+        the partition now waits for the registry (the record was not read)."""
+        if message.error() is not None:
+            return None
+        topic, partition, offset = position(message)
+        holds = self.holds
+        if holds and holds.skips(topic, partition, offset):
+            raise PartitionHeldError(topic)
+        _, timestamp_ms = message.timestamp()
+        if timestamp_ms <= 0:
+            timestamp_ms = int(time.time() * 1000)
+        spec = self._spec
+        if spec is None or spec.mapping_for(topic) is None:  # an envelope topic, as always
+            return decode_event(
+                message.value(),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                timestamp_ms=timestamp_ms,
+                max_bytes=self._max_bytes,
+                avro=self._avro,
+            )
+        record = InputRecord(
+            topic, partition, offset, timestamp_ms, message.key(), message.headers()
+        )
+        try:
+            event = self.read(record, message.value())
+        except RegistryUnavailableError:
+            holds.hold(consumer, topic, partition, offset)
+            self._report()
+            raise PartitionHeldError(topic) from None
+        except InvalidEventError:
+            self._release(topic, partition, offset)
+            raise
+        self._release(topic, partition, offset)
+        return event
+
+    def _release(self, topic: str, partition: int, offset: int) -> None:
+        """The record was read, good or bad: its partition's hold is over."""
+        if self.holds:
+            self.holds.read(topic, partition, offset)
+            self._report()
+
+    def resume_due(self, consumer: Consumer) -> None:
+        if self.holds:
+            self.holds.resume_due(consumer)
+
+    def drop(self, partitions: list[TopicPartition]) -> None:
+        self.holds.drop(partitions)
+        self._report()
+
+    def health(self) -> tuple[bool, str]:
+        """For ``/readyz``: not ready while the registry cannot be reached."""
+        if self._registry is not None and self._registry.up is False:
+            return False, self._registry.last_error or "schema registry unreachable"
+        return True, "ok"
+
+    # -- decode and map ------------------------------------------------------------------
+
+    def read(self, record: InputRecord, value: bytes | None) -> Event | None:
+        """The event of one record (also used by ``inputs check``)."""
+        mapping = self._spec.mapping_for(record.topic) if self._spec is not None else None
+        if mapping is None:
+            return decode_event(
+                value,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                timestamp_ms=record.timestamp_ms,
+                max_bytes=self._max_bytes,
+                avro=self._avro,
+            )
+        try:
+            return self._mapped(mapping, record, value)
+        except SkippedError:
+            return None
+
+    def explain(self, record: InputRecord, value: bytes | None) -> tuple[Mapping | None, Event]:
+        """Like :meth:`read` but raises SkippedError instead of answering None."""
+        mapping = self._spec.mapping_for(record.topic) if self._spec is not None else None
+        if mapping is None:
+            event = self.read(record, value)
+            assert event is not None
+            return None, event
+        return mapping, self._mapped(mapping, record, value)
+
+    def _mapped(self, mapping: Mapping, record: InputRecord, value: bytes | None) -> Event:
+        fmt = mapping.format
+        if not value:
+            if fmt.empty == "skip":
+                raise SkippedError("tombstone (no value)")
+            if fmt.empty == "invalid":
+                raise InvalidEventError("empty record: no value")
+        elif len(value) > self._max_bytes:
+            raise InvalidEventError(
+                f"too_large: event is {len(value)} bytes, above the limit of {self._max_bytes}"
+            )
+        else:
+            record.value = decode_bytes(value, self._registry, self._avro)
+        envelope, root = fmt.map(record, self._key)
+        for name in ("workspace", "entity", "ordering_key"):
+            source = getattr(mapping, name)
+            if source is None:
+                continue
+            found = source.text(record, root, self._key)
+            if found is not None:
+                envelope[name] = found
+            elif name == "workspace":
+                raise InvalidEventError(f"validation: no workspace at {source}")
+        if "workspace" not in envelope:
+            raise InvalidEventError("validation: 'workspace' is required: a non-empty string")
+        return validate_envelope(
+            envelope, record.topic, record.partition, record.offset, record.timestamp_ms
+        )
+
+    def _key(self, record: InputRecord) -> Any:
+        if not record.key_decoded:
+            try:
+                record.decoded_key = decode_key(record.key, self._registry)
+            except InvalidEventError as exc:
+                raise InvalidEventError(f"{exc} (the key)") from None
+        return record.decoded_key if record.decoded_key is not MISSING else None
+
+    def _report(self) -> None:
+        if self._metrics is not None:
+            up = self._registry is None or self._registry.up is not False
+            self._metrics.schema_registry(up, len(self.holds))
