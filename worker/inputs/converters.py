@@ -31,7 +31,11 @@ def is_framed(data: bytes) -> bool:
 def decode_bytes(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
     """The value of ``data``; InvalidEventError for bytes that cannot be read,
     RegistryUnavailableError when the schema cannot be fetched now."""
-    if registry is not None and is_framed(data):
+    if is_framed(data):
+        if registry is None:
+            raise InvalidEventError(
+                "decode: Confluent Schema Registry framing and no WEBHOOK_SCHEMA_REGISTRY_URL"
+            )
         return _framed(data, registry)
     return decode_value(data, avro)
 

@@ -63,7 +63,7 @@ class Debezium:
             raise InvalidEventError(f"debezium: op {op!r} without an '{side}' row")
         found = change.get("source")
         source: dict[str, Any] = found if isinstance(found, dict) else {}
-        entity = self._entity_of(record, change, source, key)
+        entity = self._entity_of(record, {**change, "row": row}, source, key)
         row = dict(row)
         ident = _key_values(unwrap(key(record)))
         if ident is not None and "id" not in row:
@@ -82,7 +82,9 @@ class Debezium:
             envelope["timestamp"] = record_time(stamp)
         if ident is not None:
             envelope["ordering_key"] = f"{entity or ''}/" + ",".join(str(v) for v in ident)
-        return envelope, change
+        # field: paths read the change event, plus "row": the row whatever the op, so a
+        # delete finds its workspace column as an insert does.
+        return envelope, {**change, "row": row}
 
     def _entity_of(
         self, record: InputRecord, change: dict[str, Any], source: dict[str, Any], key: KeyReader
