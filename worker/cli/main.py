@@ -16,6 +16,7 @@ from worker.cli import (
     dlq,
     events,
     eventtypes,
+    inputs,
     logs,
     runner,
     sources,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         tokens,
         sources,
+        inputs,
     )
     for module in modules:
         module.register(commands, common)

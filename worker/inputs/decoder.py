@@ -51,6 +51,10 @@ class InputDecoder:
         self._metrics = metrics
         self.holds = PartitionHolds()
 
+    @property
+    def spec(self) -> InputSpec | None:
+        return self._spec
+
     # -- the router's calls --------------------------------------------------------------
 
     def decode(self, message: Message, consumer: Consumer | None = None) -> Event | None:
