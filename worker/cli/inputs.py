@@ -19,6 +19,7 @@ from worker.inputs import InputDecoder, InputSpec
 from worker.inputs.formats import SkippedError
 from worker.inputs.record import InputRecord
 from worker.inputs.registry import RegistryUnavailableError
+from worker.inputs.spec import is_input_topic
 from worker.kafka.clients import make_consumer
 from worker.kafka.offsets import position
 from worker.router import ordering_key
@@ -71,7 +72,7 @@ def _mapped_topics(consumer: Consumer, spec: InputSpec, settings: Settings) -> l
         names = sorted(consumer.list_topics(timeout=10).topics)
     except KafkaException as exc:
         raise CommandError(f"cannot list topics: {exc.args[0]}") from None
-    mapped = [t for t in names if not t.startswith(settings.topic_prefix) and spec.mapping_for(t)]
+    mapped = [t for t in names if is_input_topic(t, settings) and spec.mapping_for(t)]
     missing = [t for m in spec.mappings for t in m.topics if t not in names]
     if missing:
         raise CommandError(f"mapped topic {missing[0]!r} does not exist")

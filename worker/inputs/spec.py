@@ -18,7 +18,7 @@ from worker.inputs.formats import FORMATS, InputFormat
 from worker.inputs.options import Options, SpecError
 from worker.inputs.sources import Source
 
-__all__ = ["InputSpec", "Mapping", "load_inputs"]
+__all__ = ["InputSpec", "Mapping", "is_input_topic", "load_inputs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ def _check_overlaps(spec: InputSpec, settings: Settings) -> None:
                     f"{where}: {mapping.label}: topics: {topic!r} is also matched by "
                     f"{others[0].label}"
                 )
-            if not _consumed(topic, settings):
+            if not is_input_topic(topic, settings):
                 raise ConfigError(
                     f"{where}: {mapping.label}: topics: {topic!r} is not an input topic "
                     f"(WEBHOOK_INPUT_TOPICS={settings.input_topics})"
@@ -160,7 +160,7 @@ def _check_overlaps(spec: InputSpec, settings: Settings) -> None:
             patterns[text] = mapping.label
 
 
-def _consumed(topic: str, settings: Settings) -> bool:
+def is_input_topic(topic: str, settings: Settings) -> bool:
     inputs = settings.input_topic_list()
     if len(inputs) == 1 and inputs[0].startswith("^"):
         return re.match(inputs[0], topic) is not None
