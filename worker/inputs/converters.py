@@ -91,7 +91,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, datetime.datetime):
-        text = value.isoformat()
+        # timestamp-millis as milliseconds (``...00.001Z``), timestamp-micros in full.
+        text = value.isoformat(timespec="milliseconds" if value.microsecond % 1000 == 0 else "auto")
         return text.replace("+00:00", "Z") if value.tzinfo is not None else text
     if isinstance(value, datetime.date | datetime.time | decimal.Decimal | uuid.UUID):
         return str(value) if not isinstance(value, datetime.date) else value.isoformat()

@@ -113,7 +113,7 @@ class InputDecoder:
     def health(self) -> tuple[bool, str]:
         """For ``/readyz``: not ready while the registry cannot be reached."""
         if self._registry is not None and self._registry.up is False:
-            return False, self._registry.last_error or "schema registry unreachable"
+            return False, f"schema registry unreachable: {self._registry.last_error}"
         return True, "ok"
 
     # -- decode and map ------------------------------------------------------------------
