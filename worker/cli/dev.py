@@ -87,7 +87,7 @@ async def run_dev(args: argparse.Namespace) -> int:
             make_admin(settings),
             Topics.from_settings(settings),
             partitions=3,
-            replication_factor=1,
+            replication_factor=settings.replication_factor,
             input_topics=settings.input_topic_list(),
         )
         secret = "whsec_" + base64.b64encode(b"webhook-worker-dev-demo-secret!!").decode()
