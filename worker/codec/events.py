@@ -92,9 +92,16 @@ def _from_avro(value: bytes, avro: AvroCodec) -> dict[str, Any]:
 
 
 def validate_envelope(
-    data: dict[str, Any], topic: str, partition: int, offset: int, timestamp_ms: int
+    data: dict[str, Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    event_ms: int | None = None,
 ) -> Event:
-    """The envelope checked and completed (``id`` and ``timestamp`` filled in when missing)."""
+    """The envelope checked and completed (``id`` and ``timestamp`` filled in when missing).
+    ``event_ms``: the time ``data["timestamp"]`` was formatted from, when the caller made it
+    (an input format that read Unix milliseconds), so it is not parsed back."""
     event = data.get("event")
     if not isinstance(event, str) or not _EVENT_TYPE.match(event):
         raise InvalidEventError(
@@ -117,7 +124,7 @@ def validate_envelope(
     if stamp is None:
         data["timestamp"] = record_time(timestamp_ms)
         event_ms = timestamp_ms
-    else:
+    elif event_ms is None:
         event_ms = _parse_time(stamp)
     entity = data.get("entity")
     return Event(

@@ -77,7 +77,7 @@ def _framed(data: bytes, registry: SchemaRegistry) -> Any:
         raise InvalidEventError(
             f"decode: {len(data) - stream.tell()} bytes left over after Avro schema id {schema_id}"
         )
-    return jsonable(value)
+    return value if schema.plain else jsonable(value)
 
 
 def jsonable(value: Any) -> Any:

@@ -13,19 +13,23 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from worker.codec.avro import AvroCodec
-from worker.codec.events import InvalidEventError, decode_event, validate_envelope
+from worker.codec.events import InvalidEventError, decode_event, record_time, validate_envelope
 from worker.inputs.converters import decode_bytes, decode_key
 from worker.inputs.formats import SkippedError
 from worker.inputs.holds import PartitionHolds
 from worker.inputs.record import InputRecord
 from worker.inputs.registry import RegistryUnavailableError, SchemaRegistry
-from worker.inputs.sources import MISSING
+from worker.inputs.sources import MISSING, Source
 from worker.inputs.spec import InputSpec, Mapping
 from worker.kafka.offsets import position
 from worker.model import Event
 from worker.observability.metrics import Metrics
 
 __all__ = ["InputDecoder", "PartitionHeldError"]
+
+
+# A mapping's workspace, entity and ordering-key sources, the ones it sets.
+Overrides = tuple[tuple[str, Source], ...]
 
 
 class PartitionHeldError(Exception):
@@ -50,6 +54,7 @@ class InputDecoder:
         self._registry = registry
         self._metrics = metrics
         self.holds = PartitionHolds()
+        self._by_topic: dict[str, tuple[Mapping | None, Overrides]] = {}
 
     @property
     def spec(self) -> InputSpec | None:
@@ -65,13 +70,16 @@ class InputDecoder:
             return None
         topic, partition, offset = position(message)
         holds = self.holds
-        if holds and holds.skips(topic, partition, offset):
+        if holds.held and holds.skips(topic, partition, offset):
             raise PartitionHeldError(topic)
         _, timestamp_ms = message.timestamp()
         if timestamp_ms <= 0:
             timestamp_ms = int(time.time() * 1000)
-        spec = self._spec
-        if spec is None or spec.mapping_for(topic) is None:  # an envelope topic, as always
+        found = self._by_topic.get(topic)
+        if found is None:
+            found = self._by_topic[topic] = self._lookup(topic)
+        mapping, overrides = found
+        if mapping is None:  # an envelope topic, as always
             return decode_event(
                 message.value(),
                 topic=topic,
@@ -85,25 +93,38 @@ class InputDecoder:
             topic, partition, offset, timestamp_ms, message.key(), message.headers()
         )
         try:
-            event = self.read(record, message.value())
+            event = self._mapped(mapping, overrides, record, message.value())
+        except SkippedError:
+            event = None
         except RegistryUnavailableError:
             holds.hold(consumer, topic, partition, offset)
             self._report()
             raise PartitionHeldError(topic) from None
         except InvalidEventError:
-            self._release(topic, partition, offset)
+            if holds.held:
+                self._release(topic, partition, offset)
             raise
-        self._release(topic, partition, offset)
+        if holds.held:
+            self._release(topic, partition, offset)
         return event
+
+    def _lookup(self, topic: str) -> tuple[Mapping | None, Overrides]:
+        mapping = self._spec.mapping_for(topic) if self._spec is not None else None
+        if mapping is None:
+            return None, ()
+        return mapping, tuple(
+            (name, source)
+            for name in ("workspace", "entity", "ordering_key")
+            if (source := getattr(mapping, name)) is not None
+        )
 
     def _release(self, topic: str, partition: int, offset: int) -> None:
         """The record was read, good or bad: its partition's hold is over."""
-        if self.holds:
-            self.holds.read(topic, partition, offset)
-            self._report()
+        self.holds.read(topic, partition, offset)
+        self._report()
 
     def resume_due(self, consumer: Consumer) -> None:
-        if self.holds:
+        if self.holds.held:
             self.holds.resume_due(consumer)
 
     def drop(self, partitions: list[TopicPartition]) -> None:
@@ -119,10 +140,17 @@ class InputDecoder:
     # -- decode and map ------------------------------------------------------------------
 
     def read(self, record: InputRecord, value: bytes | None) -> Event | None:
-        """The event of one record (also used by ``inputs check``)."""
-        mapping = self._spec.mapping_for(record.topic) if self._spec is not None else None
+        """The event of one record (None: skipped); also used by ``inputs check``."""
+        try:
+            return self.explain(record, value)[1]
+        except SkippedError:
+            return None
+
+    def explain(self, record: InputRecord, value: bytes | None) -> tuple[Mapping | None, Event]:
+        """Like :meth:`read` but raises SkippedError instead of answering None."""
+        mapping, overrides = self._lookup(record.topic)
         if mapping is None:
-            return decode_event(
+            event = decode_event(
                 value,
                 topic=record.topic,
                 partition=record.partition,
@@ -131,21 +159,12 @@ class InputDecoder:
                 max_bytes=self._max_bytes,
                 avro=self._avro,
             )
-        try:
-            return self._mapped(mapping, record, value)
-        except SkippedError:
-            return None
-
-    def explain(self, record: InputRecord, value: bytes | None) -> tuple[Mapping | None, Event]:
-        """Like :meth:`read` but raises SkippedError instead of answering None."""
-        mapping = self._spec.mapping_for(record.topic) if self._spec is not None else None
-        if mapping is None:
-            event = self.read(record, value)
-            assert event is not None
             return None, event
-        return mapping, self._mapped(mapping, record, value)
+        return mapping, self._mapped(mapping, overrides, record, value)
 
-    def _mapped(self, mapping: Mapping, record: InputRecord, value: bytes | None) -> Event:
+    def _mapped(
+        self, mapping: Mapping, overrides: Overrides, record: InputRecord, value: bytes | None
+    ) -> Event:
         fmt = mapping.format
         if not value:
             if fmt.empty == "skip":
@@ -159,19 +178,24 @@ class InputDecoder:
         else:
             record.value = decode_bytes(value, self._registry, self._avro)
         envelope, root = fmt.map(record, self._key)
-        for name in ("workspace", "entity", "ordering_key"):
-            source = getattr(mapping, name)
-            if source is None:
-                continue
+        for name, source in overrides:
             found = source.text(record, root, self._key)
             if found is not None:
                 envelope[name] = found
             elif name == "workspace":
                 raise InvalidEventError(f"validation: no workspace at {source}")
-        if "workspace" not in envelope:
-            raise InvalidEventError("validation: 'workspace' is required: a non-empty string")
+        stamp = envelope.get("timestamp")
+        event_ms = None
+        if type(stamp) is int:  # Unix milliseconds from the format (Debezium's ts_ms)
+            event_ms = stamp
+            envelope["timestamp"] = record_time(stamp)
         return validate_envelope(
-            envelope, record.topic, record.partition, record.offset, record.timestamp_ms
+            envelope,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp_ms,
+            event_ms,
         )
 
     def _key(self, record: InputRecord) -> Any:

@@ -25,21 +25,21 @@ class PartitionHolds:
     for all (the registry is one service), doubling while it stays down."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._held: dict[tuple[str, int], tuple[int, float]] = {}
+        self.held: dict[tuple[str, int], tuple[int, float]] = {}
         self._backoff = FIRST_BACKOFF_S
         self._clock = clock
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self.held)
 
     def skips(self, topic: str, partition: int, offset: int) -> bool:
         """True for a record past the held one of its partition (read again after the seek)."""
-        held = self._held.get((topic, partition))
+        held = self.held.get((topic, partition))
         return held is not None and offset > held[0]
 
     def hold(self, consumer: Consumer | None, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition, offset)
-        self._held[(topic, partition)] = (offset, self._clock() + self._backoff)
+        self.held[(topic, partition)] = (offset, self._clock() + self._backoff)
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
         if consumer is not None:
             consumer.pause([tp])
@@ -47,26 +47,26 @@ class PartitionHolds:
 
     def read(self, topic: str, partition: int, offset: int) -> None:
         """The held record (or an earlier one, after a rebalance) was read: the hold is over."""
-        held = self._held.get((topic, partition))
+        held = self.held.get((topic, partition))
         if held is not None and offset <= held[0]:
-            del self._held[(topic, partition)]
-            if not self._held:
+            del self.held[(topic, partition)]
+            if not self.held:
                 self._backoff = FIRST_BACKOFF_S
 
     def resume_due(self, consumer: Consumer | None) -> None:
         """Resume the partitions whose back-off is over (their held record comes first)."""
         now = self._clock()
-        due = [key for key, (_, at) in self._held.items() if at <= now]
+        due = [key for key, (_, at) in self.held.items() if at <= now]
         if not due or consumer is None:
             return
         for topic, partition in due:
             # Not assigned any more (a rebalance): nothing to resume.
             with contextlib.suppress(KafkaException):
                 consumer.resume([TopicPartition(topic, partition)])
-            offset, _ = self._held[(topic, partition)]
-            self._held[(topic, partition)] = (offset, float("inf"))  # until it is read
+            offset, _ = self.held[(topic, partition)]
+            self.held[(topic, partition)] = (offset, float("inf"))  # until it is read
 
     def drop(self, partitions: list[TopicPartition]) -> None:
         """Revoked or lost: whoever owns them next starts from the committed offset."""
         for tp in partitions:
-            self._held.pop((tp.topic, tp.partition), None)
+            self.held.pop((tp.topic, tp.partition), None)

@@ -36,6 +36,8 @@ class Schema:
     id: int
     kind: str
     parsed: Any = None
+    # No bytes, fixed or logical types: what fastavro reads is JSON already (no fix-up walk).
+    plain: bool = True
 
 
 class SchemaRegistry:
@@ -121,4 +123,6 @@ def _parse(schema_id: int, body: dict[str, Any]) -> Schema:
         raise InvalidEventError(
             f"decode: schema id {schema_id} is not a valid Avro schema: {str(exc)[:120]}"
         ) from None
-    return Schema(schema_id, "AVRO", parsed)
+    text = body["schema"]
+    plain = not any(word in text for word in ('"bytes"', '"fixed"', "logicalType"))
+    return Schema(schema_id, "AVRO", parsed, plain)

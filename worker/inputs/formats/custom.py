@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.codec.events import InvalidEventError, record_time
+from worker.codec.events import InvalidEventError
 from worker.inputs.formats import InputFormat, Mapped
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
@@ -33,8 +33,6 @@ class Custom:
             found = source.get(record, value, key)
             if found is MISSING or found is None:
                 continue
-            if name == "timestamp" and isinstance(found, int) and not isinstance(found, bool):
-                found = record_time(found)  # Unix milliseconds
             envelope[name] = found
         if "record" not in self._parts:
             if not isinstance(value, dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.codec.events import InvalidEventError, record_time
+from worker.codec.events import InvalidEventError
 from worker.inputs.formats import InputFormat, Mapped, SkippedError
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
@@ -19,6 +19,7 @@ from worker.inputs.sources import KeyReader, Source
 __all__ = ["build", "changed_columns", "unwrap"]
 
 _ACTIONS = {"c": "created", "u": "updated", "d": "deleted", "r": "created"}
+_ABSENT = object()
 
 
 def unwrap(value: Any) -> Any:
@@ -30,11 +31,16 @@ def unwrap(value: Any) -> Any:
 
 def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """``{column: {"old", "new"}}`` for every column whose value differs."""
-    return {
-        name: {"old": before.get(name), "new": new}
-        for name, new in after.items()
-        if name not in before or before[name] != new
-    } | {name: {"old": old, "new": None} for name, old in before.items() if name not in after}
+    changes = {}
+    for name, new in after.items():
+        old = before.get(name, _ABSENT)
+        if old != new:
+            changes[name] = {"old": None if old is _ABSENT else old, "new": new}
+    if len(before) > len(after) or changes.keys() - after.keys():
+        for name, old in before.items():
+            if name not in after:
+                changes[name] = {"old": old, "new": None}
+    return changes
 
 
 class Debezium:
@@ -63,11 +69,15 @@ class Debezium:
             raise InvalidEventError(f"debezium: op {op!r} without an '{side}' row")
         found = change.get("source")
         source: dict[str, Any] = found if isinstance(found, dict) else {}
-        entity = self._entity_of(record, {**change, "row": row}, source, key)
-        row = dict(row)
-        ident = _key_values(unwrap(key(record)))
+        # field: paths read the change event, plus "row": the row whatever the op, so a
+        # delete finds its workspace column as an insert does. (The change is our own
+        # decoded copy: adding to it costs less than copying it.)
+        root = change
+        root["row"] = row
+        entity = self._entity_of(record, root, source, key)
+        ident = _key_text(unwrap(key(record)))
         if ident is not None and "id" not in row:
-            row["id"] = ident[0] if len(ident) == 1 else ",".join(str(v) for v in ident)
+            row = {**row, "id": ident[1]}
         action = _ACTIONS[op]
         envelope: dict[str, Any] = {
             "event": f"{entity if self._by_entity and entity else 'record'}.{action}",
@@ -78,13 +88,11 @@ class Debezium:
         if op == "u" and isinstance(before, dict) and isinstance(after, dict):
             envelope["changes"] = changed_columns(before, after)
         stamp = source.get("ts_ms", change.get("ts_ms"))
-        if isinstance(stamp, int) and not isinstance(stamp, bool) and stamp > 0:
-            envelope["timestamp"] = record_time(stamp)
+        if type(stamp) is int and stamp > 0:
+            envelope["timestamp"] = stamp  # Unix ms: the decoder formats it
         if ident is not None:
-            envelope["ordering_key"] = f"{entity or ''}/" + ",".join(str(v) for v in ident)
-        # field: paths read the change event, plus "row": the row whatever the op, so a
-        # delete finds its workspace column as an insert does.
-        return envelope, {**change, "row": row}
+            envelope["ordering_key"] = f"{entity or ''}/{ident[0]}"
+        return envelope, root
 
     def _entity_of(
         self, record: InputRecord, change: dict[str, Any], source: dict[str, Any], key: KeyReader
@@ -95,13 +103,19 @@ class Debezium:
         return table if isinstance(table, str) and table else None
 
 
-def _key_values(key: Any) -> list[Any] | None:
-    """The primary key's values, in the key's field order (None: no usable key)."""
-    if isinstance(key, dict) and key:
-        values = list(key.values())
-        if all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
-            return values
-    return None
+def _key_text(key: Any) -> tuple[str, Any] | None:
+    """The primary key as ``(text, record id)``: its values joined by ``,`` in the key's field
+    order, and the one value itself when there is one (None: no usable key)."""
+    if not isinstance(key, dict) or not key:
+        return None
+    values = list(key.values())
+    for value in values:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return None
+    if len(values) == 1:
+        return str(values[0]), values[0]
+    text = ",".join(str(v) for v in values)
+    return text, text
 
 
 def build(options: Options) -> InputFormat:
