@@ -22,20 +22,26 @@ _CORE = ("specversion", "type", "id", "source", "time", "subject", "datacontentt
 
 def event_object(record: InputRecord) -> dict[str, Any]:
     """The CloudEvent of ``record`` as one object (structured mode: the value itself)."""
-    content_type = (record.header_text("content-type") or "").lower()
+    event: dict[str, Any] = {}
+    content_type = ""
+    for name, raw in (
+        record.raw_headers.items()
+        if isinstance(record.raw_headers, dict)
+        else (record.raw_headers or ())
+    ):
+        if name.startswith("ce_") and len(name) > 3:
+            try:
+                event[name[3:]] = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            except UnicodeDecodeError:
+                raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
+        elif name == "content-type" and raw:
+            content_type = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).lower()
     if content_type.startswith("application/cloudevents"):
         if "batch" in content_type:
             raise InvalidEventError("cloudevents: batch mode is not supported")
         if not isinstance(record.value, dict):
             raise InvalidEventError("cloudevents: a structured event must be a JSON object")
         return record.value
-    event: dict[str, Any] = {}
-    for name, raw in record.headers.items():
-        if name.startswith("ce_") and len(name) > 3:
-            try:
-                event[name[3:]] = raw.decode()
-            except UnicodeDecodeError:
-                raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
     if "type" not in event:
         raise InvalidEventError(
             "cloudevents: no ce_type header (binary mode) and the content-type is not "

@@ -30,13 +30,15 @@ def unwrap(value: Any) -> Any:
 
 
 def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """``{column: {"old", "new"}}`` for every column whose value differs."""
-    changes = {}
-    for name, new in after.items():
-        old = before.get(name, _ABSENT)
-        if old != new:
-            changes[name] = {"old": None if old is _ABSENT else old, "new": new}
-    if len(before) > len(after) or changes.keys() - after.keys():
+    """``{column: {"old", "new"}}`` for every column whose value differs (a column only on
+    one side counts as changed from or to null)."""
+    get = before.get
+    changes = {
+        name: {"old": get(name), "new": new}
+        for name, new in after.items()
+        if get(name, _ABSENT) != new
+    }
+    if before.keys() != after.keys():
         for name, old in before.items():
             if name not in after:
                 changes[name] = {"old": old, "new": None}
