@@ -16,10 +16,11 @@ from worker.codec.events import InvalidEventError
 from worker.components import Codecs
 from worker.config import Settings
 from worker.inputs import InputDecoder, InputSpec
+from worker.inputs.catalogue import debezium_catalogue, table_of
 from worker.inputs.formats import SkippedError
 from worker.inputs.record import InputRecord
 from worker.inputs.registry import RegistryUnavailableError
-from worker.inputs.spec import is_input_topic
+from worker.inputs.spec import is_input_topic, load_inputs
 from worker.kafka.clients import make_consumer
 from worker.kafka.offsets import position
 from worker.router import ordering_key
@@ -37,6 +38,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     check.add_argument("--sample", type=int, default=5, help="records per partition (1-1000)")
     check.set_defaults(handler=_check)
+    catalogue = actions.add_parser(
+        "catalogue",
+        parents=[common],
+        help="an event-type catalogue for the Debezium mappings' tables (WEBHOOK_EVENT_TYPES)",
+    )
+    catalogue.add_argument(
+        "--tables", default=None, help="comma-separated tables (default: the mapped topics')"
+    )
+    catalogue.set_defaults(handler=_catalogue)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -64,6 +74,30 @@ def _check(args: argparse.Namespace) -> int:
         empty="no records",
     )
     emit(args.output, {"inputs": inputs, "records": rows}, text)
+    return 0
+
+
+def _catalogue(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    spec = load_inputs(settings)
+    debezium = [m for m in spec.mappings if m.format_name == "debezium"] if spec else []
+    if spec is None or not debezium:
+        raise CommandError("no debezium mapping in WEBHOOK_INPUTS")
+    by_entity = any(getattr(m.format, "by_entity", False) for m in debezium)
+    if args.tables:
+        tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    else:
+        names = [t for m in debezium for t in m.topics]
+        if any(m.pattern is not None for m in debezium):
+            settings.to_librdkafka()
+            consumer = make_consumer(settings, None)
+            try:
+                names += _mapped_topics(consumer, spec, settings)
+            finally:
+                consumer.close()
+        tables = sorted({table_of(t) for t in names if any(m.matches(t) for m in debezium)})
+    document = debezium_catalogue(tables, by_entity=by_entity)
+    emit("json", document)
     return 0
 
 

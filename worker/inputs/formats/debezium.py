@@ -50,7 +50,7 @@ class Debezium:
 
     def __init__(self, *, snapshot: str, events: str, entity: Source | None) -> None:
         self._snapshot = snapshot
-        self._by_entity = events == "entity"
+        self.by_entity = events == "entity"
         self._entity = entity
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
@@ -82,7 +82,7 @@ class Debezium:
             row = {**row, "id": ident[1]}
         action = _ACTIONS[op]
         envelope: dict[str, Any] = {
-            "event": f"{entity if self._by_entity and entity else 'record'}.{action}",
+            "event": f"{entity if self.by_entity and entity else 'record'}.{action}",
             "record": row,
         }
         if entity:
