@@ -16,26 +16,26 @@ from worker.inputs.sources import KeyReader
 
 __all__ = ["build", "event_object"]
 
-_CORE = ("specversion", "type", "id", "source", "time", "subject", "datacontenttype",
-         "dataschema", "data", "data_base64")  # fmt: skip
+_CORE = frozenset(("specversion", "type", "id", "source", "time", "subject", "datacontenttype",
+                   "dataschema", "data", "data_base64"))  # fmt: skip
 
 
 def event_object(record: InputRecord) -> dict[str, Any]:
     """The CloudEvent of ``record`` as one object (structured mode: the value itself)."""
     event: dict[str, Any] = {}
     content_type = ""
-    for name, raw in (
-        record.raw_headers.items()
-        if isinstance(record.raw_headers, dict)
-        else (record.raw_headers or ())
-    ):
-        if name.startswith("ce_") and len(name) > 3:
+    headers = record.raw_headers
+    for name, raw in headers.items() if isinstance(headers, dict) else headers or ():
+        if name.startswith("ce_"):
             try:
-                event[name[3:]] = raw.decode() if isinstance(raw, bytes) else (raw or "")
+                event[name[3:]] = raw.decode()  # type: ignore[union-attr]
+            except AttributeError:  # a str (from a dict of headers) or no value
+                event[name[3:]] = raw or ""
             except UnicodeDecodeError:
                 raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
         elif name == "content-type" and raw:
-            content_type = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).lower()
+            text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+            content_type = text.lower()
     if content_type.startswith("application/cloudevents"):
         if "batch" in content_type:
             raise InvalidEventError("cloudevents: batch mode is not supported")
