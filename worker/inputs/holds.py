@@ -21,12 +21,12 @@ MAX_BACKOFF_S = 30.0
 
 
 class PartitionHolds:
-    """Held partitions: ``(topic, partition) -> (held offset, resume at)``; one back-off
-    for all (the registry is one service), doubling while it stays down."""
+    """Held partitions: ``(topic, partition) -> (held offset, resume at, back-off)``; a
+    partition's back-off doubles each time its held record fails again, and starts over once
+    the record is read."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.held: dict[tuple[str, int], tuple[int, float]] = {}
-        self._backoff = FIRST_BACKOFF_S
+        self.held: dict[tuple[str, int], tuple[int, float, float]] = {}
         self._clock = clock
 
     def __len__(self) -> int:
@@ -39,8 +39,9 @@ class PartitionHolds:
 
     def hold(self, consumer: Consumer | None, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition, offset)
-        self.held[(topic, partition)] = (offset, self._clock() + self._backoff)
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        before = self.held.get((topic, partition))
+        backoff = min(before[2] * 2, MAX_BACKOFF_S) if before is not None else FIRST_BACKOFF_S
+        self.held[(topic, partition)] = (offset, self._clock() + backoff, backoff)
         if consumer is not None:
             consumer.pause([tp])
             consumer.seek(tp)
@@ -50,21 +51,19 @@ class PartitionHolds:
         held = self.held.get((topic, partition))
         if held is not None and offset <= held[0]:
             del self.held[(topic, partition)]
-            if not self.held:
-                self._backoff = FIRST_BACKOFF_S
 
     def resume_due(self, consumer: Consumer | None) -> None:
         """Resume the partitions whose back-off is over (their held record comes first)."""
         now = self._clock()
-        due = [key for key, (_, at) in self.held.items() if at <= now]
+        due = [key for key, (_, at, _) in self.held.items() if at <= now]
         if not due or consumer is None:
             return
         for topic, partition in due:
             # Not assigned any more (a rebalance): nothing to resume.
             with contextlib.suppress(KafkaException):
                 consumer.resume([TopicPartition(topic, partition)])
-            offset, _ = self.held[(topic, partition)]
-            self.held[(topic, partition)] = (offset, float("inf"))  # until it is read
+            offset, _, backoff = self.held[(topic, partition)]
+            self.held[(topic, partition)] = (offset, float("inf"), backoff)  # until it is read
 
     def drop(self, partitions: list[TopicPartition]) -> None:
         """Revoked or lost: whoever owns them next starts from the committed offset."""

@@ -23,6 +23,8 @@ from worker.errors import BackendError
 __all__ = ["RegistryUnavailableError", "Schema", "SchemaRegistry"]
 
 _UNKNOWN_TTL_S = 60.0
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 30.0
 
 
 class RegistryUnavailableError(BackendError):
@@ -66,6 +68,10 @@ class SchemaRegistry:
         self._unknown: dict[int, tuple[float, str]] = {}
         self.up: bool | None = None
         self.last_error = ""
+        # After a failure, no request before this (monotonic): a registry that hangs costs the
+        # router's loop at most one connect timeout per back-off, not one per held partition.
+        self._retry_at = 0.0
+        self._backoff_s = _FIRST_BACKOFF_S
 
     def schema(self, schema_id: int) -> Schema:
         found = self._schemas.get(schema_id)
@@ -79,13 +85,15 @@ class SchemaRegistry:
         return schema
 
     def _fetch(self, schema_id: int) -> Schema:
+        if self.up is False and time.monotonic() < self._retry_at:
+            raise RegistryUnavailableError(f"schema registry unreachable: {self.last_error}")
         try:
             response = self._client.get(f"/schemas/ids/{schema_id}")
         except httpx.HTTPError as exc:
             self._down(f"{type(exc).__name__}: {exc}")
         if response.status_code >= 500 or response.status_code in (408, 429):
             self._down(f"HTTP {response.status_code}")
-        self.up, self.last_error = True, ""
+        self.up, self.last_error, self._backoff_s = True, "", _FIRST_BACKOFF_S
         if response.status_code == 404:
             reason = f"decode: schema id {schema_id} is not in the Schema Registry"
             self._unknown[schema_id] = (time.monotonic() + _UNKNOWN_TTL_S, reason)
@@ -103,6 +111,8 @@ class SchemaRegistry:
 
     def _down(self, reason: str) -> Any:
         self.up, self.last_error = False, reason
+        self._retry_at = time.monotonic() + self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2, _MAX_BACKOFF_S)
         raise RegistryUnavailableError(f"schema registry unreachable: {reason}")
 
     def close(self) -> None:

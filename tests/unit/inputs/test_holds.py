@@ -1,7 +1,7 @@
 """Holding a partition for the Schema Registry: later records of the batch are dropped unread
-(the seek reads them again), the back-off doubles up to its cap and resets once every hold
-is over, and a revoked partition's hold is forgotten. (Pausing and seeking a real consumer is
-shown in tests/integration/inputs/test_schema_registry.py.)"""
+(the seek reads them again), a partition's back-off doubles up to its cap and starts over once
+its record is read, and a revoked partition's hold is forgotten. (Pausing and seeking a real
+consumer is shown in tests/integration/inputs/test_schema_registry.py.)"""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_a_hold_skips_the_rest_of_its_partition_until_the_held_record_is_read():
     assert not holds.held and not holds.skips("t", 0, 11)
 
 
-def test_the_back_off_doubles_to_its_cap_and_resets_when_every_hold_is_over():
+def test_the_back_off_doubles_per_partition_to_its_cap_and_starts_over_once_read():
     clock = Clock()
     holds = PartitionHolds(clock)
     waits = []
@@ -39,6 +39,9 @@ def test_the_back_off_doubles_to_its_cap_and_resets_when_every_hold_is_over():
         waits.append(holds.held[("t", 0)][1] - clock.now)
     assert waits[:3] == [FIRST_BACKOFF_S, FIRST_BACKOFF_S * 2, FIRST_BACKOFF_S * 4]
     assert waits[-1] == MAX_BACKOFF_S
+    # Other partitions held meanwhile do not lengthen this one's wait, nor it theirs.
+    holds.hold(None, "t", 1, 3)
+    assert holds.held[("t", 1)][1] - clock.now == FIRST_BACKOFF_S
     holds.read("t", 0, 10)
     holds.hold(None, "t", 0, 11)
     assert holds.held[("t", 0)][1] - clock.now == FIRST_BACKOFF_S
