@@ -19,7 +19,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from worker.kafka.devbroker import DevBroker
+from bench.broker import local_broker
 
 WORK_S = 30e-6  # what routing a record costs, roughly
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap:
         results = measure(args.bootstrap, args.flood, extra)
     else:
-        with DevBroker() as broker:
+        with local_broker() as broker:
             results = measure(broker.bootstrap, args.flood, extra)
     for key, value in results.items():
         print(f"{key}: {value}")

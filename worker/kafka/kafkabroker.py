@@ -169,14 +169,8 @@ class KafkaNode:
         return None if self._proc is None else self._proc.poll()
 
     def failure(self) -> str:
-        """The first ERROR line of the log (or its last line), for a one-line error."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        errors = [line for line in lines if "ERROR" in line or "Exception" in line]
-        line = (errors or lines or [""])[0 if errors else -1]
-        return f" ({line.strip()[:240]})" if line else ""
+        """The first error of the log, for a one-line error."""
+        return _first_error(self.log_path)
 
 
 class KafkaCluster:
@@ -287,18 +281,20 @@ class KafkaCluster:
         return self
 
     def _format(self) -> None:
-        formats = [
-            (node, subprocess.Popen(node.format_command(self.cluster_id),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL))
-            for node in self.nodes
-        ]  # fmt: skip
+        """Format every node's log directory (in parallel), the output in ``format.log``."""
+        formats = []
+        for node in self.nodes:
+            with open(node.dir / "format.log", "wb") as log:
+                command = node.format_command(self.cluster_id)
+                proc = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            formats.append((node, proc))
         for node, proc in formats:
-            out, _ = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                lines = out.decode(errors="replace").strip().splitlines()
+            if proc.wait(timeout=120) != 0:
+                path = node.dir / "format.log"
                 raise KafkaBrokerError(
-                    f"formatting Kafka node {node.node_id} failed: {(lines or ['?'])[-1][:240]}"
+                    f"formatting Kafka node {node.node_id} failed{_first_error(path)}; log: {path}"
                 )
 
     def wait_for(self, node_ids: list[int], timeout: float | None = None) -> None:
@@ -351,6 +347,17 @@ class KafkaCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _first_error(path: Path) -> str:
+    """`` (<the first ERROR or exception line of path, else its last line>)``, or nothing."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [line for line in lines if "ERROR" in line or "Exception" in line]
+    line = (errors or lines or [""])[0 if errors else -1].strip()
+    return f" ({line[:240]})" if line else ""
 
 
 def _answers(node: KafkaNode) -> bool:
