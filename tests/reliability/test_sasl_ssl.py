@@ -159,3 +159,15 @@ def test_a_wrong_password_fails_fast_in_one_line_naming_the_cause(secured, tls_d
     assert "broker authentication failed" in output, output
     assert took < 20, f"the worker exited after {took:.1f}s"
     print(f"run: exit {status} after {took:.1f}s: {output}")
+
+
+@pytest.mark.timeout(60)
+def test_an_untrusted_broker_certificate_is_named_in_one_line(secured, tls_dir, tmp_path):
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    settings = secured_settings(secured, tls_dir, tmp_path)
+    result = run_cli(settings, "subs", "list", env={"KAFKA_SSL_CA_LOCATION": str(other)})
+    err = result.stderr.decode().strip()
+    assert result.returncode != 0
+    assert len(err.splitlines()) == 1, err
+    assert "TLS with the broker failed" in err and "certificate verify failed" in err, err
