@@ -33,6 +33,7 @@ from types import TracebackType
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from cryptography.hazmat.primitives import serialization
 
 from worker.errors import BackendError
 from worker.kafka.kafkajars import KAFKA_VERSION, kafka_jars
@@ -245,7 +246,7 @@ class KafkaCluster:
                 ),
                 "ssl.keystore.type": "PEM",
                 "ssl.keystore.certificate.chain": _pem_value(self.tls.cert_chain),
-                "ssl.keystore.key": _pem_value(self.tls.private_key),
+                "ssl.keystore.key": _pkcs8_value(self.tls.private_key),
             }
         return {**props, **self.config}
 
@@ -371,3 +372,15 @@ def _answers(node: KafkaNode) -> bool:
 def _pem_value(path: Path) -> str:
     """A PEM file as one properties value (newlines escaped)."""
     return path.read_text().strip().replace("\n", "\\n")
+
+
+def _pkcs8_value(path: Path) -> str:
+    """The private key as an unencrypted PKCS#8 PEM properties value: Kafka's PEM keystore
+    reads only ``BEGIN PRIVATE KEY``, and most tools (openssl, trustme) write SEC1 or PKCS#1."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode().strip().replace("\n", "\\n")
