@@ -90,7 +90,7 @@ def settings_factory(
             make_admin(settings),
             Topics.from_settings(settings),
             partitions=partitions,
-            replication_factor=1,
+            replication_factor=settings.replication_factor,  # None: the cluster's default
             input_topics=settings.input_topic_list(),
         )
         return settings

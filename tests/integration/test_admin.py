@@ -4,6 +4,7 @@ and refuses co-partitioned topics whose partition counts differ."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -38,8 +39,14 @@ def config(admin: AdminClient, topic: str, key: str) -> str | None:
 
 
 def create(admin: AdminClient, topic: str, partitions: int, **configs: str) -> None:
+    """Create ``topic`` as an operator would have, long before: visible in metadata (Kafka
+    answers CreateTopics before every broker's metadata cache has the topic)."""
     new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=configs)
     admin.create_topics([new])[topic].result(10)
+    deadline = time.monotonic() + 10
+    while len(admin.list_topics(topic, timeout=10).topics[topic].partitions) != partitions:
+        assert time.monotonic() < deadline, f"{topic} never appeared in metadata"
+        time.sleep(0.05)
 
 
 def test_creates_every_topic_then_is_idempotent(settings: Settings) -> None:

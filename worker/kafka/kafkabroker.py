@@ -33,6 +33,7 @@ from types import TracebackType
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from cryptography.hazmat.primitives import serialization
 
 from worker.errors import BackendError
 from worker.kafka.kafkajars import KAFKA_VERSION, kafka_jars
@@ -168,14 +169,8 @@ class KafkaNode:
         return None if self._proc is None else self._proc.poll()
 
     def failure(self) -> str:
-        """The first ERROR line of the log (or its last line), for a one-line error."""
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        errors = [line for line in lines if "ERROR" in line or "Exception" in line]
-        line = (errors or lines or [""])[0 if errors else -1]
-        return f" ({line.strip()[:240]})" if line else ""
+        """The first error of the log, for a one-line error."""
+        return _first_error(self.log_path)
 
 
 class KafkaCluster:
@@ -251,7 +246,7 @@ class KafkaCluster:
                 ),
                 "ssl.keystore.type": "PEM",
                 "ssl.keystore.certificate.chain": _pem_value(self.tls.cert_chain),
-                "ssl.keystore.key": _pem_value(self.tls.private_key),
+                "ssl.keystore.key": _pkcs8_value(self.tls.private_key),
             }
         return {**props, **self.config}
 
@@ -286,18 +281,20 @@ class KafkaCluster:
         return self
 
     def _format(self) -> None:
-        formats = [
-            (node, subprocess.Popen(node.format_command(self.cluster_id),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL))
-            for node in self.nodes
-        ]  # fmt: skip
+        """Format every node's log directory (in parallel), the output in ``format.log``."""
+        formats = []
+        for node in self.nodes:
+            with open(node.dir / "format.log", "wb") as log:
+                command = node.format_command(self.cluster_id)
+                proc = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            formats.append((node, proc))
         for node, proc in formats:
-            out, _ = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                lines = out.decode(errors="replace").strip().splitlines()
+            if proc.wait(timeout=120) != 0:
+                path = node.dir / "format.log"
                 raise KafkaBrokerError(
-                    f"formatting Kafka node {node.node_id} failed: {(lines or ['?'])[-1][:240]}"
+                    f"formatting Kafka node {node.node_id} failed{_first_error(path)}; log: {path}"
                 )
 
     def wait_for(self, node_ids: list[int], timeout: float | None = None) -> None:
@@ -352,6 +349,17 @@ class KafkaCluster:
         self.stop()
 
 
+def _first_error(path: Path) -> str:
+    """`` (<the first ERROR or exception line of path, else its last line>)``, or nothing."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [line for line in lines if "ERROR" in line or "Exception" in line]
+    line = (errors or lines or [""])[0 if errors else -1].strip()
+    return f" ({line[:240]})" if line else ""
+
+
 def _answers(node: KafkaNode) -> bool:
     # A fresh client each time: its first metadata request can only go to this node.
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{node.port}", "log_level": "0"})
@@ -364,3 +372,15 @@ def _answers(node: KafkaNode) -> bool:
 def _pem_value(path: Path) -> str:
     """A PEM file as one properties value (newlines escaped)."""
     return path.read_text().strip().replace("\n", "\\n")
+
+
+def _pkcs8_value(path: Path) -> str:
+    """The private key as an unencrypted PKCS#8 PEM properties value: Kafka's PEM keystore
+    reads only ``BEGIN PRIVATE KEY``, and most tools (openssl, trustme) write SEC1 or PKCS#1."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode().strip().replace("\n", "\\n")
