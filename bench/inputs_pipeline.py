@@ -8,25 +8,24 @@ subscription matches). Throughput is records per CPU second of the process (libr
 threads included) from the first step to the last task acknowledged: a router is CPU-bound
 when it is behind, and on a shared machine wall time mostly measures the neighbours and the
 fetch round trips (one run measured the envelope both slower and faster than Debezium). A
-local Apache Kafka node is started (or ``KAFKA_BOOTSTRAP_SERVERS`` used); the formats take
-turns, ``--rounds`` times, best round kept. Prints a table and writes
+local Apache Kafka node is started (:mod:`bench.broker`: ``BENCH_BROKER``, ``BENCH_BOOTSTRAP``);
+the formats take turns, ``--rounds`` times, best round kept. Prints a table and writes
 ``bench/inputs-pipeline.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
+from bench.broker import local_broker
 from bench.inputs import MAPPING, messages
 from tests.support.schema_registry import SchemaRegistryStandIn
 from worker.app import input_decoder
@@ -34,7 +33,6 @@ from worker.components import Codecs
 from worker.config import Settings
 from worker.kafka.admin import ensure_topics
 from worker.kafka.clients import make_admin, make_consumer, make_producer
-from worker.kafka.kafkabroker import KafkaCluster
 from worker.kafka.topics import Topics
 from worker.observability.metrics import Metrics
 from worker.router import Router
@@ -43,15 +41,6 @@ from worker.subscriptions.model import SecretEntry, Status, Subscription
 
 HERE = Path(__file__).resolve().parent
 INPUTS = "events,cdc,cdcschema,ce,cestruct,orders,avro"
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        return
-    with KafkaCluster(nodes=1) as cluster:
-        yield cluster.bootstrap
 
 
 def fill(settings: Settings, samples: dict[str, Message], n: int) -> None:
@@ -116,13 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     registry = SchemaRegistryStandIn().start()
     best: dict[str, float] = {}
+    name_of_broker = ""
     try:
-        with broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        with local_broker() as broker, tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "inputs.yaml")
             Path(path).write_text(MAPPING)
             settings = Settings.from_env(
                 {},
-                bootstrap_servers=bootstrap,
+                bootstrap_servers=broker.bootstrap,
                 topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
                 inputs=path,
                 input_topics=INPUTS,
@@ -148,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
                     status=Status.ACTIVE,
                 )
             )
+            name_of_broker = broker.name
             for _ in range(args.rounds):
                 for name, message in samples.items():
                     seconds = route_all(settings, index, message.topic() or "", args.records)
@@ -168,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{row['format']:<24} {row['records_per_s']:>10} {row['ratio']:>12}")
     (HERE / "inputs-pipeline.json").write_bytes(
         orjson.dumps(
-            {"records": args.records, "rounds": args.rounds, "results": rows},
+            {
+                "broker": name_of_broker,
+                "records": args.records,
+                "rounds": args.rounds,
+                "results": rows,
+            },
             option=orjson.OPT_INDENT_2,
         )
     )
