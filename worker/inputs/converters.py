@@ -31,13 +31,18 @@ def is_framed(data: bytes) -> bool:
 def decode_bytes(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
     """The value of ``data``; InvalidEventError for bytes that cannot be read,
     RegistryUnavailableError when the schema cannot be fetched now."""
-    if is_framed(data):
+    if data[0] == 0 and len(data) >= 5:  # framed (JSON never starts with a zero byte)
         if registry is None:
             raise InvalidEventError(
                 "decode: Confluent Schema Registry framing and no WEBHOOK_SCHEMA_REGISTRY_URL"
             )
         return _framed(data, registry)
-    return decode_value(data, avro)
+    if data[0] == 0xC3:  # our Avro single-object marker's first byte
+        return decode_value(data, avro)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
 
 
 def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:

@@ -34,7 +34,7 @@ def lookup(root: Any, path: tuple[str, ...]) -> Any:
     """The value at ``path`` (object keys and list indexes), or MISSING."""
     node = root
     for segment in path:
-        if isinstance(node, dict):
+        if type(node) is dict:
             node = node.get(segment, MISSING)
             if node is MISSING:
                 return MISSING
@@ -105,8 +105,8 @@ class Source:
 
     def text(self, record: InputRecord, root: Any, key: KeyReader) -> str | None:
         """The value as text: strings as they are, numbers in decimal; else None."""
-        value = self.get(record, root, key)
-        if isinstance(value, str):
+        value = lookup(root, self.path) if self.kind == "field" else self.get(record, root, key)
+        if type(value) is str:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
