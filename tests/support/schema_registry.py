@@ -21,6 +21,8 @@ class SchemaRegistryStandIn:
         self.schemas: dict[int, dict[str, Any]] = {}  # id -> {"schema", "schemaType"}
         self.subjects: dict[str, list[int]] = {}
         self.fetches = 0
+        self.status: int | None = None  # answer every request with this status (an outage)
+        self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -45,6 +47,10 @@ class SchemaRegistryStandIn:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                registry.authorizations.append(self.headers.get("authorization"))
+                if registry.status is not None:
+                    self._answer(registry.status, {"error_code": registry.status})
+                    return
                 match = re.fullmatch(r"/schemas/ids/(\d+)(\?.*)?", self.path)
                 if match:
                     registry.fetches += 1

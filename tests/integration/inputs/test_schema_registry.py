@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.support.cli import cli_json
 from tests.support.inputs import invalid_records, mapped_settings, produce_raw
 from tests.support.receiver import Receiver
 from tests.support.schema_registry import SchemaRegistryStandIn
@@ -105,6 +106,8 @@ def test_framed_avro_and_json_schema_values_and_bad_ones(settings_factory, tmp_p
                 while len(invalid := invalid_records(boot, p)) < 2:
                     assert time.monotonic() < deadline, invalid
                     time.sleep(0.3)
+        env = {"WEBHOOK_INPUTS": settings.inputs or "", "WEBHOOK_SCHEMA_REGISTRY_URL": registry.url}
+        checked = cli_json(settings, "inputs", "check", env=env)["records"]
     finally:
         registry.stop()
     assert all(r.verified for r in got)
@@ -125,6 +128,13 @@ def test_framed_avro_and_json_schema_values_and_bad_ones(settings_factory, tmp_p
         "record": {"total": 3},
         "timestamp": bodies["o-1"]["timestamp"],
     }
+    assert [(r["topic"].removeprefix(p), r["offset"], r["outcome"]) for r in checked] == [
+        ("avro", 0, "invalid"),
+        ("avro", 1, "invalid"),
+        ("avro", 2, "event"),
+        ("json", 0, "event"),
+    ]
+    assert checked[2]["event"]["record"] == {"id": 1, "name": "Contact 1"}
     reasons = sorted((r.offset, r.error) for r in invalid)
     assert reasons[0] == (0, "decode: schema id 999 is not in the Schema Registry")
     assert reasons[1][0] == 1
