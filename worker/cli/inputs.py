@@ -46,7 +46,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     catalogue.add_argument(
         "--tables", default=None, help="comma-separated tables (default: the mapped topics')"
     )
-    catalogue.set_defaults(handler=_catalogue)
+    # With --tables (or plain topic names) it reads nothing from the cluster.
+    catalogue.set_defaults(handler=_catalogue, broker_check=False)
 
 
 def _check(args: argparse.Namespace) -> int:

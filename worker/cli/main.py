@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("INFO" if args.command in ("run", "dev", "api") else "WARNING")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        if args.command not in _NO_BROKER_CHECK:
+        if args.command not in _NO_BROKER_CHECK and getattr(args, "broker_check", True):
             # librdkafka retries a refused login or TLS handshake forever, seen only as
             # timeouts: name it in one line within seconds, before the command starts.
             check_access(settings_from(args))
