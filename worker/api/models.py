@@ -32,6 +32,8 @@ __all__ = [
 T = TypeVar("T")
 Ordering = Literal["key", "endpoint", "none"]
 Text = Annotated[str, Field(max_length=1000)]
+# A name, when given, says something (an empty one showed as "(unnamed)" in the portal).
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 Timeout = Annotated[int, Field(ge=1, le=30_000)]
@@ -62,7 +64,7 @@ class FilterIn(_Strict):
 class SubscriptionCreate(_Strict):
     url: Url
     events: Annotated[list[Pattern], Field(min_length=1, max_length=100)]
-    name: Annotated[str, Field(max_length=200)] = ""
+    name: Name = Field("", description="required in the portal; may be left out here")
     description: Text = ""
     entity: Annotated[str, Field(max_length=200)] | None = None
     filters: Annotated[list[FilterIn], Field(max_length=20)] = []
@@ -88,7 +90,7 @@ class SubscriptionPatch(_Strict):
 
     url: Url | None = None
     events: Annotated[list[Pattern], Field(min_length=1, max_length=100)] | None = None
-    name: Annotated[str, Field(max_length=200)] | None = None
+    name: Name | None = None
     description: Text | None = None
     entity: Annotated[str, Field(max_length=200)] | None = None
     filters: Annotated[list[FilterIn], Field(max_length=20)] | None = None
@@ -216,6 +218,9 @@ class RedriveIn(_Strict):
     since: Annotated[str, Field(max_length=40)] | None = None
     reason: Annotated[str, Field(max_length=40)] | None = None
     dry_run: bool = False
+    force: bool = Field(
+        False, description="also send deliveries an earlier redrive or re-send already sent"
+    )
 
 
 class RedriveOut(BaseModel):

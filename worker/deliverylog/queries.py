@@ -298,13 +298,20 @@ class DeliveryLog:
 
     def latest_task(self, subscription_id: str, webhook_id: str) -> bytes | None:
         """The task of the delivery's latest dead letter (to send it again), or ``None``."""
+        row = self.latest_dead_letter(subscription_id, webhook_id)
+        return None if row is None else row.task
+
+    def latest_dead_letter(self, subscription_id: str, webhook_id: str) -> TaskRow | None:
+        """The delivery's latest dead letter (where it is, its task, whether it was
+        re-driven), or ``None``."""
         row = (
             self.store.reader()
             .execute(
-                f"SELECT task FROM dead_letters WHERE sub = {SUB_KEY} AND webhook_id = ? "
-                "ORDER BY id DESC LIMIT 1",
+                "SELECT id, task, EXISTS (SELECT 1 FROM redrives "
+                "WHERE redrives.dead_letter = dead_letters.id) FROM dead_letters "
+                f"WHERE sub = {SUB_KEY} AND webhook_id = ? ORDER BY id DESC LIMIT 1",
                 (subscription_id, webhook_id),
             )
             .fetchone()
         )
-        return None if row is None else bytes(row[0])
+        return None if row is None else TaskRow(_position(row[0]), bytes(row[1]), bool(row[2]))

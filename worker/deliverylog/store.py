@@ -40,6 +40,7 @@ from worker.deliverylog.schema import (
     INSERT_DEAD_LETTER,
     SCHEMA,
     SCHEMA_VERSION,
+    SUB_KEY,
     UPSERT_DELIVERY,
 )
 
@@ -164,6 +165,25 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
     ]
 
 
+def _numbered(conn: sqlite3.Connection, attempts: list[AttemptRow]) -> list[AttemptRow]:
+    """The attempts numbered on within their delivery: a delivery sent again (re-send,
+    redrive) starts its retry schedule at attempt 1, but the log shows its attempts after
+    the ones it already had (3, 4... rather than a second "attempt 1")."""
+    counted: dict[tuple[str, str], int] = {}
+    out: list[AttemptRow] = []
+    for row in attempts:
+        key = (row[1], row[3])
+        before = counted.get(key)
+        if before is None:
+            found = conn.execute(
+                f"SELECT attempts FROM deliveries WHERE sub = {SUB_KEY} AND webhook_id = ?", key
+            ).fetchone()
+            before = found[0] if found else 0
+        counted[key] = before + 1
+        out.append((*row[:7], max(row[7], before + 1), *row[8:]))
+    return out
+
+
 def index_path(settings: Settings) -> Path:
     """The file of this cluster and topic prefix in ``settings.api_data_dir``."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", settings.topic_prefix).strip("_") or "none"
@@ -267,7 +287,7 @@ class Store:
                 "INSERT OR IGNORE INTO subscriptions (id) VALUES (?)", [(s,) for s in subs]
             )
             if batch.attempts:
-                conn.executemany(INSERT_ATTEMPT, batch.attempts)
+                conn.executemany(INSERT_ATTEMPT, _numbered(conn, batch.attempts))
                 conn.executemany(UPSERT_DELIVERY, _deliveries(batch.attempts))
             if batch.dead_letters:
                 conn.executemany(INSERT_DEAD_LETTER, batch.dead_letters)

@@ -272,7 +272,9 @@ class SubscriptionService:
             if unknown:
                 raise InvalidSubscription(
                     f"unknown event type: {', '.join(unknown)} matches no catalogued type "
-                    "(see `event-types list`)"
+                    "(see `event-types list`)",
+                    field="events",
+                    public=f"Not an event type of this service: {', '.join(unknown)}.",
                 )
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
             raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
@@ -315,7 +317,7 @@ class SubscriptionService:
         try:
             self._challenge(sub)
         except ChallengeFailed as exc:
-            raise InvalidSubscription(str(exc)) from None
+            raise InvalidSubscription(str(exc), field="url", public=exc.public) from None
         self._challenges.remember(sub.workspace, sub.url)
 
     def _status(

@@ -437,3 +437,25 @@ def test_two_stores_never_write_one_file(tmp_path: Path) -> None:
     again = Store(tmp_path / "log.sqlite3")  # released on close: resumed
     assert again.path == tmp_path / "log.sqlite3"
     again.close()
+
+
+def test_a_delivery_sent_again_numbers_its_attempts_on(store: Store) -> None:
+    # Two attempts, then a re-send whose retry schedule starts again at attempt 1: in one
+    # batch and in the next, the log shows 3 and 4, not a second "attempt 1".
+    first = [
+        attempt(0, webhook="msg_x", number=1, outcome="retry", status=503),
+        attempt(1, webhook="msg_x", number=2, outcome="dead_letter", status=503),
+    ]
+    write_attempts(store, first)
+    again = [
+        attempt(2, webhook="msg_x", number=1, outcome="retry", status=503),
+        attempt(3, webhook="msg_x", number=2),
+        attempt(4, webhook="msg_y", number=1),
+    ]
+    write_attempts(store, again, start=2)
+    rows, _ = DeliveryLog(store).attempts("sub_a")
+    numbers = {(r["webhook_id"], r["started_at"][-8:-5]): r["attempt"] for r in rows}
+    assert sorted(n for (w, _), n in numbers.items() if w == "msg_x") == [1, 2, 3, 4]
+    assert [n for (w, _), n in numbers.items() if w == "msg_y"] == [1]
+    [delivery] = [d for d in DeliveryLog(store).deliveries("sub_a")[0] if d["webhook_id"] == "msg_x"]
+    assert delivery["attempts"] == 4 and delivery["outcome"] == "success"

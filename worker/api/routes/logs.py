@@ -4,8 +4,6 @@ write tasks to ``deliveries`` the way ``dlq redrive`` does."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -17,9 +15,9 @@ from worker.api.models import Attempt, DeadLetter, Delivery, Page, RedriveIn, Re
 from worker.api.problems import Problem
 from worker.deliverylog.cursor import BadCursor
 from worker.deliverylog.queries import Page as LogPage
-from worker.dlq.redrive import redrive, redriven_task
+from worker.deliverylog.queries import TaskRow
+from worker.dlq.redrive import redrive
 from worker.dlq.store import Letter
-from worker.kafka.writes import produce_acked
 from worker.model import DeadLetter as DeadLetterRecord
 from worker.subscriptions.model import Status
 
@@ -91,19 +89,30 @@ async def deliveries(
 
 @router.post("/deliveries/{webhook_id}/resend", status_code=202, response_model=None)
 def resend_delivery(ctx: Ctx, sub: Sub, webhook_id: str) -> Response:
-    """Send a dead-lettered delivery again: a new task with the same webhook-id and body."""
+    """Send a dead-lettered delivery again: a new task with the same webhook-id and body. Its
+    dead letter is marked as re-driven, so a later redrive does not send it once more."""
     if sub.status is not Status.ACTIVE:
         raise Problem(409, f"subscription {sub.id} is {sub.status.value}: enable it first")
-    data = ctx.log.latest_task(sub.id, webhook_id[:200])
-    if data is None:
+    row = ctx.log.latest_dead_letter(sub.id, webhook_id[:200])
+    if row is None:
         raise Problem(
             404, f"no failed delivery {webhook_id} (only dead-lettered deliveries can be re-sent)"
         )
-    task = redriven_task(
-        ctx.codec.decode_task(data), f"rs_{uuid.uuid4().hex[:16]}", int(time.time() * 1000)
-    )
-    produce_acked(ctx.producer, ctx.topics.deliveries, ctx.codec.encode_task(task), sub.id.encode())
+    _send(ctx, [row])
     return Response(status_code=202)
+
+
+def _send(ctx: Ctx, rows: list[TaskRow]) -> int:
+    """Write the tasks of ``rows`` to ``deliveries``, each followed by its redrive mark."""
+    letters = []
+    for row in rows:
+        partition, offset = (int(part) for part in row.position.split(":"))
+        task = ctx.codec.decode_task(row.task)
+        letters.append(Letter(partition, offset, DeadLetterRecord(task, "", 0, 0)))
+    outcome = redrive(ctx.producer, ctx.topics, ctx.codec, letters, rate=0)
+    if outcome.failed:
+        raise Problem(503, f"the broker did not acknowledge every task: {outcome.failed[0]}")
+    return outcome.sent
 
 
 @router.get("/dead-letters", response_model=Page[DeadLetter])
@@ -126,32 +135,31 @@ async def dead_letters(
 
 @router.post("/dead-letters/redrive", response_model=RedriveOut)
 def redrive_dead_letters(ctx: Ctx, sub: Sub, body: RedriveIn | None = None) -> dict[str, Any]:
-    """Send the subscription's dead letters again (oldest first, one per delivery), skipping
-    those an earlier redrive already sent."""
-    body = body or RedriveIn()
+    """Send the subscription's dead letters again (oldest first, each delivery once, at its
+    newest letter), skipping deliveries an earlier redrive or re-send already sent, unless
+    ``force``."""
+    body = body or RedriveIn(force=False)
     since_ms = parse_time(body.since, "since")
     rows = ctx.log.dead_letter_tasks(sub.id, since_ms=since_ms, reason=body.reason)
-    fresh = [r for r in rows if not r.redriven]
-    newest = {ctx.codec.decode_task(r.task).delivery_id: r.position for r in fresh}
-    chosen = [r for r in fresh if newest[ctx.codec.decode_task(r.task).delivery_id] == r.position]
+    newest = {ctx.codec.decode_task(r.task).delivery_id: r.position for r in rows}
+    chosen = [
+        r
+        for r in rows
+        if newest[ctx.codec.decode_task(r.task).delivery_id] == r.position
+        and (body.force or not r.redriven)
+    ]
+    sent = {r.position for r in chosen}
+    already = sum(1 for r in rows if r.redriven and r.position not in sent)
     result = {
         "matched": len(rows),
         "sent": 0,
-        "already_redriven": len(rows) - len(fresh),
-        "skipped": len(fresh) - len(chosen),
+        "already_redriven": already,
+        "skipped": len(rows) - len(chosen) - already,
         "dry_run": body.dry_run,
     }
     if body.dry_run or not chosen:
         return result
     if sub.status is not Status.ACTIVE:
         raise Problem(409, f"subscription {sub.id} is {sub.status.value}: enable it first")
-    letters = []
-    for row in chosen:
-        partition, offset = (int(part) for part in row.position.split(":"))
-        task = ctx.codec.decode_task(row.task)
-        letters.append(Letter(partition, offset, DeadLetterRecord(task, "", 0, 0)))
-    outcome = redrive(ctx.producer, ctx.topics, ctx.codec, letters, rate=0)
-    if outcome.failed:
-        raise Problem(503, f"the broker did not acknowledge every task: {outcome.failed[0]}")
-    result["sent"] = outcome.sent
+    result["sent"] = _send(ctx, chosen)
     return result
