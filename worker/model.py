@@ -92,6 +92,11 @@ class Attempt:
     request_body: str = ""
     response_body: str = ""
     next_attempt_ms: int | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_size: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_size: int | None = None
+    test: bool = False
 
 
 @dataclass(slots=True)

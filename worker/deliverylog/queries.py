@@ -53,10 +53,11 @@ class _Query:
     """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``), where
     ``tie`` is a Kafka position (of the row, or of a delivery's first attempt)."""
 
-    def __init__(self, select: str, time: str, tie: str) -> None:
+    def __init__(self, select: str, time: str, tie: str, *, hashed_event: bool = False) -> None:
         self.select = select
         self.time = time
         self.tie = tie
+        self.hashed_event = hashed_event  # the table indexes event ids by event_key
 
     def page(
         self,
@@ -84,7 +85,7 @@ class _Query:
                 continue
             if column == "subscription_id":
                 where.append(f"sub = {SUB_KEY}")
-            elif column == "event_id":
+            elif column == "event_id" and self.hashed_event:
                 # The index holds a hash of the id: compare the id itself too.
                 where.append("event_key = ? AND event_id = ?")
                 args.append(event_key(value))
@@ -103,7 +104,9 @@ class _Query:
             args.extend((key[0], key[0], key[1]))
         # Without statistics SQLite would rather take an index that also sorts; an event's
         # attempts are few, so its own index is the one to use.
-        indexed = " INDEXED BY attempts_by_event" if filters.get("event_id") else ""
+        indexed = (
+            " INDEXED BY attempts_by_event" if self.hashed_event and filters.get("event_id") else ""
+        )
         sql = (
             f"{self.select}{indexed} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.time} DESC, {self.tie} DESC LIMIT ?"
@@ -122,6 +125,7 @@ _ATTEMPTS = _Query(
     "response_body, started_ms, id FROM attempts",
     "started_ms",
     "id",
+    hashed_event=True,
 )
 _DELIVERIES = _Query(
     "SELECT webhook_id, event_id, event_type, attempts, last_status, outcome, last_ms, "
@@ -199,15 +203,25 @@ class DeliveryLog:
         *,
         outcome: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        event_id: str | None = None,
+        webhook_id: str | None = None,
+        event_type: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         """One row per delivery (webhook-id) that made at least one attempt, newest first by
         its first attempt; ``outcome`` and ``last_status`` are those of its last attempt, and
-        ``since_ms`` bounds the first attempt."""
-        filters = {"subscription_id": subscription_id, "outcome": outcome}
+        ``since_ms`` / ``until_ms`` bound the first attempt. The other filters are exact."""
+        filters = {
+            "subscription_id": subscription_id,
+            "outcome": outcome,
+            "event_id": event_id,
+            "webhook_id": webhook_id,
+            "event_type": event_type,
+        }
         rows, next_cursor = _DELIVERIES.page(
-            self.store, "deliveries", filters, (since_ms, None), limit, cursor
+            self.store, "deliveries", filters, (since_ms, until_ms), limit, cursor
         )
         return [
             {

@@ -17,12 +17,16 @@ from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.headers import RESERVED_HEADERS
+from worker.outbound.recorded import recorded
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
 __all__ = ["Attempter", "Outcome"]
 
 BODY_EXCERPT = 1024
+# The request body kept on the attempt record: whole up to this size, so the portal can show
+# it and re-send a delivery that did not fail for good (it has no dead letter to take it from).
+REQUEST_BODY_KEPT = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +80,19 @@ class Attempter:
             return Outcome(
                 verdict,
                 error=f"{exc.kind}: {exc}",
-                attempt=self._record(
-                    task, sub, started_ms, exc.latency_s, verdict, None, f"{exc.kind}: {exc}", b""
+                attempt=recorded(
+                    self._record(
+                        task,
+                        sub,
+                        started_ms,
+                        exc.latency_s,
+                        verdict,
+                        None,
+                        f"{exc.kind}: {exc}",
+                        b"",
+                    ),
+                    headers,
+                    sub.headers,
                 ),
             )
         verdict = classify(response.status, None)
@@ -88,15 +103,20 @@ class Attempter:
             status=response.status,
             retry_after_ms=parse_retry_after(response.retry_after, started_ms),
             response_excerpt=excerpt,
-            attempt=self._record(
-                task,
-                sub,
-                started_ms,
-                response.latency_s,
-                verdict,
-                response.status,
-                None,
-                response.body,
+            attempt=recorded(
+                self._record(
+                    task,
+                    sub,
+                    started_ms,
+                    response.latency_s,
+                    verdict,
+                    response.status,
+                    None,
+                    response.body,
+                ),
+                headers,
+                sub.headers,
+                response,
             ),
         )
 
@@ -153,6 +173,7 @@ class Attempter:
             outcome=verdict.next.value,
             status=status,
             error=error,
-            request_body=task.body[:BODY_EXCERPT].decode("utf-8", "replace"),
+            request_body=task.body[:REQUEST_BODY_KEPT].decode("utf-8", "replace"),
+            request_size=len(task.body),
             response_body=body[:BODY_EXCERPT].decode("utf-8", "replace"),
         )

@@ -75,14 +75,27 @@ async def deliveries(
     sub: Sub,
     outcome: Outcome | None = None,
     since: TimeParam = None,
+    until: TimeParam = None,
+    event_id: Annotated[str | None, Query(max_length=200)] = None,
+    webhook_id: Annotated[str | None, Query(max_length=200)] = None,
+    event: Annotated[str | None, Query(max_length=200, description="the event type")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
-    """One row per delivery (webhook-id), newest first: its attempts and last outcome."""
-    since_ms = parse_time(since, "since")
+    """One row per delivery (webhook-id), newest first by its first attempt: its attempts
+    and last outcome; ``since``/``until`` bound the first attempt, the rest match exactly."""
+    since_ms, until_ms = parse_time(since, "since"), parse_time(until, "until")
     return await _page(
         lambda: ctx.log.deliveries(
-            sub.id, outcome=outcome, since_ms=since_ms, limit=limit, cursor=cursor
+            sub.id,
+            outcome=outcome,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            event_id=event_id,
+            webhook_id=webhook_id,
+            event_type=event,
+            limit=limit,
+            cursor=cursor,
         ),
     )
 

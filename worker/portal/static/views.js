@@ -1,16 +1,18 @@
 // The list of endpoints, one endpoint's page (actions, test, roll, delete, its logs), the
 // event catalogue and how to verify signatures.
 import {
-  api, badge, busy, confirmDialog, h, loading, secretPanel, show, toast, wsPath,
+  api, badge, busy, confirmDialog, h, loading, secretPanel, show, state, toast, wsPath,
 } from "./core.js";
 import { deadLettersPanel, deliveryLogPanel } from "./log.js";
 
 const PAGE = 100;
 
-function statusCell(sub, refresh) {
+// The status badge and reason; on the list, an Enable button for an endpoint that is off
+// (the detail page has its own, in its actions).
+function statusCell(sub, refresh, withButton = true) {
   const cell = [badge(sub.status)];
   if (sub.status_reason) cell.push(h("div.reason", { text: sub.status_reason }));
-  if (sub.status === "TOO_MANY_ERRORS" || sub.status === "DISABLED") {
+  if (withButton && (sub.status === "TOO_MANY_ERRORS" || sub.status === "DISABLED")) {
     const button = h("button.enable", { type: "button", text: "Enable" });
     button.addEventListener("click", () =>
       busy(button, async () => {
@@ -130,14 +132,23 @@ export async function subscriptionView(id) {
   const toggle = sub.status === "ACTIVE" || sub.status === "PENDING"
     ? h("button#disable", { type: "button", text: "Disable" })
     : h("button#enable", { type: "button", text: "Enable", disabled: sub.status === "BLOCKED" });
-  toggle.addEventListener("click", () =>
-    busy(toggle, async () => {
-      const action = toggle.id === "disable" ? "disable" : "enable";
+  toggle.addEventListener("click", async () => {
+    const action = toggle.id === "disable" ? "disable" : "enable";
+    if (action === "disable") {
+      const ok = await confirmDialog(
+        "Disable this webhook?",
+        h("p", { text: `${sub.name || sub.url} receives nothing until you enable it again. Events that happen meanwhile fail and appear under Dead letters, from where you can send them later.` }),
+        "Disable",
+        true,
+      );
+      if (!ok) return;
+    }
+    await busy(toggle, async () => {
       await api("POST", wsPath(`/subscriptions/${id}/${action}`));
       toast(action === "disable" ? "Disabled: no deliveries until enabled" : "Enabled");
       await subscriptionView(id);
-    }, notices),
-  );
+    }, notices);
+  });
   const remove = h("button.danger#delete", { type: "button", text: "Delete" });
   remove.addEventListener("click", async () => {
     const ok = await confirmDialog(
@@ -166,7 +177,7 @@ export async function subscriptionView(id) {
   tabs.append(tab("Delivery log", "log", deliveryLogPanel), tab("Dead letters", "dead", deadLettersPanel));
   show(
     h("p", {}, h("a", { href: "#/", text: "← Endpoints" })),
-    h("div.head", {}, h("h1", { text: sub.name || "(unnamed)" }), h("div.sub-status", {}, statusCell(sub, () => subscriptionView(id)))),
+    h("div.head", {}, h("h1", { text: sub.name || "(unnamed)" }), h("div.sub-status", {}, statusCell(sub, () => subscriptionView(id), false))),
     h("p.url.wrap", { text: sub.url }),
     sub.description ? h("p.muted", { text: sub.description }) : null,
     h("p", {}, h("span.muted", { text: "Events: " }), sub.events.join(", ")),
@@ -187,6 +198,18 @@ export async function subscriptionView(id) {
   tabs.children[0].click();
 }
 
+// A catalogue description: `backticked` words become code, never HTML.
+export function prose(text) {
+  return String(text || "").split(/(`[^`]+`)/).filter(Boolean).map((part) =>
+    part.length > 2 && part.startsWith("`") && part.endsWith("`") ? h("code", { text: part.slice(1, -1) }) : part);
+}
+
+// The catalogue's example as this workspace receives it (its own workspace name).
+export function ownExample(example) {
+  if (example && typeof example === "object" && "workspace" in example) return { ...example, workspace: state.workspace };
+  return example;
+}
+
 export async function catalogueView() {
   show(loading("Loading the event catalogue…"));
   const types = (await api("GET", "/portal/api/v1/event-types")).data;
@@ -204,11 +227,11 @@ export async function catalogueView() {
         h(
           "details.event-type",
           {},
-          h("summary", {}, h("code", { text: t.name }), " — ", t.description),
+          h("summary", {}, h("code", { text: t.name }), " — ", prose(t.description)),
           h("h3", { text: "Schema" }),
           h("pre", { text: JSON.stringify(t.schema, null, 2) }),
           h("h3", { text: "Example" }),
-          h("pre", { text: JSON.stringify(t.example, null, 2) }),
+          h("pre.example", { text: JSON.stringify(ownExample(t.example), null, 2) }),
         ),
       ),
     ]),
