@@ -329,3 +329,38 @@ class DeliveryLog:
             .fetchone()
         )
         return None if row is None else TaskRow(_position(row[0]), bytes(row[1]), bool(row[2]))
+
+    def delivery_attempts(self, subscription_id: str, webhook_id: str) -> list[dict[str, Any]]:
+        """The attempts of one delivery, oldest first, with their Kafka position in
+        ``attempts`` (``partition``, ``offset``) to read the whole record there."""
+        row = (
+            self.store.reader()
+            .execute(
+                f"SELECT event_id FROM deliveries WHERE sub = {SUB_KEY} AND webhook_id = ?",
+                (subscription_id, webhook_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return []
+        rows = self.store.reader().execute(
+            "SELECT id, attempt, status, outcome, error, latency_ms, started_ms, response_body "
+            f"FROM attempts INDEXED BY attempts_by_event WHERE event_key = ? "
+            f"AND event_id = ? AND webhook_id = ? AND sub = {SUB_KEY} ORDER BY started_ms, id",
+            (event_key(row[0]), row[0], webhook_id, subscription_id),
+        )
+        names = ("attempt", "status", "outcome", "error", "latency_ms", "started_ms")
+        out = []
+        for row_id, *values, response_body in rows:
+            item: dict[str, Any] = dict(zip(names, values, strict=True))
+            item["started_at"] = rfc3339(item.pop("started_ms"))
+            item["response_body"] = response_body
+            item["partition"] = row_id >> PARTITION_SHIFT
+            item["offset"] = row_id & _OFFSET_MASK
+            out.append(item)
+        return out
+
+    def delivery(self, subscription_id: str, webhook_id: str) -> dict[str, Any] | None:
+        """One delivery's row (as :meth:`deliveries` lists it), or ``None``."""
+        rows, _ = self.deliveries(subscription_id, webhook_id=webhook_id, limit=1)
+        return rows[0] if rows else None

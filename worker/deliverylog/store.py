@@ -36,12 +36,14 @@ from typing import IO
 
 from worker.config import Settings
 from worker.deliverylog.schema import (
+    HOUR_MS,
     INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
     SCHEMA,
     SCHEMA_VERSION,
     SUB_KEY,
     UPSERT_DELIVERY,
+    UPSERT_HOURLY,
 )
 
 __all__ = [
@@ -58,7 +60,16 @@ PARTITION_SHIFT = 40
 # (bench/api/scenario.py measures both it and the catch-up rate it buys).
 WRITER_CACHE_MB = 64
 
-_TABLES = ("attempts", "deliveries", "dead_letters", "redrives", "positions", "subscriptions")
+_TABLES = (
+    "attempts",
+    "deliveries",
+    "dead_letters",
+    "hourly",
+    "redrives",
+    "positions",
+    "subscriptions",
+)
+TEST_PREFIX = "msg_test_"  # the webhook ids of Send test: not in the activity counts
 
 AttemptRow = tuple[
     int, str, str, str, str, int, str, int, int | None, str, str | None, float, int, str
@@ -163,6 +174,17 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
         )
         for d in found.values()
     ]
+
+
+def _hourly(attempts: list[AttemptRow]) -> list[tuple[str, int, int, int]]:
+    """The attempts counted per subscription and hour: successes, and the rest."""
+    counts: dict[tuple[str, int], list[int]] = {}
+    for row in attempts:
+        if row[3].startswith(TEST_PREFIX):
+            continue
+        bucket = counts.setdefault((row[1], row[12] // HOUR_MS), [0, 0])
+        bucket[0 if row[9] == "success" else 1] += 1
+    return [(sub, hour, ok, failed) for (sub, hour), (ok, failed) in counts.items()]
 
 
 def _numbered(conn: sqlite3.Connection, attempts: list[AttemptRow]) -> list[AttemptRow]:
@@ -289,6 +311,7 @@ class Store:
             if batch.attempts:
                 conn.executemany(INSERT_ATTEMPT, _numbered(conn, batch.attempts))
                 conn.executemany(UPSERT_DELIVERY, _deliveries(batch.attempts))
+                conn.executemany(UPSERT_HOURLY, _hourly(batch.attempts))
             if batch.dead_letters:
                 conn.executemany(INSERT_DEAD_LETTER, batch.dead_letters)
             marks = [m for m in batch.marks.values() if m is not None]
@@ -323,6 +346,7 @@ class Store:
                 "DELETE FROM dead_letters WHERE failed_ms < ?",
             ):
                 deleted += conn.execute(sql, (before_ms,)).rowcount
+            conn.execute("DELETE FROM hourly WHERE hour < ?", (before_ms // HOUR_MS,))
             conn.execute(
                 "DELETE FROM redrives WHERE redriven_ms < ? AND dead_letter NOT IN "
                 "(SELECT id FROM dead_letters)",

@@ -17,16 +17,13 @@ from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.headers import RESERVED_HEADERS
-from worker.outbound.recorded import recorded
+from worker.outbound.recorded import REQUEST_BODY_KEPT, recorded
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
 __all__ = ["Attempter", "Outcome"]
 
 BODY_EXCERPT = 1024
-# The request body kept on the attempt record: whole up to this size, so the portal can show
-# it and re-send a delivery that did not fail for good (it has no dead letter to take it from).
-REQUEST_BODY_KEPT = 65_536
 
 
 @dataclass(frozen=True, slots=True)

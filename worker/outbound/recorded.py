@@ -10,9 +10,12 @@ from worker import __version__
 from worker.model import Attempt
 from worker.outbound.client import Response
 
-__all__ = ["HIDDEN", "recorded"]
+__all__ = ["HIDDEN", "REQUEST_BODY_KEPT", "recorded"]
 
 HIDDEN = "(hidden)"
+# The request body kept on an attempt record: whole up to this size, so the portal can show
+# it and re-send a delivery that did not fail for good (it has no dead letter to take it from).
+REQUEST_BODY_KEPT = 65_536
 MAX_VALUE = 2048  # a longer header value is cut (the record is not a packet capture)
 
 

@@ -4,6 +4,8 @@ write tasks to ``deliveries`` the way ``dlq redrive`` does."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -13,12 +15,16 @@ from fastapi import APIRouter, Query, Response
 from worker.api.deps import Ctx, Limit, Sub, bad_cursor, parse_time
 from worker.api.models import Attempt, DeadLetter, Delivery, Page, RedriveIn, RedriveOut
 from worker.api.problems import Problem
+from worker.api.routes.detail import attempt_records
 from worker.deliverylog.cursor import BadCursor
 from worker.deliverylog.queries import Page as LogPage
 from worker.deliverylog.queries import TaskRow
+from worker.deliverylog.store import TEST_PREFIX
 from worker.dlq.redrive import redrive
 from worker.dlq.store import Letter
+from worker.kafka.writes import produce_acked
 from worker.model import DeadLetter as DeadLetterRecord
+from worker.model import DeliveryTask
 from worker.subscriptions.model import Status
 
 __all__ = ["router"]
@@ -102,16 +108,44 @@ async def deliveries(
 
 @router.post("/deliveries/{webhook_id}/resend", status_code=202, response_model=None)
 def resend_delivery(ctx: Ctx, sub: Sub, webhook_id: str) -> Response:
-    """Send a dead-lettered delivery again: a new task with the same webhook-id and body. Its
-    dead letter is marked as re-driven, so a later redrive does not send it once more."""
+    """Send a delivery again as a new task with the same webhook-id and body. A dead-lettered
+    one is taken from its dead letter, which is marked as re-driven (a later redrive does not
+    send it once more); any other from its last attempt record, whose body is kept whole up
+    to 64 KiB (a larger one answers 409)."""
     if sub.status is not Status.ACTIVE:
         raise Problem(409, f"subscription {sub.id} is {sub.status.value}: enable it first")
-    row = ctx.log.latest_dead_letter(sub.id, webhook_id[:200])
-    if row is None:
+    webhook_id = webhook_id[:200]
+    row = ctx.log.latest_dead_letter(sub.id, webhook_id)
+    if row is not None:
+        _send(ctx, [row])
+        return Response(status_code=202)
+    if webhook_id.startswith(TEST_PREFIX):
+        raise Problem(409, "a test is not re-sent: send a new test instead")
+    attempts = ctx.log.delivery_attempts(sub.id, webhook_id)
+    if not attempts:
+        raise Problem(404, f"no delivery {webhook_id}")
+    record = attempt_records(ctx, attempts[-1:]).get(
+        (attempts[-1]["partition"], attempts[-1]["offset"])
+    )
+    body = record.request_body.encode() if record is not None else b""
+    if record is None or record.request_size is None or len(body) != record.request_size:
         raise Problem(
-            404, f"no failed delivery {webhook_id} (only dead-lettered deliveries can be re-sent)"
+            409, f"the body of {webhook_id} was not kept whole in the log: it cannot be re-sent"
         )
-    _send(ctx, [row])
+    now = int(time.time() * 1000)
+    task = DeliveryTask(
+        delivery_id=webhook_id,
+        subscription_id=sub.id,
+        workspace=sub.workspace,
+        event_id=record.event_id,
+        event_type=record.event_type,
+        body=body,
+        ordering="none",  # sent on its own: not held behind the key's or endpoint's order
+        ordered=False,
+        created_ms=now,
+        redrive_id=f"rs_{uuid.uuid4().hex[:16]}",
+    )
+    produce_acked(ctx.producer, ctx.topics.deliveries, ctx.codec.encode_task(task), sub.id.encode())
     return Response(status_code=202)
 
 

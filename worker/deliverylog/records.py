@@ -1,0 +1,57 @@
+"""Reading single records back from a topic by position: the attempt detail's request and
+response headers and bodies live on the ``attempts`` topic, not in the index (they would
+make it several times larger), so a detail view reads the few records of one delivery.
+Records the topic no longer holds (retention) are simply not found."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from worker.config import Settings
+from worker.kafka.clients import make_consumer
+
+__all__ = ["read_records"]
+
+TIMEOUT_S = 5.0
+
+
+def read_records(
+    settings: Settings, topic: str, positions: list[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """The values at ``positions`` ((partition, offset) pairs) that could be read within
+    the timeout, by position."""
+    found: dict[tuple[int, int], bytes] = {}
+    if not positions:
+        return found
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for partition, offset in positions:
+        wanted[partition].add(offset)
+    consumer = make_consumer(settings, None, **{"enable.partition.eof": "true"})
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        for partition, offsets in wanted.items():
+            for offset in sorted(offsets):
+                if (partition, offset) in found:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, offset)])
+                while time.monotonic() < deadline:
+                    message = consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+                    if message is None:
+                        continue
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            break
+                        continue
+                    at = message.offset() or 0
+                    value = message.value()
+                    if at in offsets and value is not None:
+                        found[(partition, at)] = value
+                    if at >= offset:
+                        break
+    finally:
+        consumer.close()
+    return found
