@@ -39,6 +39,8 @@ _STATIC = {
     "forms.js": "text/javascript; charset=utf-8",
     "log.js": "text/javascript; charset=utf-8",
     "schema.js": "text/javascript; charset=utf-8",
+    "detail.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
 }
 

@@ -4,26 +4,57 @@ import { api, badge, busy, confirmDialog, errorBox, fill, h, loading, toast, whe
 
 const LIMIT = 50;
 
+function bytes(n) {
+  if (n === null || n === undefined) return "size unknown";
+  return n < 1024 ? `${n} bytes` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+function headersTable(headers) {
+  const names = Object.keys(headers || {}).sort();
+  if (!names.length) return h("p.muted", { text: "No headers recorded." });
+  return h("table.headers", {}, h("tbody", {}, names.map((n) =>
+    h("tr", {}, h("th", { scope: "row", text: n }), h("td", {}, h("code", { text: headers[n] }))))));
+}
+
+function prettyBody(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch (err) {
+    return text;
+  }
+}
+
+function exchange(label, side, cls) {
+  if (!side) return h(`div.side.${cls}`, {}, h("h4", { text: label }), h("p.muted", { text: cls === "response" ? "No response." : "Not kept any more (the log's retention)." }));
+  const cut = side.truncated ? ` — showing the first ${bytes(new TextEncoder().encode(side.body).length)} of ${bytes(side.size)}` : ` — ${bytes(side.size)}`;
+  return h(`div.side.${cls}`, {},
+    h("h4", { text: label }),
+    h("details.headers-box", { open: cls === "request" }, h("summary", { text: `Headers (${Object.keys(side.headers || {}).length})` }), headersTable(side.headers)),
+    h("p.muted.size", { text: `Body${cut}` }),
+    h(`pre.${cls}-body`, { text: side.body ? prettyBody(side.body) : "(empty body)" }));
+}
+
+// One delivery in full: each attempt's request as sent and response as received.
 function attemptsRow(sub, delivery, cols) {
   const cell = h("td", { colspan: cols }, loading("Loading attempts…"));
   const row = h("tr.attempts", {}, cell);
-  const query = new URLSearchParams({ event_id: delivery.event_id, limit: "100" });
-  api("GET", wsPath(`/subscriptions/${sub.id}/attempts?${query}`))
-    .then((page) => {
-      const attempts = page.data.filter((a) => a.webhook_id === delivery.webhook_id);
+  api("GET", wsPath(`/subscriptions/${sub.id}/deliveries/${encodeURIComponent(delivery.webhook_id)}`))
+    .then((detail) => {
+      const attempts = detail.attempt_details;
       fill(
         cell,
+        h("p.muted.ids", {}, "Webhook id ", h("code", { text: detail.webhook_id }), " · event id ", h("code", { text: detail.event_id })),
         attempts.length === 0 ? h("p.muted", { text: "No attempts recorded." }) : null,
         attempts.map((a) =>
-          h(
-            "div.attempt",
-            {},
-            h("p", {},
+          h("div.attempt", { "data-attempt": a.attempt },
+            h("p.attempt-head", {},
               h("strong", { text: `Attempt ${a.attempt}` }), " · ", when(a.started_at), " · ",
               h("span.attempt-status", { text: a.status ?? "no response" }), " · ",
-              `${Math.round(a.latency_ms)} ms`, " · ", badge(a.outcome)),
-            a.error ? h("p.error", { text: a.error }) : null,
-            h("pre.response-body", { text: a.response_body || "(empty body)" }),
+              h("span.latency", { text: `${Math.round(a.latency_ms)} ms` }), " · ", badge(a.outcome)),
+            a.error ? h("p.error.attempt-error", { text: a.error }) : null,
+            a.next_attempt_at ? h("p.notice.next-retry", { text: `Next attempt ${when(a.next_attempt_at)}` }) : null,
+            a.url ? h("p.muted.wrap", {}, "POST ", h("code", { text: a.url })) : null,
+            h("div.exchange", {}, exchange("Request", a.request, "request"), exchange("Response", a.response, "response")),
           ),
         ),
       );
