@@ -1,5 +1,6 @@
 """``python -m bench.portal [--subs 1000] [--attempts 1000000]``: the server time of the API
-calls the portal's pages make, with many subscriptions and a large delivery log.
+calls the portal's pages make, with many subscriptions and a large delivery log, then the
+activity chart's and health's index queries alone (their server time without HTTP).
 
 On the embedded broker: ``--subs`` subscriptions in one workspace (created through the API
 with an admin token, challenge skipped), and ``--attempts`` attempts of one subscription
@@ -25,6 +26,7 @@ from bench.rig import make_settings
 from tests.support.api import ThreadApi, client, token_maker
 from worker.catalogue import example_catalogue_path
 from worker.config import Settings
+from worker.deliverylog.health import EndpointHealth
 from worker.deliverylog.rows import attempt_row
 from worker.deliverylog.store import Batch, Store, index_path
 from worker.kafka.devbroker import DevBroker
@@ -129,6 +131,7 @@ def run(subs: int, attempts: int, repeat: int) -> None:
                 _measure(api, admin, ids[0], repeat)
             finally:
                 api.stop()
+            _queries(settings, ids[0], repeat)
 
 
 def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
@@ -163,6 +166,20 @@ def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
             lambda: portal.get(f"{base}/{sub_id}/attempts?event_id=evt_000000000100&limit=100"),
         ),
         ("dead letters (50)", lambda: portal.get(f"{base}/{sub_id}/dead-letters?limit=50")),
+        ("health (detail page)", lambda: portal.get(f"{base}/{sub_id}/health")),
+        ("activity chart, 24 h", lambda: portal.get(f"{base}/{sub_id}/activity?window=24h")),
+        ("activity chart, 7 d", lambda: portal.get(f"{base}/{sub_id}/activity?window=7d")),
+        (
+            "health of a list page (100)",
+            lambda: portal.get(
+                f"/portal/api/v1/workspaces/{WORKSPACE}/subscription-health",
+                params=[("id", s["id"]) for s in first["data"]],
+            ),
+        ),
+        (
+            "one delivery in full",
+            lambda: portal.get(f"{base}/{sub_id}/deliveries/msg_000000000100"),
+        ),
     ]
     if last_cursor is None:
         calls.pop(1)
@@ -171,6 +188,28 @@ def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
         p50, p95, worst = _time(call, repeat)
         print(f"{name:40} {p50:8.1f} {p95:8.1f} {worst:8.1f}")
     portal.close()
+
+
+def _queries(settings: Settings, sub_id: str, repeat: int) -> None:
+    """The chart's and health's index queries alone (the server time, without HTTP)."""
+    store = Store(index_path(settings))
+    health = EndpointHealth(store)
+    now = int(time.time() * 1000)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("query: activity 24 h", lambda: health.activity(sub_id, 24, now)),
+        ("query: activity 7 d", lambda: health.activity(sub_id, 168, now)),
+        ("query: health summary", lambda: health.summary(sub_id, now)),
+    ]
+    for name, call in calls:
+        samples = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - began) * 1000)
+        samples.sort()
+        p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+        print(f"{name:40} {statistics.median(samples):8.2f} {p95:8.2f} {samples[-1]:8.2f}")
+    store.close()
 
 
 def main() -> None:

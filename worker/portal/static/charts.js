@@ -4,6 +4,7 @@
 import { api, h, when, wsPath } from "./core.js";
 
 const SVG = "http://www.w3.org/2000/svg";
+const REFRESH_MS = 15000;
 
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -12,10 +13,14 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
+// 0.4 -> "40%", 0.9951 -> "99.5%": one decimal at most.
+function percent(rate) {
+  return `${Math.round(rate * 1000) / 10}%`;
+}
+
 export function rateText(health) {
   if (!health || health.success_rate_24h === null || health.success_rate_24h === undefined) return "no attempts in 24 h";
-  const pct = health.success_rate_24h * 100;
-  return `${pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)}% in 24 h`;
+  return `${percent(health.success_rate_24h)} in 24 h`;
 }
 
 function rateClass(health) {
@@ -39,7 +44,7 @@ export function healthCell(health) {
 export function healthTiles(health) {
   const tile = (label, value, cls) => h(`div.tile${cls ? `.${cls}` : ""}`, {}, h("div.tile-value", { text: value }), h("div.tile-label", { text: label }));
   return h("div.tiles.health-tiles", {},
-    tile("Success rate (24 h)", health.success_rate_24h === null ? "—" : `${(health.success_rate_24h * 100).toFixed(1)}%`, rateClass(health)),
+    tile("Success rate (24 h)", health.success_rate_24h === null ? "—" : percent(health.success_rate_24h), rateClass(health)),
     tile("Attempts (24 h)", String(health.attempts_24h)),
     tile("Failed in a row", String(health.consecutive_failures), health.consecutive_failures ? "poor" : null),
     tile("Last delivery", health.last_attempt_at ? `${when(health.last_attempt_at)} · ${health.last_status ?? "no response"}` : "none yet"));
@@ -110,5 +115,10 @@ export function healthSection(sub) {
   }
   section.append(h("div.head", {}, h("h2", { text: "Activity" }), switcher), chartBox);
   load().catch((err) => chartBox.replaceChildren(h("p.muted", { text: err.message })));
+  // Kept current while the page is open and visible, like the log.
+  const timer = setInterval(() => {
+    if (!section.isConnected) { clearInterval(timer); return; }
+    if (document.visibilityState === "visible") load().catch(() => {});
+  }, REFRESH_MS);
   return section;
 }

@@ -38,15 +38,18 @@ export function title(sub) {
 export async function listView() {
   show(loading("Loading endpoints…"));
   const health = new Map();
-  const healthy = api("GET", wsPath("/subscription-health"))
-    .then((page) => { for (const x of page.data) health.set(x.subscription_id, x); })
-    .catch(() => {});
   const rows = h("tbody");
   const more = h("div.actions");
   const render = async (cursor) => {
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) query.set("cursor", cursor);
-    const [page] = await Promise.all([api("GET", wsPath(`/subscriptions?${query}`)), healthy]);
+    const page = await api("GET", wsPath(`/subscriptions?${query}`));
+    if (page.data.length) {
+      const ids = new URLSearchParams(page.data.map((s) => ["id", s.id]));
+      await api("GET", wsPath(`/subscription-health?${ids}`))
+        .then((found) => { for (const x of found.data) health.set(x.subscription_id, x); })
+        .catch(() => {}); // the list shows without health rather than not at all
+    }
     for (const sub of page.data) {
       rows.append(
         h(
