@@ -1,6 +1,7 @@
-"""``python -m bench.portal [--subs 1000] [--attempts 1000000]``: the server time of the API
-calls the portal's pages make, with many subscriptions and a large delivery log, then the
-activity chart's and health's index queries alone (their server time without HTTP).
+"""``python -m bench.portal [--subs 1000] [--attempts 1000000] [--screenshots docs/portal]``:
+the server time of the API calls the portal's pages make, with many subscriptions and a large
+delivery log, then the activity chart's and health's index queries alone (their server time
+without HTTP); with ``--screenshots``, the portal's list, detail page and chart as PNGs.
 
 On the embedded broker: ``--subs`` subscriptions in one workspace (created through the API
 with an admin token, challenge skipped), and ``--attempts`` attempts of one subscription
@@ -104,7 +105,30 @@ def _time(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, float
     return statistics.median(samples), p95, samples[-1]
 
 
-def run(subs: int, attempts: int, repeat: int) -> None:
+def _screens(api: ThreadApi, admin: str, sub_id: str, directory: Path) -> None:
+    """The detail page, its 7-day activity chart and the list (with health) of the bench's
+    subscription, in headless Chromium, as PNGs in ``directory`` (docs/portal/)."""
+    from tests.support.browser import chromium, find, wait
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with client(api, admin) as c:
+        link = c.post(f"/v1/workspaces/{WORKSPACE}/portal-links").json()["url"]
+    with chromium(1200, 1000) as driver:
+        driver.get(link)
+        find(driver, "tr.sub .health", 60)
+        driver.save_screenshot(str(directory / "portal-list-health.png"))
+        driver.get(f"{api.url}/portal/#/subs/{sub_id}")
+        find(driver, "svg.chart rect.ok", 60)
+        find(driver, '.segmented button[data-window="7d"]').click()
+        wait(lambda: len(driver.find_elements("css selector", "svg.chart rect.ok")) > 24, 30)
+        find(driver, "#auto-refresh").click()
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(str(directory / "portal-detail.png"))
+        find(driver, "figure.activity").screenshot(str(directory / "portal-activity-chart.png"))
+    print(f"screenshots in {directory}")
+
+
+def run(subs: int, attempts: int, repeat: int, screens: Path | None = None) -> None:
     with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(
             broker.bootstrap,
@@ -132,6 +156,12 @@ def run(subs: int, attempts: int, repeat: int) -> None:
             finally:
                 api.stop()
             _queries(settings, ids[0], repeat)
+            if screens is not None:
+                api = ThreadApi(settings).start()
+                try:
+                    _screens(api, admin, ids[0], screens)
+                finally:
+                    api.stop()
 
 
 def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
@@ -217,8 +247,11 @@ def main() -> None:
     parser.add_argument("--subs", type=int, default=1000)
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--screenshots", type=Path, help="also save the portal's screenshots there (Chromium)"
+    )
     args = parser.parse_args()
-    run(args.subs, args.attempts, args.repeat)
+    run(args.subs, args.attempts, args.repeat, args.screenshots)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,16 @@ def read_records(
     consumer = make_consumer(settings, None, **{"enable.partition.eof": "true"})
     deadline = time.monotonic() + TIMEOUT_S
     try:
+        known = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        partitions = set(known.partitions) if known is not None and not known.error else set()
         for partition, offsets in wanted.items():
-            for offset in sorted(offsets):
+            if partition not in partitions:
+                continue
+            # What retention deleted, or what is not written yet, is not waited for.
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=TIMEOUT_S
+            )
+            for offset in sorted(o for o in offsets if low <= o < high):
                 if (partition, offset) in found:
                     continue
                 consumer.assign([TopicPartition(topic, partition, offset)])
