@@ -457,7 +457,8 @@ def test_a_delivery_sent_again_numbers_its_attempts_on(store: Store) -> None:
     numbers = {(r["webhook_id"], r["started_at"][-8:-5]): r["attempt"] for r in rows}
     assert sorted(n for (w, _), n in numbers.items() if w == "msg_x") == [1, 2, 3, 4]
     assert [n for (w, _), n in numbers.items() if w == "msg_y"] == [1]
-    [delivery] = [d for d in DeliveryLog(store).deliveries("sub_a")[0] if d["webhook_id"] == "msg_x"]
+    listed = DeliveryLog(store).deliveries("sub_a")[0]
+    [delivery] = [d for d in listed if d["webhook_id"] == "msg_x"]
     assert delivery["attempts"] == 4 and delivery["outcome"] == "success"
 
 
