@@ -15,6 +15,7 @@ bound the server time from above.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -56,34 +57,43 @@ def _subscriptions(api: ThreadApi, admin: str, count: int) -> list[str]:
 
 
 def _fill_log(settings: Settings, sub_id: str, attempts: int) -> float:
-    """``attempts`` attempts of ``sub_id`` (two per delivery: a retry, then a success, or a
-    dead letter for one in fifty), over the last days; returns the seconds it took."""
+    """``attempts`` attempts of ``sub_id`` over the last 5 days, with a daily cycle of
+    traffic: most deliveries succeed at once, one in ten after a retry, one in fifty is
+    dead-lettered after one, and all first attempts fail in a 3-hour outage two days ago;
+    returns the seconds it took."""
     start = time.perf_counter()
     store = Store(index_path(settings))
     now = int(time.time() * 1000)
-    step = max(1, (5 * 86_400_000) // max(attempts, 1))
+    day = 86_400_000
+    base = (5 * day) / max(attempts, 1)
+    at = float(now - 5 * day)
+    outage = (now - 2 * day, now - 2 * day + 3 * 3_600_000)
     batch = Batch()
-    for i in range(attempts):
-        delivery = i // 2
-        final = i % 2 == 1
-        failed = delivery % 50 == 0
-        outcome = "retry" if not final else ("dead_letter" if failed else "success")
-        status = 200 if outcome == "success" else 503
-        attempt = Attempt(
-            delivery_id=f"msg_{delivery:012d}",
-            subscription_id=sub_id,
-            workspace=WORKSPACE,
-            event_id=f"evt_{delivery:012d}",
-            event_type="contact.updated",
-            attempt=1 + i % 2,
-            started_ms=now - (attempts - i) * step,
-            latency_ms=12.5,
-            url="https://hooks.example.com/0",
-            outcome=outcome,
-            status=status,
-            response_body='{"ok": true}' if status == 200 else "upstream unavailable",
-        )
-        batch.attempts.append(attempt_row(100, i, attempt))
+    i = delivery = 0
+    while i < attempts:
+        retried = delivery % 10 == 0 or delivery % 50 == 1 or outage[0] <= at < outage[1]
+        failed = delivery % 50 == 1
+        shape = ["retry", "dead_letter" if failed else "success"] if retried else ["success"]
+        for n, outcome in enumerate(shape[: attempts - i], start=1):
+            at += base / (1 + 0.6 * math.sin(2 * math.pi * (at % day) / day))
+            status = 200 if outcome == "success" else 503
+            attempt = Attempt(
+                delivery_id=f"msg_{delivery:012d}",
+                subscription_id=sub_id,
+                workspace=WORKSPACE,
+                event_id=f"evt_{delivery:012d}",
+                event_type="contact.updated",
+                attempt=n,
+                started_ms=min(int(at), now),
+                latency_ms=12.5,
+                url="https://hooks.example.com/0",
+                outcome=outcome,
+                status=status,
+                response_body='{"ok": true}' if status == 200 else "upstream unavailable",
+            )
+            batch.attempts.append(attempt_row(100, i, attempt))
+            i += 1
+        delivery += 1
         if len(batch.attempts) >= _BATCH:
             store.write(batch)
             batch = Batch()

@@ -26,7 +26,7 @@ from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import pattern_matches
 from worker.subscriptions.render import render_body
 
-__all__ = ["FireResult", "NotSubscribed", "as_json", "fire", "sample_event", "test_attempt"]
+__all__ = ["FireResult", "NotSubscribed", "as_json", "attempt_of_test", "fire", "sample_event"]
 
 EXCERPT = 500
 
@@ -203,7 +203,7 @@ def as_json(result: FireResult, *, full: bool = False) -> dict[str, Any]:
     }
 
 
-def test_attempt(sub: Subscription, result: FireResult, now_ms: int) -> Attempt:
+def attempt_of_test(sub: Subscription, result: FireResult, now_ms: int) -> Attempt:
     """The attempt record of a test, for the delivery log (``test`` set)."""
     latency = result.latency_ms or 0.0
     attempt = Attempt(

@@ -35,7 +35,7 @@ from worker.deliverylog.cursor import BadCursor, decode_cursor, encode_cursor, f
 from worker.kafka.writes import produce_acked
 from worker.subscriptions.edit import Changes
 from worker.subscriptions.model import Condition, Status, Subscription
-from worker.subscriptions.testfire import FireResult, as_json, fire, test_attempt
+from worker.subscriptions.testfire import FireResult, as_json, attempt_of_test, fire
 
 __all__ = ["router"]
 
@@ -254,7 +254,7 @@ def test(ctx: Ctx, sub: Sub, body: TestIn | None = None) -> dict[str, Any]:
 def record_test(ctx: Ctx, sub: Subscription, result: FireResult) -> None:
     """Write the test's attempt to ``attempts`` (the log shows it, marked as a test). A
     failed write costs the log entry, not the test's answer."""
-    attempt = test_attempt(sub, result, int(time.time() * 1000))
+    attempt = attempt_of_test(sub, result, int(time.time() * 1000))
     try:
         produce_acked(
             ctx.producer, ctx.topics.attempts, ctx.codec.encode_attempt(attempt), sub.id.encode()
