@@ -71,7 +71,12 @@ class NotFoundError(WebhookWorkerError, LookupError):
 
 
 class ConflictError(WebhookWorkerError):
-    """The current state does not allow the change."""
+    """The current state does not allow the change; ``public`` says so in words for an end
+    user (no setting names), when the message would not."""
+
+    def __init__(self, *args: object, public: str | None = None):
+        super().__init__(*args)
+        self.public = public
 
 
 class DeliveryFailed(WebhookWorkerError):

@@ -51,6 +51,9 @@ def service_errors() -> Iterator[None]:
     except NotFoundError as exc:
         raise Problem(404, str(exc)) from None
     except ConflictError as exc:
+        if exc.public:
+            errors = [{"field": "", "message": exc.public}]
+            raise Problem(409, str(exc), errors=errors) from None
         raise Problem(409, str(exc)) from None
     except InvalidInput as exc:
         raise Problem(422, str(exc), errors=[field_error(exc)]) from None

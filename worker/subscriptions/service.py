@@ -180,7 +180,9 @@ class SubscriptionService:
         if limit and len(self._index.by_workspace(workspace)) >= limit:
             raise LimitReached(
                 f"workspace {workspace} already has {limit} endpoints "
-                f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={limit})"
+                f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={limit})",
+                public=f"This workspace has reached its limit of {limit} webhooks: "
+                "delete one to add another.",
             )
         if challenge:
             self._run_challenge(sub)
