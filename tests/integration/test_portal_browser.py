@@ -202,7 +202,10 @@ def test_resend_a_failed_delivery_and_redrive_its_dead_letter(stack: Stack) -> N
             find(driver, "#refresh-log").click()
             time.sleep(0.5)
             return []
+        if find(driver, "#auto-refresh").is_selected():  # the rows stay as they are
+            find(driver, "#auto-refresh").click()
         rows[0].find_element("css selector", "button.details").click()
+        wait(lambda: driver.find_elements("css selector", ".attempt-head"), 15, "attempts")
         heads = [e.text for e in driver.find_elements("css selector", ".attempt-head strong")]
         if len(heads) < 4:
             rows[0].find_element("css selector", "button.details").click()
