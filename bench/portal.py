@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.broker import local_broker
 from bench.rig import make_settings
 from tests.support.api import ThreadApi, client, token_maker
 from worker.catalogue import example_catalogue_path
@@ -31,7 +32,6 @@ from worker.config import Settings
 from worker.deliverylog.health import EndpointHealth
 from worker.deliverylog.rows import attempt_row
 from worker.deliverylog.store import Batch, Store, index_path
-from worker.kafka.devbroker import DevBroker
 from worker.model import Attempt
 
 WORKSPACE = "bench"
@@ -139,7 +139,7 @@ def _screens(api: ThreadApi, admin: str, sub_id: str, directory: Path) -> None:
 
 
 def run(subs: int, attempts: int, repeat: int, screens: Path | None = None) -> None:
-    with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+    with local_broker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(
             broker.bootstrap,
             f"portal{int(time.time())}",

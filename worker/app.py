@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Producer
 
 from worker import __version__
 from worker.components import Codecs, open_table, secret_box
@@ -28,6 +28,7 @@ from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.offsets import OffsetBook
+from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
@@ -44,7 +45,6 @@ __all__ = ["ROLES", "Worker", "build_worker", "run_worker"]
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "router", "dispatcher")
-_BROKER_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -163,7 +163,7 @@ async def _serve(
         worker.stages,
     )
     broker = PeriodicProbe(
-        "broker unreachable", _broker_probe(producer, worker.topics.deliveries), interval_s=1.0
+        "broker unreachable", broker_probe(producer, worker.topics.deliveries), interval_s=1.0
     )
 
     def ready() -> tuple[bool, str]:
@@ -192,24 +192,6 @@ async def _serve(
         if worker.sender is not None:
             await worker.sender.close()
         await health.stop()
-
-
-def _broker_probe(producer: Producer, topic: str) -> Callable[[], None]:
-    """Readiness follows broker connectivity through a real metadata round-trip on the
-    producer's connections, once a second. Chosen over librdkafka's error_cb:
-    ``_ALL_BROKERS_DOWN`` has no matching "up" event, ``_TRANSPORT`` is raised for a single
-    connection (one broker of many, or an idle connection the broker closed), and the
-    consumers and producer mostly retry silently. A metadata request either reaches the
-    cluster or times out, whatever the cause. One topic, not all: cheap on a big cluster."""
-
-    def probe() -> None:
-        try:
-            producer.list_topics(topic, timeout=_BROKER_PROBE_TIMEOUT_S)
-        except KafkaException as exc:
-            error = exc.args[0]
-            raise ConnectionError(error.str() if isinstance(error, KafkaError) else exc) from None
-
-    return probe
 
 
 async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:

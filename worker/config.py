@@ -154,6 +154,10 @@ class Settings:
     client_key: str | None = var("WEBHOOK_CLIENT_KEY", None)
     secrets_key: str | None = var("WEBHOOK_SECRETS_KEY", None, secret=True)
     max_event_bytes: int = var("WEBHOOK_MAX_EVENT_BYTES", 1_000_000, _int)
+    # Copies of every topic we create; None: the cluster's default.replication.factor.
+    replication_factor: int | None = var(
+        "WEBHOOK_REPLICATION_FACTOR", None, lambda name, value: _int(name, value, minimum=1)
+    )
     shutdown_timeout_ms: int = var("WEBHOOK_SHUTDOWN_TIMEOUT", 30_000, _duration_var)
     max_in_flight: int = var("WEBHOOK_MAX_IN_FLIGHT", 512, _int)
     max_in_flight_per_workspace: int = var("WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE", 50, _int)
