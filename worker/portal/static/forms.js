@@ -285,7 +285,8 @@ export async function formView(id) {
       if ((l.minLength || 0) > 0 && key === "name" && !value) errors.push({ field: key, message: `Enter a ${label}.` });
       else if (l.maxLength && value.length > l.maxLength) errors.push({ field: key, message: `At most ${l.maxLength} characters (now ${value.length}).` });
     };
-    text("name", body.name, "name");
+    // An endpoint made without a name (through the API) can still be edited as it is.
+    if (!sub || body.name !== initial.name) text("name", body.name, "name");
     text("description", body.description, "description");
     if (!body.url) errors.push({ field: "url", message: "Enter the endpoint URL." });
     else if (url.validity.typeMismatch || /[\s<>"{}|\\^`]/.test(body.url) || !/^https?:\/\/[^/?#]+/i.test(body.url)) errors.push({ field: "url", message: MALFORMED_URL });
