@@ -14,6 +14,7 @@ from worker.api.problems import Problem
 from worker.codec.records import CodecError
 from worker.deliverylog.queries import rfc3339
 from worker.deliverylog.records import read_records
+from worker.deliverylog.rows import RESPONSE_BODY_CHARS
 from worker.deliverylog.store import TEST_PREFIX
 from worker.model import Attempt
 
@@ -60,16 +61,18 @@ def _detail(row: dict[str, Any], record: Attempt | None) -> dict[str, Any]:
         "size": record.request_size,
         "truncated": record.request_size is not None and len(sent) < record.request_size,
     }
-    received = record.response_body.encode()
+    # The response body as everywhere in the log: its first 500 characters.
+    shown = record.response_body[:RESPONSE_BODY_CHARS]
     size = record.response_size
     detail["response"] = (
         None
         if record.status is None
         else {
             "headers": record.response_headers,
-            "body": record.response_body,
+            "body": shown,
             "size": size,
-            "truncated": size is not None and len(received) < size,
+            "truncated": (size is not None and len(shown.encode()) < size)
+            or len(shown) < len(record.response_body),
         }
     )
     if record.outcome == "retry" and record.next_attempt_ms is not None:
