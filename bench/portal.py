@@ -135,6 +135,12 @@ def _screens(api: ThreadApi, admin: str, sub_id: str, directory: Path) -> None:
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(str(directory / "portal-detail.png"))
         find(driver, "figure.activity").screenshot(str(directory / "portal-activity-chart.png"))
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        time.sleep(0.5)
+        driver.save_screenshot(str(directory / "portal-detail-dark.png"))
     print(f"screenshots in {directory}")
 
 
