@@ -97,6 +97,7 @@ class Attempt:
     response_headers: dict[str, str] = field(default_factory=dict)
     response_size: int | None = None
     test: bool = False
+    sent_again: bool = False  # a re-sent or redriven delivery (its task has a redrive id)
 
 
 @dataclass(slots=True)

@@ -172,5 +172,6 @@ class Attempter:
             error=error,
             request_body=task.body[:REQUEST_BODY_KEPT].decode("utf-8", "replace"),
             request_size=len(task.body),
+            sent_again=task.redrive_id is not None,
             response_body=body[:BODY_EXCERPT].decode("utf-8", "replace"),
         )

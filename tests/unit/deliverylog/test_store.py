@@ -75,6 +75,7 @@ def store(tmp_path: Path):
 
 def write_attempts(store: Store, attempts: list[Attempt], partition: int = 0, start: int = 0):
     batch = Batch(attempts=[attempt_row(partition, start + i, a) for i, a in enumerate(attempts)])
+    batch.sent_again = {(a.subscription_id, a.delivery_id) for a in attempts if a.sent_again}
     batch.positions[("attempts", partition)] = Position(start + len(attempts), 1, 2)
     store.write(batch)
 
@@ -452,6 +453,7 @@ def test_a_delivery_sent_again_numbers_its_attempts_on(store: Store) -> None:
         attempt(3, webhook="msg_x", number=2),
         attempt(4, webhook="msg_y", number=1),
     ]
+    again[0].sent_again = again[1].sent_again = True  # the re-send's task has a redrive id
     write_attempts(store, again, start=2)
     rows, _ = DeliveryLog(store).attempts("sub_a")
     numbers = {(r["webhook_id"], r["started_at"][-8:-5]): r["attempt"] for r in rows}
