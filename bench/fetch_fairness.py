@@ -25,6 +25,20 @@ from bench.broker import local_broker
 WORK_S = 30e-6  # what routing a record costs, roughly
 
 
+def _produce_flood(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4"})
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, b"x" * 200, str(i).encode())
+                break
+            except BufferError:  # the local queue is full: let the broker catch up
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush()
+
+
 def measure(bootstrap: str, flood: int, extra: dict[str, str]) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     flood_topic, calm_topic = f"fairness-flood-{run}", f"fairness-calm-{run}"
@@ -32,17 +46,7 @@ def measure(bootstrap: str, flood: int, extra: dict[str, str]) -> dict[str, floa
     topics = [NewTopic(flood_topic, 4, 1), NewTopic(calm_topic, 4, 1)]
     for future in admin.create_topics(topics).values():
         future.result()
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4"})
-    for i in range(flood):
-        while True:
-            try:
-                producer.produce(flood_topic, b"x" * 200, str(i).encode())
-                break
-            except BufferError:  # the local queue is full: let the broker catch up
-                producer.poll(0.05)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    producer.flush()
+    _produce_flood(bootstrap, flood_topic, flood)
     stop = threading.Event()
 
     def calm() -> None:

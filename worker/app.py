@@ -26,6 +26,8 @@ from worker.config import Settings
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
+from worker.inputs import InputDecoder, load_inputs
+from worker.inputs.registry import SchemaRegistry
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.probe import broker_probe
@@ -40,7 +42,7 @@ from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.store import SubscriptionWriter, now_ms
 from worker.subscriptions.table import TableFollower
 
-__all__ = ["ROLES", "Worker", "build_worker", "run_worker"]
+__all__ = ["ROLES", "Worker", "build_worker", "input_decoder", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
     sender: HttpSender | None = None
 
     if role in ("all", "router"):
+        inputs = input_decoder(settings, codecs, metrics)
         consumer = make_consumer(settings, f"{settings.group_id}-router")
         stages.append(
             Router(
@@ -87,7 +90,7 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
                 topics=topics,
                 consumer=consumer,
                 producer=producer,
-                avro=codecs.avro,
+                inputs=inputs,
                 codec=codecs.records,
                 index=follower.table.index,
                 metrics=metrics,
@@ -132,6 +135,26 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
     return Worker(settings, metrics, heartbeat, follower, producer, topics, stages, sender)
 
 
+def input_decoder(settings: Settings, codecs: Codecs, metrics: Metrics | None) -> InputDecoder:
+    """The router's decoder: the mapping file (checked now, so a mapping that cannot work
+    stops the start) and the Schema Registry client when one is configured."""
+    spec = load_inputs(settings)
+    registry = None
+    if settings.schema_registry_url:
+        registry = SchemaRegistry(
+            settings.schema_registry_url,
+            basic_auth=settings.schema_registry_basic_auth,
+            ca=settings.schema_registry_ca,
+        )
+    return InputDecoder(
+        avro=codecs.avro,
+        max_bytes=settings.max_event_bytes,
+        spec=spec,
+        registry=registry,
+        metrics=metrics,
+    )
+
+
 async def run_worker(
     settings: Settings,
     role: str = "all",
@@ -171,6 +194,11 @@ async def _serve(
             return False, "subscription table catching up"
         if not all(stage.assigned for stage in stages):
             return False, "no partitions assigned"
+        for stage in stages:
+            if isinstance(stage, Router):
+                ok, reason = stage.inputs.health()
+                if not ok:
+                    return False, reason
         return broker.check()
 
     health = HealthServer(

@@ -173,6 +173,14 @@ class Settings:
     demo_secret: str | None = var("WEBHOOK_DEMO_SECRET", None, secret=True)
     # Path of the event-type catalogue (JSON); None: no catalogue, any pattern accepted.
     event_types: str | None = var("WEBHOOK_EVENT_TYPES", None)
+    # Input formats: the mapping file (docs/usage.md, "Input formats") and the Schema
+    # Registry that framed values are read with.
+    inputs: str | None = var("WEBHOOK_INPUTS", None)
+    schema_registry_url: str | None = var("WEBHOOK_SCHEMA_REGISTRY_URL", None)
+    schema_registry_basic_auth: str | None = var(
+        "WEBHOOK_SCHEMA_REGISTRY_BASIC_AUTH", None, secret=True
+    )
+    schema_registry_ca: str | None = var("WEBHOOK_SCHEMA_REGISTRY_CA", None)
     # ``api``'s rebuildable index of attempts and dead letters, and how long it keeps them.
     api_data_dir: str = var("WEBHOOK_API_DATA_DIR", "~/.cache/webhook-worker/api")
     api_log_retention_ms: int = var("WEBHOOK_API_LOG_RETENTION", 30 * 86_400_000, _duration_var)
@@ -236,6 +244,17 @@ class Settings:
             raise ConfigError("WEBHOOK_CLIENT_KEY: set WEBHOOK_CLIENT_CERT too")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
+        if self.schema_registry_url is not None and not re.match(
+            r"^https?://[^/\s]+(/\S*)?$", self.schema_registry_url
+        ):
+            raise ConfigError(
+                "WEBHOOK_SCHEMA_REGISTRY_URL: expected http(s)://host[:port][/path], got "
+                f"{self.schema_registry_url!r}"
+            )
+        if self.schema_registry_basic_auth is not None and ":" not in (
+            self.schema_registry_basic_auth
+        ):
+            raise ConfigError("WEBHOOK_SCHEMA_REGISTRY_BASIC_AUTH: expected user:password")
         if self.input_topics.startswith("^"):
             try:
                 re.compile(self.input_topics)

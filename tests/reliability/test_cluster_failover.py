@@ -1,10 +1,10 @@
 """A three-broker cluster, replication factor 3 and ``min.insync.replicas=2``: while 10,000
 events flow to flaky endpoints and incoming webhooks arrive, the broker leading most
 ``deliveries`` partitions is ``kill -9``ed, restarted, and then another is killed. Every event
-is delivered or dead-lettered by policy (with the second broker still down), no key or endpoint order is broken, duplicates are
-counted and printed, and every incoming webhook answered 2xx is in its topic afterwards
-(Kafka's replication contract: an ``acks=all`` write acknowledged by two in-sync replicas
-survives the loss of one broker).
+is delivered or dead-lettered by policy (with the second broker still down), no key or endpoint
+order is broken, duplicates are counted and printed, and every incoming webhook answered 2xx
+is in its topic afterwards (Kafka's replication contract: an ``acks=all`` write acknowledged
+by two in-sync replicas survives the loss of one broker).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from worker.cli import (
     dlq,
     events,
     eventtypes,
+    inputs,
     logs,
     runner,
     sources,
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         tokens,
         sources,
+        inputs,
     )
     for module in modules:
         module.register(commands, common)
@@ -89,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("INFO" if args.command in ("run", "dev", "api") else "WARNING")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        if args.command not in _NO_BROKER_CHECK:
+        if args.command not in _NO_BROKER_CHECK and getattr(args, "broker_check", True):
             # librdkafka retries a refused login or TLS handshake forever, seen only as
             # timeouts: name it in one line within seconds, before the command starts.
             check_access(settings_from(args))
