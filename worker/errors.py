@@ -59,7 +59,16 @@ class WebhookWorkerError(Exception):
 
 
 class InvalidInput(WebhookWorkerError, ValueError):
-    """Input refused by a rule; the message says which, in one line."""
+    """Input refused by a rule; the message says which, in one line.
+
+    ``field`` names the input it is about (``url``, ``events``...) and ``public`` says it in
+    words for an end user (no exception text, no command to run): the API puts both in the
+    problem document's ``errors``, and the portal shows them next to the field."""
+
+    def __init__(self, *args: object, field: str | None = None, public: str | None = None):
+        super().__init__(*args)
+        self.field = field
+        self.public = public
 
 
 class NotFoundError(WebhookWorkerError, LookupError):
@@ -67,11 +76,21 @@ class NotFoundError(WebhookWorkerError, LookupError):
 
 
 class ConflictError(WebhookWorkerError):
-    """The current state does not allow the change."""
+    """The current state does not allow the change; ``public`` says so in words for an end
+    user (no setting names), when the message would not."""
+
+    def __init__(self, *args: object, public: str | None = None):
+        super().__init__(*args)
+        self.public = public
 
 
 class DeliveryFailed(WebhookWorkerError):
-    """An outgoing request (delivery, challenge, test-fire) got no usable answer."""
+    """An outgoing request (delivery, challenge, test-fire) got no usable answer;
+    ``public`` says what happened in words for an end user, when known."""
+
+    def __init__(self, *args: object, public: str | None = None):
+        super().__init__(*args)
+        self.public = public
 
 
 class BackendError(WebhookWorkerError, RuntimeError):
