@@ -198,6 +198,7 @@ class Settings:
     trace_propagate: bool = var("WEBHOOK_TRACE_PROPAGATE", False, _bool)
     tracing: str | None = None
     trace_queue_size: int = 2048
+    trace_batch_size: int = 512
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -217,6 +218,10 @@ class Settings:
             if key.startswith("KAFKA_") and key not in _NOT_LIBRDKAFKA
         }
         values["tracing"] = tracing_exporter(env)
+        if env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+            values["trace_batch_size"] = _int(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"], 1
+            )
         if env.get("OTEL_BSP_MAX_QUEUE_SIZE"):
             values["trace_queue_size"] = _int(
                 "OTEL_BSP_MAX_QUEUE_SIZE", env["OTEL_BSP_MAX_QUEUE_SIZE"], 1

@@ -76,7 +76,7 @@ def open_tracing(
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
     provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER[_ARG]
-    queue = BoundedBatch(exporter, on_dropped, settings.trace_queue_size)
+    queue = BoundedBatch(exporter, on_dropped, settings.trace_queue_size, settings.trace_batch_size)
     provider.add_span_processor(queue)
     return Tracing(provider, propagate=settings.trace_propagate, queue=queue)
 
@@ -99,13 +99,17 @@ class BoundedBatch(SpanProcessor):
     too. Both counts go to ``on_dropped`` (called from either thread).
     """
 
-    def __init__(self, exporter: SpanExporter, on_dropped: OnDropped, max_queue: int) -> None:
+    def __init__(
+        self, exporter: SpanExporter, on_dropped: OnDropped, max_queue: int, max_batch: int = 512
+    ) -> None:
         self._on_dropped = on_dropped
         self._max = max_queue
         self._queued = 0
         self._lock = threading.Lock()
         self._batch = BatchSpanProcessor(
-            _CountingExporter(exporter, self._taken, on_dropped), max_queue_size=max_queue
+            _CountingExporter(exporter, self._taken, on_dropped),
+            max_queue_size=max_queue,
+            max_export_batch_size=min(max_batch, max_queue),  # the SDK refuses a larger one
         )
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
