@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +24,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from tests.support.api import api_settings, client, running_api, token_maker
 from tests.support.cli import cli_json
 from tests.support.jaeger import Jaeger, parent_id, tags
+from tests.support.kafka import consume_all
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker, ThreadWorker
@@ -317,3 +321,50 @@ def test_a_collector_that_is_down_costs_counted_spans_not_deliveries(
     }
     # 300 routes and 300 attempts: at most 16 queued and 8 in the stuck export at a time.
     assert dropped["queue_full"] > 300, dropped
+
+
+def test_api_requests_and_incoming_webhooks_are_traced_and_the_record_carries_it_on(
+    jaeger: Jaeger,
+    settings_factory: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _otel_env(monkeypatch, jaeger.otlp_endpoint, OTEL_SERVICE_NAME="webhook-api-test")
+    settings = replace(
+        api_settings(settings_factory(partitions=1), str(tmp_path / "api")), tracing="otlp"
+    )
+    topic = f"in-{settings.topic_prefix}traced"
+    caller_trace = "0af7651916cd43dd8448eb211c80319c"
+    with token_maker(settings) as tokens, running_api(settings) as api:
+        with client(api, tokens.workspace("acme")) as acme:
+            created = acme.post(
+                "/v1/workspaces/acme/sources",
+                json={"name": "in", "topic": topic, "verify": "none"},
+            )
+            assert created.status_code == 201, created.text
+        answer = httpx.post(
+            f"{api.url}/in/{created.json()['id']}",
+            content=b'{"hello": "world"}',
+            headers={"traceparent": f"00-{caller_trace}-b7ad6b7169203331-01"},
+            timeout=30,
+        )
+        assert answer.status_code in (200, 202), answer.text
+    (record,) = consume_all(settings.bootstrap_servers, topic)
+    match = re.fullmatch(
+        r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", record.headers["traceparent"].decode()
+    )
+    assert match is not None and match.group(1) == caller_trace
+    spans = _wait_trace(
+        jaeger, caller_trace, lambda s: any(x["spanID"] == match.group(2) for x in s)
+    )
+    (server,) = [x for x in spans if x["spanID"] == match.group(2)]
+    assert server["serviceName"] == "webhook-api-test"
+    assert tags(server)["span.kind"] == "server"
+    assert parent_id(server) == "b7ad6b7169203331"  # the caller's span
+    # The instrumentation's default names (OTEL_SEMCONV_STABILITY_OPT_IN=http: the stable ones).
+    server_tags = tags(server)
+    status = server_tags.get("http.response.status_code", server_tags.get("http.status_code"))
+    assert status in (200, 202)
+    traced = jaeger.traces("webhook-api-test")
+    routes = {tags(x).get("http.route") for t in traced for x in t}
+    assert "/v1/workspaces/{ws}/sources" in routes
