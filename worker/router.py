@@ -173,7 +173,7 @@ class Router:
             self._invalid(message, str(exc), tracker, offset)
             return
         subs = self._index.match(event)
-        trace = Spans.routed(span, event, [s.id for s in subs]) if span is not None else None
+        trace = Spans.routed(span, event, subs) if span is not None else None
         if not subs:
             tracker.finish(offset)
             return

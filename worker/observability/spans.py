@@ -9,7 +9,7 @@ names follow the OpenTelemetry semantic conventions (messaging, HTTP client); ou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from opentelemetry.trace.propagation import get_current_span, set_span_in_contex
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from worker.model import DeliveryTask, Event
+from worker.subscriptions.model import Subscription
 
 __all__ = [
     "TRACE_HEADERS",
@@ -64,17 +65,20 @@ class Spans:
 
     @staticmethod
     def routed(
-        span: Span, event: Event, subscription_ids: list[str]
+        span: Span, event: Event, subs: Sequence[Subscription]
     ) -> tuple[str | None, str | None]:
-        """End ``route`` for an event matched to ``subscription_ids``; returns the
-        (traceparent, tracestate) its tasks carry, both None when it was not sampled."""
+        """End ``route`` for an event matched to ``subs``; returns the (traceparent,
+        tracestate) its tasks carry, both None when it was not sampled."""
+        if not span.is_recording():  # the sampler said no: nothing to describe or carry
+            return None, None
+        subscription_ids = [sub.id for sub in subs[:MAX_LISTED_SUBSCRIPTIONS]]
         span.set_attributes(
             {
                 "webhook.workspace": event.workspace,
                 "webhook.event.type": event.event,
                 "webhook.event.id": event.id,
-                "webhook.subscriptions.matched": len(subscription_ids),
-                "webhook.subscription.ids": subscription_ids[:MAX_LISTED_SUBSCRIPTIONS],
+                "webhook.subscriptions.matched": len(subs),
+                "webhook.subscription.ids": subscription_ids,
             }
         )
         span.end()

@@ -28,6 +28,7 @@ from worker.observability.spans import (
     deliver_response,
     record_headers,
 )
+from worker.subscriptions.model import Subscription
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN = "00f067aa0ba902b7"
@@ -54,6 +55,10 @@ def _task(traceparent: str | None, tracestate: str | None = None) -> DeliveryTas
     )  # fmt: skip
 
 
+def _sub(sub_id: str) -> Subscription:
+    return Subscription(sub_id, "acme", "https://x.example/", ("*",), ())
+
+
 def _by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == name]
 
@@ -64,7 +69,7 @@ def test_route_continues_the_producers_trace_and_hands_its_context_to_the_tasks(
     spans, exporter = traced
     headers = [("other", b"x"), ("traceparent", PRODUCER.encode()), ("tracestate", b"v=1")]
     span = spans.route(headers, "events", 0, 7)
-    traceparent, tracestate = Spans.routed(span, _event(), ["sub_1", "sub_2"])
+    traceparent, tracestate = Spans.routed(span, _event(), [_sub("sub_1"), _sub("sub_2")])
     (route,) = _by_name(exporter, "route")
     assert route.kind is SpanKind.CONSUMER
     assert format(route.context.trace_id, "032x") == TRACE_ID
@@ -84,7 +89,7 @@ def test_an_event_without_context_starts_a_trace(
     traced: tuple[Spans, InMemorySpanExporter],
 ) -> None:
     spans, exporter = traced
-    traceparent, _ = Spans.routed(spans.route(None, "events", 0, 1), _event(), ["sub_1"])
+    traceparent, _ = Spans.routed(spans.route(None, "events", 0, 1), _event(), [_sub("sub_1")])
     (route,) = _by_name(exporter, "route")
     assert route.parent is None
     assert traceparent is not None and traceparent.split("-")[1] == f"{route.context.trace_id:032x}"
@@ -94,7 +99,7 @@ def test_every_attempt_is_a_client_span_under_route_with_its_outcome(
     traced: tuple[Spans, InMemorySpanExporter],
 ) -> None:
     spans, exporter = traced
-    traceparent, _ = Spans.routed(spans.route(None, "events", 0, 1), _event(), ["sub_1"])
+    traceparent, _ = Spans.routed(spans.route(None, "events", 0, 1), _event(), [_sub("sub_1")])
     task = _task(traceparent)
     first = spans.deliver(task)
     assert first is not None
@@ -188,7 +193,7 @@ def test_an_unsampled_event_writes_no_context_so_its_attempts_make_no_span() -> 
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     spans = Spans(provider.get_tracer("test"))
     span = spans.route(None, "events", 0, 1)  # a new trace: the ratio said no
-    assert Spans.routed(span, _event(), ["sub_1"]) == (None, None)
+    assert Spans.routed(span, _event(), [_sub("sub_1")]) == (None, None)
     unsampled = f"00-{TRACE_ID}-{PRODUCER_SPAN}-00"
     assert Spans.routed(spans.route([("traceparent", unsampled)], "e", 0, 2), _event(), []) == (
         None,
