@@ -78,7 +78,7 @@ def test_route_continues_the_producers_trace_and_hands_its_context_to_the_tasks(
     assert attributes["webhook.workspace"] == "acme"
     assert attributes["webhook.event.type"] == "deal.updated"
     assert attributes["webhook.subscriptions.matched"] == 2
-    assert attributes["webhook.subscription.ids"] == ("sub_1", "sub_2")
+    assert attributes["webhook.subscription.ids"] == "sub_1,sub_2"
     assert attributes["messaging.destination.name"] == "events"
     assert attributes["messaging.kafka.offset"] == 7
     assert traceparent == f"00-{TRACE_ID}-{route.context.span_id:016x}-01"

@@ -60,24 +60,22 @@ def test_tracing_off_builds_nothing_and_starts_no_thread() -> None:
     assert _otel_threads() == before
 
 
+def _service_name() -> object:
+    exporter = InMemorySpanExporter()
+    tracing = open_tracing(Settings.from_env({}), lambda *_: None, exporter)
+    assert tracing is not None
+    tracing.tracer.start_span("x").end()
+    tracing.flush()
+    tracing.shutdown()
+    return exporter.get_finished_spans()[0].resource.attributes["service.name"]
+
+
 def test_the_service_is_named_webhook_worker_unless_otel_service_name_says_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    exporter = InMemorySpanExporter()
-    tracing = open_tracing(Settings.from_env({}), lambda *_: None, exporter)
-    assert tracing is not None
-    tracing.tracer.start_span("x").end()
-    tracing.flush()
-    assert exporter.get_finished_spans()[0].resource.attributes["service.name"] == "webhook-worker"
-    tracing.shutdown()
+    assert _service_name() == "webhook-worker"
     monkeypatch.setenv("OTEL_SERVICE_NAME", "hooks-eu")
-    exporter = InMemorySpanExporter()
-    tracing = open_tracing(Settings.from_env({}), lambda *_: None, exporter)
-    assert tracing is not None
-    tracing.tracer.start_span("x").end()
-    tracing.flush()
-    assert exporter.get_finished_spans()[0].resource.attributes["service.name"] == "hooks-eu"
-    tracing.shutdown()
+    assert _service_name() == "hooks-eu"
 
 
 class _Stuck(SpanExporter):
