@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +93,7 @@ def ensure_binary() -> Path:
         env=env, cwd=tempfile.gettempdir(), check=True, capture_output=True, timeout=1200,
     )  # fmt: skip
     source = json.loads(found.stdout)["Dir"]
+    print("webhook-worker: building Jaeger for the tracing tests (once, minutes)", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     subprocess.run(
