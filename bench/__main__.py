@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
+from bench.broker import local_broker
 from bench.logindex import scenario_l
 from bench.report import machine, notes, rows, table
 from bench.scenarios import Run, scenario_a, scenario_b, scenario_c, scenario_d, scenario_f
 from bench.table import scenario_e_isolated
 from bench.tracing import scenario_t
-from worker.kafka.devbroker import DevBroker
 
 HERE = Path(__file__).resolve().parent
 ORDER = "ABCDEFLT"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             # A fresh broker per scenario: Tansu keeps every record in memory and its CPU per
             # request grows with what it holds (D's broker went from 0.5 to 1.3 cores at
             # 200 events/s after A-C), so one scenario's data would slow the next one down.
-            with DevBroker() as broker:
+            with local_broker() as broker:
                 run.bootstrap = broker.bootstrap
                 run.results[name] = WITH_BROKER[name](run)
         print(name, orjson.dumps(run.results[name]).decode(), flush=True)

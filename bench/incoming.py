@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.broker import local_broker
 from bench.procstat import CpuMeter, broker_pid
 from bench.receivers import free_port
 from bench.rig import ROOT, make_settings
@@ -35,7 +36,6 @@ from tests.support.incoming import landed
 from tests.support.worker import settings_env, wait_ready
 from worker import eventloop
 from worker.config import Settings
-from worker.kafka.devbroker import DevBroker
 
 HERE = Path(__file__).resolve().parent
 BODY = orjson.dumps(
@@ -128,7 +128,7 @@ def create_source(settings: Settings, topic: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with DevBroker() as broker:
+    with local_broker() as broker:
         settings = make_settings(broker.bootstrap, "incoming", 1)
         topic = "bench-incoming"
         source = create_source(settings, topic)

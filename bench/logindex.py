@@ -25,13 +25,13 @@ from typing import Any
 
 import orjson
 
+from bench.broker import local_broker
 from bench.rig import make_settings
 from bench.scenarios import Run
 from worker.components import Codecs
 from worker.config import Settings
 from worker.deliverylog import DeliveryLog, index_path, open_log
 from worker.kafka.clients import make_producer
-from worker.kafka.devbroker import DevBroker
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import Attempt
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.logindex", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of 1,000,000")
     args = parser.parse_args(argv)
-    with DevBroker() as broker:
+    with local_broker() as broker:
         result = scenario_l(Run(broker.bootstrap, args.scale))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0

@@ -27,13 +27,13 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.broker import local_broker
 from bench.procstat import rss_mb
 from bench.rig import make_settings, workers
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from worker.config import Settings, parse_retry_delays
 from worker.kafka.clients import make_producer
-from worker.kafka.devbroker import DevBroker
 from worker.kafka.writes import produce
 from worker.subscriptions.secrets import generate_secret
 from worker.subscriptions.store import new_subscription_id
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "ordering.json")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
-    with DevBroker() as broker:
+    with local_broker() as broker:
         for name in args.scenarios.split(","):
             results[name] = SCENARIOS[name](broker.bootstrap, args.scale)
             print(name, orjson.dumps(results[name]).decode(), flush=True)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.broker import local_broker
 from bench.rig import make_settings
 from tests.support.api import ThreadApi, client, token_maker
 from worker.catalogue import example_catalogue_path
 from worker.config import Settings
 from worker.deliverylog.rows import attempt_row
 from worker.deliverylog.store import Batch, Store, index_path
-from worker.kafka.devbroker import DevBroker
 from worker.model import Attempt
 
 WORKSPACE = "bench"
@@ -103,7 +103,7 @@ def _time(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, float
 
 
 def run(subs: int, attempts: int, repeat: int) -> None:
-    with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+    with local_broker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(
             broker.bootstrap,
             f"portal{int(time.time())}",

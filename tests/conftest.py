@@ -1,5 +1,6 @@
-"""Shared fixtures: one real broker per session (or KAFKA_BOOTSTRAP_SERVERS), a topic
-prefix per test, and settings pointing at both."""
+"""Shared fixtures: one real broker per session -- Apache Kafka (one KRaft node), Tansu with
+``WEBHOOK_TEST_BROKER=tansu``, or the cluster at ``KAFKA_BOOTSTRAP_SERVERS`` -- a topic prefix
+per test, and settings pointing at both."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from worker.config import Settings, parse_retry_delays
 from worker.kafka.admin import ensure_topics
 from worker.kafka.clients import make_admin
 from worker.kafka.devbroker import DevBroker
+from worker.kafka.kafkabroker import KafkaCluster
 from worker.kafka.topics import Topics
 
 INTEGRATION = Path(__file__).parent / "integration"
@@ -29,13 +31,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """``KAFKA_BOOTSTRAP_SERVERS`` when set, else one embedded broker for the whole session."""
+def kafka_cluster() -> Iterator[KafkaCluster | None]:
+    """The session's own Apache Kafka node, or None when the suite runs on another broker
+    (``KAFKA_BOOTSTRAP_SERVERS`` or ``WEBHOOK_TEST_BROKER=tansu``)."""
+    if (
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or os.environ.get("WEBHOOK_TEST_BROKER") == "tansu"
+    ):
+        yield None
+        return
+    with KafkaCluster(nodes=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_cluster: KafkaCluster | None) -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` when set, else the session's broker."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        return
-    with DevBroker() as broker:
-        yield broker.bootstrap
+    elif kafka_cluster is not None:
+        yield kafka_cluster.bootstrap
+    else:
+        with DevBroker() as broker:
+            yield broker.bootstrap
 
 
 @pytest.fixture
@@ -72,7 +90,7 @@ def settings_factory(
             make_admin(settings),
             Topics.from_settings(settings),
             partitions=partitions,
-            replication_factor=1,
+            replication_factor=settings.replication_factor,  # None: the cluster's default
             input_topics=settings.input_topic_list(),
         )
         return settings

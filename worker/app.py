@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Producer
 
 from worker import __version__
 from worker.components import Codecs, open_table, secret_box
@@ -26,8 +26,11 @@ from worker.config import Settings
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
 from worker.dispatch.dispatcher import Dispatcher
+from worker.inputs import InputDecoder, load_inputs
+from worker.inputs.registry import SchemaRegistry
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.offsets import OffsetBook
+from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
@@ -41,12 +44,11 @@ from worker.subscriptions.model import Status, Subscription
 from worker.subscriptions.store import SubscriptionWriter, now_ms
 from worker.subscriptions.table import TableFollower
 
-__all__ = ["ROLES", "Worker", "build_worker", "run_worker"]
+__all__ = ["ROLES", "Worker", "build_worker", "input_decoder", "run_worker"]
 
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "router", "dispatcher")
-_BROKER_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -85,6 +87,7 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
     sender: HttpSender | None = None
 
     if role in ("all", "router"):
+        inputs = input_decoder(settings, codecs, metrics)
         consumer = make_consumer(settings, f"{settings.group_id}-router")
         stages.append(
             Router(
@@ -92,7 +95,7 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
                 topics=topics,
                 consumer=consumer,
                 producer=producer,
-                avro=codecs.avro,
+                inputs=inputs,
                 codec=codecs.records,
                 index=follower.table.index,
                 metrics=metrics,
@@ -142,6 +145,26 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
     return Worker(settings, metrics, heartbeat, follower, producer, topics, stages, sender, tracing)
 
 
+def input_decoder(settings: Settings, codecs: Codecs, metrics: Metrics | None) -> InputDecoder:
+    """The router's decoder: the mapping file (checked now, so a mapping that cannot work
+    stops the start) and the Schema Registry client when one is configured."""
+    spec = load_inputs(settings)
+    registry = None
+    if settings.schema_registry_url:
+        registry = SchemaRegistry(
+            settings.schema_registry_url,
+            basic_auth=settings.schema_registry_basic_auth,
+            ca=settings.schema_registry_ca,
+        )
+    return InputDecoder(
+        avro=codecs.avro,
+        max_bytes=settings.max_event_bytes,
+        spec=spec,
+        registry=registry,
+        metrics=metrics,
+    )
+
+
 async def run_worker(
     settings: Settings,
     role: str = "all",
@@ -173,7 +196,7 @@ async def _serve(
         worker.stages,
     )
     broker = PeriodicProbe(
-        "broker unreachable", _broker_probe(producer, worker.topics.deliveries), interval_s=1.0
+        "broker unreachable", broker_probe(producer, worker.topics.deliveries), interval_s=1.0
     )
 
     def ready() -> tuple[bool, str]:
@@ -181,6 +204,11 @@ async def _serve(
             return False, "subscription table catching up"
         if not all(stage.assigned for stage in stages):
             return False, "no partitions assigned"
+        for stage in stages:
+            if isinstance(stage, Router):
+                ok, reason = stage.inputs.health()
+                if not ok:
+                    return False, reason
         return broker.check()
 
     health = HealthServer(
@@ -204,24 +232,6 @@ async def _serve(
         if worker.tracing is not None:
             await asyncio.to_thread(worker.tracing.shutdown)
         await health.stop()
-
-
-def _broker_probe(producer: Producer, topic: str) -> Callable[[], None]:
-    """Readiness follows broker connectivity through a real metadata round-trip on the
-    producer's connections, once a second. Chosen over librdkafka's error_cb:
-    ``_ALL_BROKERS_DOWN`` has no matching "up" event, ``_TRANSPORT`` is raised for a single
-    connection (one broker of many, or an idle connection the broker closed), and the
-    consumers and producer mostly retry silently. A metadata request either reaches the
-    cluster or times out, whatever the cause. One topic, not all: cheap on a big cluster."""
-
-    def probe() -> None:
-        try:
-            producer.list_topics(topic, timeout=_BROKER_PROBE_TIMEOUT_S)
-        except KafkaException as exc:
-            error = exc.args[0]
-            raise ConnectionError(error.str() if isinstance(error, KafkaError) else exc) from None
-
-    return probe
 
 
 async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:

@@ -155,6 +155,10 @@ class Settings:
     client_key: str | None = var("WEBHOOK_CLIENT_KEY", None)
     secrets_key: str | None = var("WEBHOOK_SECRETS_KEY", None, secret=True)
     max_event_bytes: int = var("WEBHOOK_MAX_EVENT_BYTES", 1_000_000, _int)
+    # Copies of every topic we create; None: the cluster's default.replication.factor.
+    replication_factor: int | None = var(
+        "WEBHOOK_REPLICATION_FACTOR", None, lambda name, value: _int(name, value, minimum=1)
+    )
     shutdown_timeout_ms: int = var("WEBHOOK_SHUTDOWN_TIMEOUT", 30_000, _duration_var)
     max_in_flight: int = var("WEBHOOK_MAX_IN_FLIGHT", 512, _int)
     max_in_flight_per_workspace: int = var("WEBHOOK_MAX_IN_FLIGHT_PER_WORKSPACE", 50, _int)
@@ -170,6 +174,14 @@ class Settings:
     demo_secret: str | None = var("WEBHOOK_DEMO_SECRET", None, secret=True)
     # Path of the event-type catalogue (JSON); None: no catalogue, any pattern accepted.
     event_types: str | None = var("WEBHOOK_EVENT_TYPES", None)
+    # Input formats: the mapping file (docs/usage.md, "Input formats") and the Schema
+    # Registry that framed values are read with.
+    inputs: str | None = var("WEBHOOK_INPUTS", None)
+    schema_registry_url: str | None = var("WEBHOOK_SCHEMA_REGISTRY_URL", None)
+    schema_registry_basic_auth: str | None = var(
+        "WEBHOOK_SCHEMA_REGISTRY_BASIC_AUTH", None, secret=True
+    )
+    schema_registry_ca: str | None = var("WEBHOOK_SCHEMA_REGISTRY_CA", None)
     # ``api``'s rebuildable index of attempts and dead letters, and how long it keeps them.
     api_data_dir: str = var("WEBHOOK_API_DATA_DIR", "~/.cache/webhook-worker/api")
     api_log_retention_ms: int = var("WEBHOOK_API_LOG_RETENTION", 30 * 86_400_000, _duration_var)
@@ -249,6 +261,17 @@ class Settings:
             raise ConfigError("WEBHOOK_CLIENT_KEY: set WEBHOOK_CLIENT_CERT too")
         if self.read_ahead_bytes <= 0:
             raise ConfigError("read_ahead_bytes: must be positive")
+        if self.schema_registry_url is not None and not re.match(
+            r"^https?://[^/\s]+(/\S*)?$", self.schema_registry_url
+        ):
+            raise ConfigError(
+                "WEBHOOK_SCHEMA_REGISTRY_URL: expected http(s)://host[:port][/path], got "
+                f"{self.schema_registry_url!r}"
+            )
+        if self.schema_registry_basic_auth is not None and ":" not in (
+            self.schema_registry_basic_auth
+        ):
+            raise ConfigError("WEBHOOK_SCHEMA_REGISTRY_BASIC_AUTH: expected user:password")
         if self.input_topics.startswith("^"):
             try:
                 re.compile(self.input_topics)

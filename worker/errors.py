@@ -26,7 +26,8 @@ The tree (defined next to the code that raises each, listed here)::
     ├── DeliveryFailed: an outgoing request did not get a usable answer
     │   └── TransportError (worker.outbound.client), ChallengeFailed
     ├── BackendError (RuntimeError): Kafka, a table or a local store failed
-    │   └── TopicsError, DevBrokerError, ScanError, TableError, TokenRegistryError,
+    │   └── TopicsError, ReplicationError, AccessError, DevBrokerError, KafkaBrokerError,
+    │       KafkaJarsError, ScanError, TableError, TokenRegistryError,
     │       SourceTableError, LogError, RebuildError, WriteFailed, SpentUnknown,
     │       RecoveryFailed, StageFailedError, SecretsError (wrong or missing WEBHOOK_SECRETS_KEY)
     └── CommandError: a command failed (worker.cli.common), with its exit status

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from worker.codec.avro import AvroCodec
-from worker.codec.events import InvalidEventError, decode_event
+from worker.codec.events import InvalidEventError
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.inputs import InputDecoder, PartitionHeldError
 from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
@@ -90,7 +90,7 @@ class Router:
         topics: Topics,
         consumer: Consumer,
         producer: Producer,
-        avro: AvroCodec,
+        inputs: InputDecoder,
         codec: RecordCodec,
         index: SubscriptionIndex,
         metrics: Metrics,
@@ -102,7 +102,7 @@ class Router:
         self._topics = topics
         self._consumer = consumer
         self._producer = producer
-        self._avro = avro
+        self._inputs = inputs
         self._codec = codec
         self._index = index
         self._metrics = metrics
@@ -123,6 +123,10 @@ class Router:
         )
 
     @property
+    def inputs(self) -> InputDecoder:
+        return self._inputs
+
+    @property
     def assigned(self) -> bool:
         return self._assigned
 
@@ -139,6 +143,7 @@ class Router:
     # -- the stage (run by StageLoop) ----------------------------------------------------
 
     def step(self) -> bool:
+        self._inputs.resume_due(self._consumer)
         messages = self._consumer.consume(POLL_BATCH, timeout=0)
         for message in messages:
             self._route(message)
@@ -148,30 +153,31 @@ class Router:
         self._producer.flush(self._settings.shutdown_timeout_ms / 1000)
 
     def _route(self, message: Message) -> None:
+        # Decoded before its offset is tracked: a record held for the Schema Registry is not
+        # read now, and is read again (and tracked then) when its partition resumes.
+        error: str | None = None
+        try:
+            event = self._inputs.decode(message, self._consumer)
+        except PartitionHeldError:
+            return
+        except InvalidEventError as exc:
+            event, error = None, str(exc)
         begun = self._offsets.begin(message)
         if begun is None:
             return
         topic, partition, offset, tracker = begun
         self._metrics.event_consumed(topic)
-        _, timestamp_ms = message.timestamp()
+        if error is not None:
+            if self._spans is not None:
+                Spans.invalid(self._spans.route(message.headers(), topic, partition, offset), error)
+            self._invalid(message, error, tracker, offset)
+            return
+        if event is None:  # not an event (e.g. a Debezium tombstone)
+            tracker.finish(offset)
+            return
         span = None
         if self._spans is not None:
             span = self._spans.route(message.headers(), topic, partition, offset)
-        try:
-            event = decode_event(
-                message.value(),
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                timestamp_ms=timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
-                max_bytes=self._settings.max_event_bytes,
-                avro=self._avro,
-            )
-        except InvalidEventError as exc:
-            if span is not None:
-                Spans.invalid(span, str(exc))
-            self._invalid(message, str(exc), tracker, offset)
-            return
         subs = self._index.match(event)
         trace = Spans.routed(span, event, subs) if span is not None else None
         if not subs:
@@ -273,6 +279,7 @@ class Router:
         # nothing. Queued writes still go out when the broker is back.
         for tp in partitions:
             self._offsets.drop({tp.partition}, {tp.topic})
+        self._inputs.drop(partitions)
 
 
 def _headers(message: Message) -> dict[str, bytes]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from bench.broker import local_broker
 from bench.logindex import produce_attempts, subscription_ids
 from bench.procstat import rss_mb
 from bench.receivers import free_port
@@ -39,7 +40,6 @@ from worker.codec.avro import AvroCodec
 from worker.components import Codecs, secret_box
 from worker.config import Settings
 from worker.kafka.clients import make_producer
-from worker.kafka.devbroker import DevBroker
 from worker.subscriptions.model import SecretEntry, Status, Subscription
 from worker.subscriptions.store import SubscriptionWriter
 from worker.tokens.registry import open_registry
@@ -175,7 +175,7 @@ def _creates(url: str, token: str) -> list[float]:
 
 def run(scale: float) -> dict[str, Any]:
     attempts = int(1_000_000 * scale)
-    with DevBroker() as broker, tempfile.TemporaryDirectory(prefix="bench-api-") as data:
+    with local_broker() as broker, tempfile.TemporaryDirectory(prefix="bench-api-") as data:
         settings = make_settings(broker.bootstrap, "api", 6)
         ids = subscription_ids(SUBSCRIPTIONS)
         produce_s = produce_attempts(settings, attempts, SUBSCRIPTIONS)

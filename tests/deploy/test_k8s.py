@@ -307,7 +307,11 @@ def test_worker_commands_parse_with_the_real_command_line(target: str) -> None:
     assert job["args"][:2] == ["topics", "ensure"]
     args = parser.parse_args(job["args"])
     assert (args.command, args.action) == ("topics", "ensure")
-    assert args.partitions >= 1 and args.replication_factor >= 1
+    assert args.partitions >= 1
+    # Every topic, the job's and those the API creates for sources, gets the same copies.
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    factor = args.replication_factor or int(config["WEBHOOK_REPLICATION_FACTOR"])
+    assert factor >= 3
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -4,6 +4,7 @@ and refuses co-partitioned topics whose partition counts differ."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -38,8 +39,14 @@ def config(admin: AdminClient, topic: str, key: str) -> str | None:
 
 
 def create(admin: AdminClient, topic: str, partitions: int, **configs: str) -> None:
+    """Create ``topic`` as an operator would have, long before: visible in metadata (Kafka
+    answers CreateTopics before every broker's metadata cache has the topic)."""
     new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=configs)
     admin.create_topics([new])[topic].result(10)
+    deadline = time.monotonic() + 10
+    while len(admin.list_topics(topic, timeout=10).topics[topic].partitions) != partitions:
+        assert time.monotonic() < deadline, f"{topic} never appeared in metadata"
+        time.sleep(0.05)
 
 
 def test_creates_every_topic_then_is_idempotent(settings: Settings) -> None:
@@ -115,3 +122,38 @@ def test_a_regex_input_is_not_created(settings: Settings) -> None:
     report = ensure_topics(admin, topics, partitions=1, replication_factor=1, input_topics=[regex])
     assert regex not in report.created
     assert regex not in admin.list_topics(timeout=10).topics
+
+
+def test_drift_is_reported_and_a_compacted_task_topic_is_a_problem(settings: Settings) -> None:
+    """An existing table with three partitions still works (drift, one line); ``deliveries``
+    fewer partitions than an input topic, or ``dlq`` compacted, cannot (problems)."""
+    admin = make_admin(settings)
+    topics = Topics.from_settings(settings)
+    inputs = settings.input_topic_list()
+    create(admin, topics.subscriptions, 3, **{"cleanup.policy": "compact"})
+    create(admin, topics.dlq, 2, **{"cleanup.policy": "compact"})
+    create(admin, inputs[0], 4)
+    report = ensure_topics(admin, topics, partitions=2, replication_factor=1, input_topics=inputs)
+    assert report.drift == [f"{topics.subscriptions}: 3 partitions, created with 1"]
+    assert sorted(report.problems) == sorted(
+        [
+            f"{topics.deliveries} has 2 partitions, fewer than input topic {inputs[0]}'s 4: "
+            f"add partitions to {topics.deliveries} and its co-partitioned topics",
+            f"{topics.dlq} has cleanup.policy=compact, expected delete: "
+            "compaction would drop its records",
+        ]
+    )
+    assert "DRIFT" in report.summary() and "PROBLEM" in report.summary()
+
+
+def test_the_cluster_default_replication_factor_is_used_and_checked(settings: Settings) -> None:
+    """``replication_factor=None`` takes the cluster's ``default.replication.factor`` (1 on
+    the one-node test broker); a factor above the broker count is one clear error."""
+    admin = make_admin(settings)
+    topics = Topics.from_settings(settings)
+    ensure_topics(admin, topics, partitions=1, replication_factor=None, input_topics=[])
+    metadata = admin.list_topics(timeout=10).topics
+    assert len(metadata[topics.deliveries].partitions[0].replicas) == 1
+    brokers = len(admin.list_topics(timeout=10).brokers)
+    with pytest.raises(TopicsError, match=f"needs {brokers + 1} brokers"):
+        ensure_topics(admin, topics, partitions=1, replication_factor=brokers + 1, input_topics=[])

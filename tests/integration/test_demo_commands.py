@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tests.support.cli import cli_error, cli_json
 from tests.support.kafka import consume_all
@@ -157,6 +157,8 @@ def written(settings: Settings, topic: str) -> bool:
             consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0
             for p in partitions
         )
+    except KafkaException:  # a topic this new may not have a leader yet: not written
+        return False
     finally:
         consumer.close()
 

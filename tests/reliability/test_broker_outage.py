@@ -2,7 +2,7 @@
 worker stays up, says it is not ready while the broker is unreachable, recovers on its own
 and loses nothing.
 
-The broker is a dedicated DevBroker that advertises the proxy's port, so every client
+The broker is a dedicated Apache Kafka node that advertises the proxy's port, so every client
 (the worker's and the test's own) reaches it only through the proxy.
 """
 
@@ -21,7 +21,7 @@ from tests.support.receiver import Behaviour, Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker import ProcessWorker
-from worker.kafka.devbroker import DevBroker
+from worker.kafka.kafkabroker import KafkaCluster
 from worker.subscriptions.secrets import generate_secret
 
 OUTAGE_S = 30.0
@@ -31,9 +31,12 @@ AFTER = 150  # events produced once the link is back
 
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[TcpProxy]:
-    with TcpProxy(target_port=0) as proxy, DevBroker(advertised_port=proxy.port) as broker:
-        proxy.target_port = broker.port
-        yield proxy
+    with TcpProxy(target_port=0) as proxy:
+        advertised = {"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"}
+        cluster = KafkaCluster(nodes=1, config=advertised)
+        proxy.target_port = cluster.nodes[0].port
+        with cluster:
+            yield proxy
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,8 @@ def produce_json(
 def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]:
     """Every record of ``topic`` from the beginning to its end, partition by partition.
 
-    The end is librdkafka's partition-EOF event, not the high watermark (which Tansu can
-    report short of the last batch). Fails when some partition does not reach its end in time.
+    The end is librdkafka's partition-EOF event for each partition. Fails when some partition
+    does not reach its end in time.
     """
     consumer = Consumer(
         {
@@ -72,13 +72,8 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 15) -> list[Record]
         pending = set(parts)
         out: list[Record] = []
         deadline = time.monotonic() + timeout
-        # After every partition's EOF, read on until a quiet poll: Tansu's high watermark
-        # can stop short of the last batch (see worker.kafka.scan).
-        quiet = False
-        while (pending or not quiet) and time.monotonic() < deadline:
-            messages = consumer.consume(1000, 0.2 if pending else 0.3)
-            quiet = not messages
-            for msg in messages:
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
                 if msg.error():
                     if msg.error().code() == KafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())

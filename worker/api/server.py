@@ -27,8 +27,10 @@ from worker.config import Settings
 from worker.deliverylog.follower import open_log
 from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.compacted import CompactedFollower
+from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
+from worker.observability.health import PeriodicProbe
 from worker.observability.tracing import Tracing, open_tracing
 from worker.outbound.destinations import DestinationPolicy
 from worker.portal.build import open_portal
@@ -85,6 +87,8 @@ async def run_api(
     portal, spent_links = open_portal(settings, producer, codecs.avro, tokens)
     metrics = ApiMetrics()
     tracing = open_tracing(settings, metrics.spans_dropped)
+    # Not ready while the cluster is unreachable: writes would fail, reads go stale.
+    broker = PeriodicProbe("broker unreachable", broker_probe(producer, topics.subscriptions), 1.0)
     incoming = open_incoming(settings, codecs.avro, secret_box(settings), metrics)
 
     def ready() -> bool:
@@ -97,6 +101,7 @@ async def run_api(
             and answers.error is None
             and spent_links.caught_up.is_set()
             and spent_links.error is None
+            and broker.check()[0]
         )
         metrics.index_ready.set(1 if log_follower.ready() else 0)
         return caught_up
@@ -140,6 +145,7 @@ async def run_api(
         proxy_headers=False,
     )
     server = _Server(config)
+    broker.start()
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -158,6 +164,7 @@ async def run_api(
         waiter.cancel()
     finally:
         server.should_exit = True
+        broker.stop()
         with contextlib.suppress(Exception):
             await serving
         producer.flush(10)

@@ -1,6 +1,8 @@
 """``webhook-worker dev``: the whole pipeline on one machine, with a demo.
 
-Without KAFKA_BOOTSTRAP_SERVERS it starts the embedded Tansu broker on a free 127.0.0.1 port.
+Without KAFKA_BOOTSTRAP_SERVERS it starts a local broker on free 127.0.0.1 ports: one Apache
+Kafka KRaft node where Java 17+ and Maven are present (its jars fetched from Maven Central on
+the first run), else the embedded Tansu (memory only); the first line says which.
 It then ensures the topics, starts a demo receiver that verifies every signature, creates a
 demo subscription, emits sample events, runs the worker and the management API (on
 WEBHOOK_API_PORT, or a free port when that one is busy), prints a token of the demo workspace
@@ -33,7 +35,9 @@ from worker.codec.avro import AvroCodec
 from worker.config import Settings, parse_retry_delays
 from worker.kafka.admin import ensure_topics
 from worker.kafka.clients import make_admin, make_producer
-from worker.kafka.devbroker import DevBroker
+from worker.kafka.devbroker import DevBroker, tansu_version
+from worker.kafka.kafkabroker import KAFKA_VERSION, KafkaCluster
+from worker.kafka.kafkajars import java_and_maven
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.portal.links import create_portal_link
@@ -45,11 +49,21 @@ __all__ = ["run_dev"]
 
 
 @contextlib.contextmanager
-def _broker(settings: Settings) -> Iterator[str]:
+def _broker(settings: Settings, choice: str, output: str) -> Iterator[str]:
     if settings.bootstrap_servers:
+        _say(output, f"broker: {settings.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)")
         yield settings.bootstrap_servers
         return
+    if choice == "kafka" or (choice == "auto" and java_and_maven()):
+        _say(output, f"starting Apache Kafka {KAFKA_VERSION} (one local KRaft node)...")
+        with KafkaCluster(nodes=1).start(progress=lambda line: _say(output, line)) as cluster:
+            _say(output, f"broker: Apache Kafka {KAFKA_VERSION} on {cluster.bootstrap}")
+            yield cluster.bootstrap
+        return
     with DevBroker() as broker:
+        why = "" if choice == "tansu" else "; Java 17+ and Maven run Apache Kafka instead"
+        _say(output, f"broker: Tansu {tansu_version()} (embedded, memory only{why}) "
+                     f"on {broker.bootstrap}")  # fmt: skip
         yield broker.bootstrap
 
 
@@ -61,19 +75,19 @@ async def run_dev(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     base = base.with_overrides(event_types=base.event_types or str(example_catalogue_path()))
-    with _broker(base) as bootstrap, tempfile.TemporaryDirectory(prefix="ww-api-") as data_dir:
+    broker = _broker(base, getattr(args, "broker", "auto"), args.output)
+    with broker as bootstrap, tempfile.TemporaryDirectory(prefix="ww-api-") as data_dir:
         settings = base.with_overrides(
             bootstrap_servers=bootstrap,
             retry_delays_ms=parse_retry_delays("1s,5s,30s")
             if base.bootstrap_servers is None
             else None,
         )
-        _say(args.output, f"broker: {bootstrap}")
         ensure_topics(
             make_admin(settings),
             Topics.from_settings(settings),
             partitions=3,
-            replication_factor=1,
+            replication_factor=settings.replication_factor,
             input_topics=settings.input_topic_list(),
         )
         secret = "whsec_" + base64.b64encode(b"webhook-worker-dev-demo-secret!!").decode()

@@ -16,6 +16,7 @@ from worker.cli import (
     dlq,
     events,
     eventtypes,
+    inputs,
     logs,
     runner,
     sources,
@@ -24,11 +25,15 @@ from worker.cli import (
     tokens,
     topics,
 )
-from worker.cli.common import CommandError
+from worker.cli.common import CommandError, settings_from
 from worker.errors import WebhookWorkerError
+from worker.kafka.access import check_access
 from worker.observability.logging import setup_logging
 
 __all__ = ["main"]
+
+# Commands that need no cluster (dev starts its own unless KAFKA_BOOTSTRAP_SERVERS is set).
+_NO_BROKER_CHECK = {"dev", "event-types", "demo"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         tokens,
         sources,
+        inputs,
     )
     for module in modules:
         module.register(commands, common)
@@ -85,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("INFO" if args.command in ("run", "dev", "api") else "WARNING")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        if args.command not in _NO_BROKER_CHECK and getattr(args, "broker_check", True):
+            # librdkafka retries a refused login or TLS handshake forever, seen only as
+            # timeouts: name it in one line within seconds, before the command starts.
+            check_access(settings_from(args))
         result: int = args.handler(args)
         return result
     except WebhookWorkerError as exc:  # the root of every error raised on purpose

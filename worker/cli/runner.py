@@ -22,7 +22,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     run.set_defaults(handler=_run)
 
     dev = commands.add_parser(
-        "dev", parents=[common], help="run everything on an embedded broker, with a demo"
+        "dev", parents=[common], help="run everything on a local broker, with a demo"
+    )
+    dev.add_argument(
+        "--broker",
+        choices=("auto", "kafka", "tansu"),
+        default="auto",
+        help="the local broker: Apache Kafka where Java 17+ and Maven are present (auto), "
+        "or the embedded Tansu; ignored with KAFKA_BOOTSTRAP_SERVERS",
     )
     dev.add_argument("--events", type=int, default=20, help="sample events to emit")
     dev.add_argument("--metrics-port", dest="metrics_port", type=int, default=None)

@@ -18,13 +18,20 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     actions = group.add_subparsers(dest="action", required=True)
     ensure = actions.add_parser("ensure", parents=[common], help="create or check topics")
     ensure.add_argument("--partitions", type=int, default=12)
-    ensure.add_argument("--replication-factor", dest="replication_factor", type=int, default=1)
+    ensure.add_argument(
+        "--replication-factor",
+        dest="replication_factor",
+        type=int,
+        default=None,
+        help="copies of each new topic (default: WEBHOOK_REPLICATION_FACTOR, else the cluster's)",
+    )
     ensure.set_defaults(handler=_ensure)
 
 
 def _ensure(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if args.partitions < 1 or args.replication_factor < 1:
+    factor = args.replication_factor or settings.replication_factor
+    if args.partitions < 1 or (args.replication_factor is not None and args.replication_factor < 1):
         raise CommandError("--partitions and --replication-factor must be at least 1")
     inputs = [] if settings.input_topics.startswith("^") else settings.input_topic_list()
     try:
@@ -32,7 +39,7 @@ def _ensure(args: argparse.Namespace) -> int:
             make_admin(settings),
             Topics.from_settings(settings),
             partitions=args.partitions,
-            replication_factor=args.replication_factor,
+            replication_factor=factor,
             input_topics=inputs,
         )
     except TopicsError as exc:

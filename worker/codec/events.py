@@ -17,7 +17,14 @@ from worker.codec.avro import MARKER, AvroCodec, CodecError
 from worker.errors import InvalidInput
 from worker.model import Event
 
-__all__ = ["InvalidEventError", "decode_event", "encode_event_avro"]
+__all__ = [
+    "InvalidEventError",
+    "decode_event",
+    "decode_value",
+    "encode_event_avro",
+    "record_time",
+    "validate_envelope",
+]
 
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 _MAX_NAME = 200
@@ -47,18 +54,24 @@ def decode_event(
         raise InvalidEventError(
             f"too_large: event is {len(value)} bytes, above the limit of {max_bytes}"
         )
-    if value[:2] == MARKER:
-        data = _from_avro(value, avro)
-    elif value[:1] == b"\x00" and len(value) >= 5:
-        raise InvalidEventError("decode: Confluent Schema Registry framing is not supported")
-    else:
-        try:
-            data = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
+    data = decode_value(value, avro)
     if not isinstance(data, dict):
         raise InvalidEventError(f"validation: expected a JSON object, got {type(data).__name__}")
-    return _validate(data, topic, partition, offset, timestamp_ms)
+    return validate_envelope(data, topic, partition, offset, timestamp_ms)
+
+
+def decode_value(value: bytes, avro: AvroCodec) -> Any:
+    """A value without Schema Registry framing: our Avro single-object Event, else JSON."""
+    if value[:2] == MARKER:
+        return _from_avro(value, avro)
+    if value[:1] == b"\x00" and len(value) >= 5:
+        raise InvalidEventError(
+            "decode: Confluent Schema Registry framing needs a WEBHOOK_INPUTS mapping"
+        )
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
 
 
 def _from_avro(value: bytes, avro: AvroCodec) -> dict[str, Any]:
@@ -78,9 +91,17 @@ def _from_avro(value: bytes, avro: AvroCodec) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None}
 
 
-def _validate(
-    data: dict[str, Any], topic: str, partition: int, offset: int, timestamp_ms: int
+def validate_envelope(
+    data: dict[str, Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    event_ms: int | None = None,
 ) -> Event:
+    """The envelope checked and completed (``id`` and ``timestamp`` filled in when missing).
+    ``event_ms``: the time ``data["timestamp"]`` was formatted from, when the caller made it
+    (an input format that read Unix milliseconds), so it is not parsed back."""
     event = data.get("event")
     if not isinstance(event, str) or not _EVENT_TYPE.match(event):
         raise InvalidEventError(
@@ -101,9 +122,9 @@ def _validate(
         data["id"] = event_id
     stamp = data.get("timestamp")
     if stamp is None:
-        data["timestamp"] = _record_time(timestamp_ms)
+        data["timestamp"] = record_time(timestamp_ms)
         event_ms = timestamp_ms
-    else:
+    elif event_ms is None:
         event_ms = _parse_time(stamp)
     entity = data.get("entity")
     return Event(
@@ -117,7 +138,7 @@ def _validate(
     )
 
 
-def _record_time(timestamp_ms: int) -> str:
+def record_time(timestamp_ms: int) -> str:
     """The record's timestamp as RFC 3339 in UTC with milliseconds: ``2024-05-01T12:00:00.123Z``.
 
     Filled into every event that carries no ``timestamp``, so it is on the hot path: the

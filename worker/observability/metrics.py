@@ -57,7 +57,15 @@ DEAD_LETTER_REASONS = (
     "subscription_deleted",
 )
 # The categories worker.codec.events gives its errors (the text before the first colon).
-INVALID_REASONS = ("decode", "validation", "too_large", "empty_record")
+INVALID_REASONS = (
+    "decode",
+    "validation",
+    "too_large",
+    "empty_record",
+    "debezium",
+    "cloudevents",
+    "custom",
+)
 SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "DISABLED", "BLOCKED", "TOO_MANY_ERRORS")
 LABEL_VALUE_LIMIT = 50
 TRACE_DROP_REASONS = ("queue_full", "export_failed")
@@ -245,6 +253,17 @@ class Metrics:
             ["delay"],
             registry=r,
         )
+        self._registry_up = Gauge(
+            "webhook_schema_registry_up",
+            "1 while the Schema Registry answers, 0 while input partitions wait for it.",
+            registry=r,
+        )
+        self._held = Gauge(
+            "webhook_input_partitions_held",
+            "Input partitions paused at a record whose schema cannot be fetched yet.",
+            registry=r,
+        )
+        self._registry_up.set(1)
         self._build = Info("webhook_build", "Version of the running worker.", registry=r)
         self._spans_dropped = spans_dropped_counter(r)
         self._preinitialise(topics, delays)
@@ -398,6 +417,10 @@ class Metrics:
     def spans_dropped(self, reason: str, n: int) -> None:
         """``n`` trace spans lost: ``queue_full`` or ``export_failed`` (any thread)."""
         self._spans_dropped.labels(reason=reason).inc(n)
+
+    def schema_registry(self, up: bool, held_partitions: int) -> None:
+        self._registry_up.set(1 if up else 0)
+        self._held.set(held_partitions)
 
     def build_info(self, version: str) -> None:
         """``webhook_build_info{version, python}`` = 1."""

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from worker.config import Settings
 from worker.errors import InvalidInput
+from worker.kafka.replication import ReplicationError, durability_config, replication_factor
 from worker.kafka.topics import Topics
 
 __all__ = [
@@ -65,9 +66,13 @@ def ensure_topic(
     if name in admin.list_topics(timeout=timeout).topics:
         return False
     limit = str(record_bytes_limit(settings.max_event_bytes) + 1024)
-    topic = NewTopic(
-        name, num_partitions=partitions, replication_factor=1, config={"max.message.bytes": limit}
-    )
+    # A webhook answered 2xx must survive a broker's loss: as many copies as our own topics.
+    try:
+        factor = replication_factor(admin, settings.replication_factor, timeout)
+    except ReplicationError as exc:
+        raise InvalidTopic(f"cannot create {name}: {exc}") from None
+    config = {"max.message.bytes": limit, **durability_config(factor)}
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=factor, config=config)
     for _name, future in admin.create_topics([topic], request_timeout=timeout).items():
         try:
             future.result()

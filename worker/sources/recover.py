@@ -50,15 +50,10 @@ def record_landed(
         pending = {tp.partition for tp in starts if tp.offset >= 0}
         consumer.assign([tp for tp in starts if tp.offset >= 0])
         deadline = time.monotonic() + timeout_s
-        quiet = False
-        # After every partition's EOF, read on until a quiet poll: Tansu's high watermark
-        # can stop short of the last batch.
-        while pending or not quiet:
+        while pending:
             if time.monotonic() > deadline:
                 raise RecoveryFailed(f"could not read {topic} to its end in {timeout_s:g}s")
-            messages = consumer.consume(500, 0.2 if pending else 0.3)
-            quiet = not messages
-            for message in messages:
+            for message in consumer.consume(500, 0.2):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:

@@ -1,0 +1,225 @@
+"""``python -m bench.inputs [--records N] [--rounds R]``: routing CPU per input record, per
+input format, as a ratio to the native envelope in the same run (issue 25's target: every
+format at >= 0.8 of the envelope's throughput, Schema Registry with a warm cache).
+
+Measures the router's work for one record without a broker: the router's decode call
+(:meth:`worker.inputs.InputDecoder.decode` on a real ``confluent_kafka.Message``), the match
+against one subscription, the body render and the delivery task's encoding. Kafka I/O costs
+the same for every format, so leaving it out makes the ratio stricter, not looser. Each format
+runs ``--rounds`` times interleaved with the envelope, best round kept; prints a table and
+``bench/inputs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Message
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from tests.support.schema_registry import SchemaRegistryStandIn
+from worker.codec.avro import AvroCodec
+from worker.codec.records import RecordCodec
+from worker.config import Settings
+from worker.inputs import InputDecoder, load_inputs
+from worker.inputs.registry import SchemaRegistry
+from worker.model import DeliveryTask
+from worker.router import delivery_id, ordering_key
+from worker.subscriptions.model import SecretEntry, Status, Subscription
+from worker.subscriptions.render import render_body
+
+HERE = Path(__file__).resolve().parent
+TIMESTAMP = (1, 1774967400000)
+ROW = {
+    "id": 7,
+    "name": "Jane Smith",
+    "email": "jane@example.com",
+    "stage": "proposal",
+    "owner": "vincent",
+    "amount": 1200,
+    "tenant": "acme",
+}
+MAPPING = """
+inputs:
+  - {topics: [cdc], format: debezium, workspace: "field:row.tenant"}
+  - {topics: [cdcschema], format: debezium, workspace: "field:row.tenant"}
+  - {topics: [ce], format: cloudevents, workspace: "field:workspace"}
+  - {topics: [cestruct], format: cloudevents, workspace: "field:workspace"}
+  - {topics: [orders], format: custom, event: "field:kind", workspace: "header:x-tenant",
+     record: "field:order", id: "field:ref"}
+  - {topics: [avro], format: envelope}
+"""
+AVRO_SCHEMA = """{"type": "record", "name": "Ev", "fields": [
+  {"name": "event", "type": "string"}, {"name": "workspace", "type": "string"},
+  {"name": "entity", "type": "string"},
+  {"name": "record", "type": {"type": "map", "values": ["string", "long"]}}]}"""
+
+
+def messages(registry_url: str) -> dict[str, Message]:
+    before = {**ROW, "stage": "qualification"}
+    change = {
+        "before": before,
+        "after": ROW,
+        "op": "u",
+        "ts_ms": 1774967400123,
+        "source": {"connector": "postgresql", "table": "contacts", "ts_ms": 1774967400000},
+    }
+    ce_attrs = {
+        "specversion": "1.0",
+        "type": "contact.updated",
+        "id": "e-1",
+        "source": "/crm",
+        "subject": "contacts/7",
+        "time": "2026-03-31T14:30:00Z",
+        "workspace": "acme",
+    }
+    # The README's envelope: what a producer of our own format writes.
+    envelope = {
+        "id": "evt_01J",
+        "event": "contact.updated",
+        "entity": "contact",
+        "workspace": "acme",
+        "timestamp": "2026-03-31T14:30:00Z",
+        "user": "vincent",
+        "record": ROW,
+        "changes": {"stage": {"old": "qualification", "new": "proposal"}},
+    }
+    avro = AvroSerializer(SchemaRegistryClient({"url": registry_url}), AVRO_SCHEMA)
+    framed = avro(
+        {"event": "contact.updated", "workspace": "acme", "entity": "contact", "record": ROW},
+        SerializationContext("avro", MessageField.VALUE),
+    )
+
+    def message(topic: str, value: bytes, key: bytes | None = None, headers: Any = None) -> Message:
+        return Message(
+            topic=topic,
+            partition=0,
+            offset=5,
+            key=key,
+            value=value,
+            headers=headers,
+            timestamp=TIMESTAMP,
+        )
+
+    return {
+        "envelope": message("events", orjson.dumps(envelope)),
+        "debezium": message("cdc", orjson.dumps(change), b'{"id": 7}'),
+        "debezium (schemas)": message(
+            "cdcschema",
+            orjson.dumps({"schema": {"type": "struct", "fields": []}, "payload": change}),
+            orjson.dumps({"schema": {"type": "struct"}, "payload": {"id": 7}}),
+        ),
+        "cloudevents binary": message(
+            "ce",
+            orjson.dumps(ROW),
+            headers=[(f"ce_{k}", v.encode()) for k, v in ce_attrs.items()]
+            + [("content-type", b"application/json")],
+        ),
+        "cloudevents structured": message(
+            "cestruct",
+            orjson.dumps({**ce_attrs, "data": ROW}),
+            headers=[("content-type", b"application/cloudevents+json")],
+        ),
+        "custom": message(
+            "orders",
+            orjson.dumps({"kind": "order.placed", "ref": "o-1", "order": ROW}),
+            headers=[("x-tenant", b"acme")],
+        ),
+        "schema registry avro": message("avro", framed),
+    }
+
+
+def route_once(
+    decoder: InputDecoder, codec: RecordCodec, sub: Subscription
+) -> Callable[[Message], None]:
+    def route(message: Message) -> None:
+        event = decoder.decode(message)
+        assert event is not None
+        key = ordering_key(event, message.key())
+        task = DeliveryTask(
+            delivery_id=delivery_id(event.id, sub.id),
+            subscription_id=sub.id,
+            workspace=event.workspace,
+            event_id=event.id,
+            event_type=event.event,
+            body=render_body(event, sub),
+            ordering="key",
+            ordering_key=key,
+        )
+        codec.encode_task(task)
+
+    return route
+
+
+def per_record_us(route: Callable[[Message], None], message: Message, n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        route(message)
+    return (time.process_time() - start) / n * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.inputs")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    registry = SchemaRegistryStandIn().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "inputs.yaml")
+            Path(path).write_text(MAPPING)
+            settings = Settings.from_env(
+                {}, inputs=path, input_topics="events,cdc,cdcschema,ce,cestruct,orders,avro"
+            )
+            avro = AvroCodec()
+            decoder = InputDecoder(
+                avro=avro,
+                max_bytes=1_000_000,
+                spec=load_inputs(settings),
+                registry=SchemaRegistry(registry.url),
+            )
+            sub = Subscription(
+                id="sub_1",
+                workspace="acme",
+                url="https://example.com/h",
+                events=("*",),
+                secrets=(SecretEntry("whsec_" + "A" * 32),),
+                status=Status.ACTIVE,
+            )
+            route = route_once(decoder, RecordCodec(avro), sub)
+            samples = messages(registry.url)
+            for message in samples.values():
+                route(message)  # warm: the registry's schema is cached from here on
+            best = {name: float("inf") for name in samples}
+            for _ in range(args.rounds):
+                for name, message in samples.items():
+                    best[name] = min(best[name], per_record_us(route, message, args.records))
+    finally:
+        registry.stop()
+    base = best["envelope"]
+    rows = [
+        {"format": name, "us_per_record": round(us, 2), "ratio": round(base / us, 2)}
+        for name, us in best.items()
+    ]
+    print(f"{'format':<24} {'us/record':>10} {'vs envelope':>12}")
+    for row in rows:
+        print(f"{row['format']:<24} {row['us_per_record']:>10} {row['ratio']:>12}")
+    (HERE / "inputs.json").write_bytes(
+        orjson.dumps(
+            {"records": args.records, "rounds": args.rounds, "results": rows},
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

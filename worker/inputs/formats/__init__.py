@@ -1,0 +1,46 @@
+"""The input formats: each maps one decoded record to our envelope (a dict the router
+validates). One small module a format, all behind :class:`InputFormat`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from worker.inputs.options import Options
+from worker.inputs.record import InputRecord
+from worker.inputs.sources import KeyReader
+
+__all__ = ["FORMATS", "InputFormat", "Mapped", "SkippedError"]
+
+Mapped = tuple[dict[str, Any], Any]  # (the envelope, the root that field: sources read)
+
+
+class SkippedError(Exception):
+    """Not an event (a tombstone, a snapshot read when snapshots are skipped): nothing is
+    delivered and the offset moves on. The message says why."""
+
+
+class InputFormat(Protocol):
+    """A format, built once from its mapping's options."""
+
+    # What a record without a value is: "skip" (a tombstone), "invalid", or "allowed" (the
+    # format maps it, e.g. a CloudEvent without data).
+    empty: str
+
+    def map(self, record: InputRecord, key: KeyReader) -> Mapped:
+        """The envelope for ``record`` (whose ``value`` is decoded). Raises
+        :class:`SkippedError`, or InvalidEventError with the reason for a bad record."""
+
+
+def _formats() -> dict[str, Callable[[Options], InputFormat]]:
+    from worker.inputs.formats import cloudevents, custom, debezium, envelope
+
+    return {
+        "envelope": envelope.build,
+        "debezium": debezium.build,
+        "cloudevents": cloudevents.build,
+        "custom": custom.build,
+    }
+
+
+FORMATS: dict[str, Callable[[Options], InputFormat]] = _formats()
