@@ -1,5 +1,7 @@
-"""``python -m bench.portal [--subs 1000] [--attempts 1000000]``: the server time of the API
-calls the portal's pages make, with many subscriptions and a large delivery log.
+"""``python -m bench.portal [--subs 1000] [--attempts 1000000] [--screenshots docs/portal]``:
+the server time of the API calls the portal's pages make, with many subscriptions and a large
+delivery log, then the activity chart's and health's index queries alone (their server time
+without HTTP); with ``--screenshots``, the portal's list, detail page and chart as PNGs.
 
 On the embedded broker: ``--subs`` subscriptions in one workspace (created through the API
 with an admin token, challenge skipped), and ``--attempts`` attempts of one subscription
@@ -13,6 +15,7 @@ bound the server time from above.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -26,6 +29,7 @@ from bench.rig import make_settings
 from tests.support.api import ThreadApi, client, token_maker
 from worker.catalogue import example_catalogue_path
 from worker.config import Settings
+from worker.deliverylog.health import EndpointHealth
 from worker.deliverylog.rows import attempt_row
 from worker.deliverylog.store import Batch, Store, index_path
 from worker.model import Attempt
@@ -53,34 +57,43 @@ def _subscriptions(api: ThreadApi, admin: str, count: int) -> list[str]:
 
 
 def _fill_log(settings: Settings, sub_id: str, attempts: int) -> float:
-    """``attempts`` attempts of ``sub_id`` (two per delivery: a retry, then a success, or a
-    dead letter for one in fifty), over the last days; returns the seconds it took."""
+    """``attempts`` attempts of ``sub_id`` over the last 5 days, with a daily cycle of
+    traffic: most deliveries succeed at once, one in ten after a retry, one in fifty is
+    dead-lettered after one, and all first attempts fail in a 3-hour outage two days ago;
+    returns the seconds it took."""
     start = time.perf_counter()
     store = Store(index_path(settings))
     now = int(time.time() * 1000)
-    step = max(1, (5 * 86_400_000) // max(attempts, 1))
+    day = 86_400_000
+    base = (5 * day) / max(attempts, 1)
+    at = float(now - 5 * day)
+    outage = (now - 2 * day, now - 2 * day + 3 * 3_600_000)
     batch = Batch()
-    for i in range(attempts):
-        delivery = i // 2
-        final = i % 2 == 1
-        failed = delivery % 50 == 0
-        outcome = "retry" if not final else ("dead_letter" if failed else "success")
-        status = 200 if outcome == "success" else 503
-        attempt = Attempt(
-            delivery_id=f"msg_{delivery:012d}",
-            subscription_id=sub_id,
-            workspace=WORKSPACE,
-            event_id=f"evt_{delivery:012d}",
-            event_type="contact.updated",
-            attempt=1 + i % 2,
-            started_ms=now - (attempts - i) * step,
-            latency_ms=12.5,
-            url="https://hooks.example.com/0",
-            outcome=outcome,
-            status=status,
-            response_body='{"ok": true}' if status == 200 else "upstream unavailable",
-        )
-        batch.attempts.append(attempt_row(100, i, attempt))
+    i = delivery = 0
+    while i < attempts:
+        retried = delivery % 10 == 0 or delivery % 50 == 1 or outage[0] <= at < outage[1]
+        failed = delivery % 50 == 1
+        shape = ["retry", "dead_letter" if failed else "success"] if retried else ["success"]
+        for n, outcome in enumerate(shape[: attempts - i], start=1):
+            at += base / (1 + 0.6 * math.sin(2 * math.pi * (at % day) / day))
+            status = 200 if outcome == "success" else 503
+            attempt = Attempt(
+                delivery_id=f"msg_{delivery:012d}",
+                subscription_id=sub_id,
+                workspace=WORKSPACE,
+                event_id=f"evt_{delivery:012d}",
+                event_type="contact.updated",
+                attempt=n,
+                started_ms=min(int(at), now),
+                latency_ms=12.5,
+                url="https://hooks.example.com/0",
+                outcome=outcome,
+                status=status,
+                response_body='{"ok": true}' if status == 200 else "upstream unavailable",
+            )
+            batch.attempts.append(attempt_row(100, i, attempt))
+            i += 1
+        delivery += 1
         if len(batch.attempts) >= _BATCH:
             store.write(batch)
             batch = Batch()
@@ -102,7 +115,36 @@ def _time(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, float
     return statistics.median(samples), p95, samples[-1]
 
 
-def run(subs: int, attempts: int, repeat: int) -> None:
+def _screens(api: ThreadApi, admin: str, sub_id: str, directory: Path) -> None:
+    """The detail page, its 7-day activity chart and the list (with health) of the bench's
+    subscription, in headless Chromium, as PNGs in ``directory`` (docs/portal/)."""
+    from tests.support.browser import chromium, find, wait
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with client(api, admin) as c:
+        link = c.post(f"/v1/workspaces/{WORKSPACE}/portal-links").json()["url"]
+    with chromium(1200, 1000) as driver:
+        driver.get(link)
+        find(driver, "tr.sub .health", 60)
+        driver.save_screenshot(str(directory / "portal-list-health.png"))
+        driver.get(f"{api.url}/portal/#/subs/{sub_id}")
+        find(driver, "svg.chart rect.ok", 60)
+        find(driver, '.segmented button[data-window="7d"]').click()
+        wait(lambda: len(driver.find_elements("css selector", "svg.chart rect.ok")) > 24, 30)
+        find(driver, "#auto-refresh").click()
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(str(directory / "portal-detail.png"))
+        find(driver, "figure.activity").screenshot(str(directory / "portal-activity-chart.png"))
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        time.sleep(0.5)
+        driver.save_screenshot(str(directory / "portal-detail-dark.png"))
+    print(f"screenshots in {directory}")
+
+
+def run(subs: int, attempts: int, repeat: int, screens: Path | None = None) -> None:
     with local_broker() as broker, tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(
             broker.bootstrap,
@@ -129,6 +171,13 @@ def run(subs: int, attempts: int, repeat: int) -> None:
                 _measure(api, admin, ids[0], repeat)
             finally:
                 api.stop()
+            _queries(settings, ids[0], repeat)
+            if screens is not None:
+                api = ThreadApi(settings).start()
+                try:
+                    _screens(api, admin, ids[0], screens)
+                finally:
+                    api.stop()
 
 
 def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
@@ -163,6 +212,20 @@ def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
             lambda: portal.get(f"{base}/{sub_id}/attempts?event_id=evt_000000000100&limit=100"),
         ),
         ("dead letters (50)", lambda: portal.get(f"{base}/{sub_id}/dead-letters?limit=50")),
+        ("health (detail page)", lambda: portal.get(f"{base}/{sub_id}/health")),
+        ("activity chart, 24 h", lambda: portal.get(f"{base}/{sub_id}/activity?window=24h")),
+        ("activity chart, 7 d", lambda: portal.get(f"{base}/{sub_id}/activity?window=7d")),
+        (
+            "health of a list page (100)",
+            lambda: portal.get(
+                f"/portal/api/v1/workspaces/{WORKSPACE}/subscription-health",
+                params=[("id", s["id"]) for s in first["data"]],
+            ),
+        ),
+        (
+            "one delivery in full",
+            lambda: portal.get(f"{base}/{sub_id}/deliveries/msg_000000000100"),
+        ),
     ]
     if last_cursor is None:
         calls.pop(1)
@@ -173,13 +236,38 @@ def _measure(api: ThreadApi, admin: str, sub_id: str, repeat: int) -> None:
     portal.close()
 
 
+def _queries(settings: Settings, sub_id: str, repeat: int) -> None:
+    """The chart's and health's index queries alone (the server time, without HTTP)."""
+    store = Store(index_path(settings))
+    health = EndpointHealth(store)
+    now = int(time.time() * 1000)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("query: activity 24 h", lambda: health.activity(sub_id, 24, now)),
+        ("query: activity 7 d", lambda: health.activity(sub_id, 168, now)),
+        ("query: health summary", lambda: health.summary(sub_id, now)),
+    ]
+    for name, call in calls:
+        samples = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - began) * 1000)
+        samples.sort()
+        p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+        print(f"{name:40} {statistics.median(samples):8.2f} {p95:8.2f} {samples[-1]:8.2f}")
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subs", type=int, default=1000)
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--screenshots", type=Path, help="also save the portal's screenshots there (Chromium)"
+    )
     args = parser.parse_args()
-    run(args.subs, args.attempts, args.repeat)
+    run(args.subs, args.attempts, args.repeat, args.screenshots)
 
 
 if __name__ == "__main__":

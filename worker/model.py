@@ -96,6 +96,12 @@ class Attempt:
     request_body: str = ""
     response_body: str = ""
     next_attempt_ms: int | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_size: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_size: int | None = None
+    test: bool = False
+    sent_again: bool = False  # a re-sent or redriven delivery (its task has a redrive id)
 
 
 @dataclass(slots=True)

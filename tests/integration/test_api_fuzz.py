@@ -43,7 +43,11 @@ def test_the_openapi_description_is_generated_and_complete(
         base + "/{id}/test": {"post"},
         base + "/{id}/attempts": {"get"},
         base + "/{id}/deliveries": {"get"},
+        base + "/{id}/deliveries/{webhook_id}": {"get"},
         base + "/{id}/deliveries/{webhook_id}/resend": {"post"},
+        base + "/{id}/health": {"get"},
+        base + "/{id}/activity": {"get"},
+        "/v1/workspaces/{ws}/subscription-health": {"get"},
         base + "/{id}/dead-letters": {"get"},
         base + "/{id}/dead-letters/redrive": {"post"},
         "/in/{source_id}": {"post"},
@@ -87,8 +91,14 @@ def test_fuzzed_requests_never_get_a_5xx_and_answers_match_the_schema(
                 database=None,
             )
             def check(case: Any) -> None:
-                if isinstance(case.body, dict) and case.method == "POST":
+                if (
+                    isinstance(case.body, dict)
+                    and case.method == "POST"
+                    and not case.path.endswith("/test")
+                ):
                     # Never challenge fuzzed URLs: that would send requests off this machine.
+                    # (Send test goes to the one subscription's URL, on this machine: its
+                    # edited events are fuzzed as they are.)
                     case.body["skip_challenge"] = True
                 if isinstance(case.body, dict) and case.method == "PATCH":
                     case.body.pop("url", None)

@@ -118,22 +118,8 @@ def test_attempts_deliveries_dead_letters_resend_and_redrive(
         )
         again = receiver.wait_for_success("bad", 1, 30)
         assert again[-1].headers["webhook-id"] == failed["webhook_id"] and again[-1].verified
-        assert (
-            c.post(f"{base}/{ok['id']}/deliveries/{newest['webhook_id']}/resend").status_code == 404
-        )
 
-        # Redrive: a dry run counts, the real one sends and marks the letter.
-        dry = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={"dry_run": True}).json()
-        assert dry == {
-            "matched": 1,
-            "sent": 0,
-            "already_redriven": 0,
-            "skipped": 0,
-            "dry_run": True,
-        }
-        done = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={}).json()
-        assert done["sent"] == 1
-        receiver.wait_for_success("bad", 2, 30)
+        # The re-send marked the dead letter: a redrive leaves it out unless forced.
         marked = _wait(
             lambda: [
                 row
@@ -143,8 +129,42 @@ def test_attempts_deliveries_dead_letters_resend_and_redrive(
             1,
         )
         assert marked[0]["redriven_by"].startswith("rd_")
+        dry = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={"dry_run": True}).json()
+        assert dry == {
+            "matched": 1,
+            "sent": 0,
+            "already_redriven": 1,
+            "skipped": 0,
+            "dry_run": True,
+        }
         repeat = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={}).json()
         assert repeat["sent"] == 0 and repeat["already_redriven"] == 1
+        count = len(receiver.received("bad"))
+        time.sleep(1)
+        assert len(receiver.received("bad")) == count  # not sent a third time
+        done = c.post(f"{base}/{bad['id']}/dead-letters/redrive", json={"force": True}).json()
+        assert done["sent"] == 1
+        receiver.wait_for_success("bad", 2, 30)
+
+        # The re-sent delivery's attempts are numbered on: 1 (the 400), then 2 and 3.
+        numbers = _wait(
+            lambda: [
+                a["attempt"] for a in attempts(bad) if a["webhook_id"] == failed["webhook_id"]
+            ],
+            3,
+        )
+        assert sorted(numbers) == [1, 2, 3]
+
+        # A delivery that succeeded is re-sent from its attempt record, same webhook-id.
+        before = len(receiver.received("ok"))
+        assert (
+            c.post(f"{base}/{ok['id']}/deliveries/{newest['webhook_id']}/resend").status_code == 202
+        )
+        resent = receiver.wait_for("ok", before + 1, 30)[-1]
+        assert resent.headers["webhook-id"] == newest["webhook_id"] and resent.verified
+        assert resent.json["id"] == "evt_1"
+        unknown = c.post(f"{base}/{ok['id']}/deliveries/msg_nothing/resend")
+        assert unknown.status_code == 404
 
         # Plain log pages are answered by worker.api.fastlog and the rest by the route
         # functions (a repeated parameter declines the fast path): both answer alike.

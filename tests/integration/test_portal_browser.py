@@ -3,104 +3,32 @@ real receivers: create with a category's Select All (the challenge passes) and s
 deliveries in the log; Test; disable and enable; roll the secret (both signatures during the
 grace period); redrive a dead letter; an endpoint auto-disabled on 410 back to ACTIVE; one
 workspace's link never shows another's webhooks; forged, expired and reused links show
-nothing. Every page is checked for console errors; screenshots go to tests/artifacts/."""
+nothing. Every page is checked for console errors; screenshots go to tests/artifacts/. The stack is
+tests/support/portal_stack.py."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.support.api import ThreadApi, Tokens, client, running_api, token_maker
-from tests.support.browser import chromium, console_errors, find, screenshot, texts, wait
-from tests.support.kafka import produce_json
-from tests.support.portal import new_link, portal_settings
-from tests.support.receiver import Receiver, Reply
-from tests.support.worker import running
+from tests.support.browser import console_errors, find, screenshot, texts, wait
+from tests.support.portal import new_link
+from tests.support.portal_stack import Stack, portal_stack
 from worker.catalogue import Catalogue, example_catalogue_path
-from worker.config import Settings
 
-PLACEHOLDER = "whsec_" + "C" * 32
 CATALOGUE = Catalogue.load(example_catalogue_path())
-
-
-@dataclass
-class Stack:
-    api: ThreadApi
-    tokens: Tokens
-    receiver: Receiver
-    settings: Settings
-    driver: webdriver.Chrome
-    bearer: dict[str, httpx.Client] = field(default_factory=dict)
-    failing: set[str] = field(default_factory=set)
-    secrets: dict[str, str] = field(default_factory=dict)  # shown once by the page
-
-    def client(self, workspace: str) -> httpx.Client:
-        if workspace not in self.bearer:
-            self.bearer[workspace] = client(self.api, self.tokens.workspace(workspace))
-        return self.bearer[workspace]
-
-    def endpoint(self, name: str, status: int = 500) -> str:
-        """A receiver endpoint that passes challenges; events fail with ``status`` while
-        ``name`` is in ``failing``."""
-
-        def reply(_n: int, body: bytes) -> Reply:
-            if b'"challenge"' in body or name not in self.failing:
-                return Reply(200, body=b"ok from " + name.encode())
-            return Reply(status, body=b"failing on purpose")
-
-        return self.receiver.endpoint(name, PLACEHOLDER, reply)
-
-    def open(self, workspace: str) -> None:
-        self.driver.get(new_link(self.client(workspace), workspace))
-        find(self.driver, "#nav a")
-        find(self.driver, "h1")
-
-    def events(self, workspace: str, *kinds: str) -> list[str]:
-        events = [CATALOGUE.example_event(kind, workspace) for kind in kinds]
-        produce_json(
-            self.settings.bootstrap_servers or "",
-            self.settings.input_topic_list()[0],
-            events,
-            key=lambda e: str(e["record"]["id"]),
-        )
-        return [str(e["id"]) for e in events]
-
-    def sub(self, workspace: str, sub_id: str) -> dict[str, Any]:
-        response = self.client(workspace).get(f"/v1/workspaces/{workspace}/subscriptions/{sub_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def no_console_errors(self) -> None:
-        errors = console_errors(self.driver)
-        assert not errors, errors
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = portal_settings(kafka_bootstrap, tmp_path_factory.mktemp("portal-browser"))
-    with (
-        Receiver() as receiver,
-        token_maker(settings) as tokens,
-        running_api(settings) as api,
-        running(settings),
-        chromium() as driver,
-    ):
-        stack = Stack(api, tokens, receiver, settings, driver)
-        try:
-            yield stack
-        finally:
-            for c in stack.bearer.values():
-                c.close()
+    with portal_stack(kafka_bootstrap, tmp_path_factory.mktemp("portal-browser")) as built:
+        yield built
 
 
 def _created_secret(stack: Stack) -> tuple[str, str]:
@@ -170,11 +98,13 @@ def test_test_button_then_disable_and_enable(stack: Stack) -> None:
     sub_id = next(s["id"] for s in _subs(stack, "acme") if s["name"] == "CRM sync")
     _open_sub(stack, sub_id)
     find(driver, "#test").click()
+    find(driver, "#send-test").click()
     assert wait(lambda: find(driver, ".test-status").text == "200", 15, "test status")
     assert find(driver, ".test-body").text == "ok from crm"
     assert find(driver, ".test-latency").text.endswith("ms")
     screenshot(driver, "portal-test")
     find(driver, "#disable").click()
+    find(driver, "dialog .confirm").click()  # Disable asks first, like Delete
     find(driver, "#enable")
     assert stack.sub("acme", sub_id)["status"] == "DISABLED"
     assert "DISABLED" in find(driver, ".sub-status .badge").text
@@ -245,20 +175,45 @@ def test_resend_a_failed_delivery_and_redrive_its_dead_letter(stack: Stack) -> N
     find(driver, "button.resend").click()
     got = stack.receiver.wait_for_success("flaky", 2, 30)  # the challenge, then the re-send
     assert got[-1].json["id"] == event_id and got[-1].verified
-    # ... and redrive its dead letter.
+    # ... and its dead letter is marked: "Redrive all" does not send it a second time.
     find(driver, 'button[data-tab="dead"]').click()
-    row = find(driver, "tr.dead-letter")
-    assert row.get_attribute("data-event") == event_id
-    find(driver, "#redrive").click()
-    assert "Sent again: 1" in find(driver, ".redriven-count").text
-    got = stack.receiver.wait_for_success("flaky", 3, 30)
-    assert got[-1].json["id"] == event_id and got[-1].verified
 
     def marked() -> bool:
         find(driver, 'button[data-tab="dead"]').click()
         return find(driver, "td.redriven").text == "yes"
 
-    wait(marked, 15, "marked redriven")
+    wait(marked, 15, "marked as sent again")
+    row = find(driver, "tr.dead-letter")
+    assert row.get_attribute("data-event") == event_id
+    arrived = len(stack.receiver.received("flaky"))
+    find(driver, "#redrive").click()
+    assert "Nothing to send" in find(driver, ".redriven-count").text
+    time.sleep(1)
+    assert len(stack.receiver.received("flaky")) == arrived
+    ids = [r.headers["webhook-id"] for r in stack.receiver.received("flaky")[1:]]
+    assert len(set(ids)) == 1 and len(ids) == 4  # three failed attempts and one re-send
+    # The re-sent delivery's attempts are numbered on: 1 to 4, no second "Attempt 1".
+    find(driver, 'button[data-tab="log"]').click()
+    Select(find(driver, "#outcome")).select_by_value("")
+
+    def four_attempts() -> list[str]:
+        rows = driver.find_elements("css selector", "tr.delivery")
+        if not rows or rows[0].get_attribute("data-outcome") != "success":
+            find(driver, "#refresh-log").click()
+            time.sleep(0.5)
+            return []
+        if find(driver, "#auto-refresh").is_selected():  # the rows stay as they are
+            find(driver, "#auto-refresh").click()
+        rows[0].find_element("css selector", "button.details").click()
+        wait(lambda: driver.find_elements("css selector", ".attempt-head"), 15, "attempts")
+        heads = [e.text for e in driver.find_elements("css selector", ".attempt-head strong")]
+        if len(heads) < 4:
+            rows[0].find_element("css selector", "button.details").click()
+            return []
+        return heads
+
+    heads = wait(four_attempts, 30, "four numbered attempts")
+    assert heads == ["Attempt 1", "Attempt 2", "Attempt 3", "Attempt 4"]
     screenshot(driver, "portal-dead-letters")
     stack.no_console_errors()
 

@@ -16,7 +16,16 @@ from worker.subscriptions.store import InvalidSubscription
 
 # Not errors of the package: an HTTP answer, and socket-level signals the delivery client
 # raises and catches itself (OSError family, as asyncio's transports expect); private ones.
-OUTSIDE = {"Problem", "BodyTooLarge", "BlockedDestination", "ProxyError", "ConnectionClosed"}
+# The input decoder's signals to the router (not an event; wait for the registry).
+OUTSIDE = {
+    "Problem",
+    "BodyTooLarge",
+    "BlockedDestination",
+    "ProxyError",
+    "ConnectionClosed",
+    "SkippedError",
+    "PartitionHeldError",
+}
 
 
 def defined_exceptions() -> dict[str, type[BaseException]]:

@@ -10,7 +10,7 @@ from worker.api.context import ApiContext
 from worker.api.deps import Bearer
 from worker.api.middleware import Gate
 from worker.api.problems import PROBLEM_JSON, install_handlers
-from worker.api.routes import incoming, logs, meta, sources, subscriptions
+from worker.api.routes import detail, health, incoming, logs, meta, sources, subscriptions
 from worker.portal.routes import mount_portal
 
 __all__ = ["build_app"]
@@ -56,11 +56,14 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(meta.router, dependencies=secured)
     app.include_router(subscriptions.router, dependencies=secured)
     app.include_router(logs.router, dependencies=secured)
+    app.include_router(detail.router, dependencies=secured)
+    app.include_router(health.router, dependencies=secured)
     app.include_router(sources.router, dependencies=secured)
     app.include_router(meta.health)
     app.include_router(incoming.router)
     if context.portal is not None:
-        mount_portal(app, [meta.router, subscriptions.router, logs.router], secured)
+        routers = [meta.router, subscriptions.router, logs.router, detail.router, health.router]
+        mount_portal(app, routers, secured)
     if context.settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

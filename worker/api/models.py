@@ -11,11 +11,17 @@ from worker.outbound.tls import fingerprint
 from worker.subscriptions.model import Condition, Subscription
 
 __all__ = [
+    "Activity",
     "Attempt",
+    "AttemptDetail",
     "DeadLetter",
     "Delivery",
+    "DeliveryDetail",
     "EventTypeOut",
+    "Exchange",
     "FilterIn",
+    "Health",
+    "HealthList",
     "Page",
     "RedriveIn",
     "RedriveOut",
@@ -32,6 +38,8 @@ __all__ = [
 T = TypeVar("T")
 Ordering = Literal["key", "endpoint", "none"]
 Text = Annotated[str, Field(max_length=1000)]
+# A name, when given, says something (an empty one showed as "(unnamed)" in the portal).
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Pattern = Annotated[str, Field(min_length=1, max_length=200)]
 Timeout = Annotated[int, Field(ge=1, le=30_000)]
@@ -62,7 +70,7 @@ class FilterIn(_Strict):
 class SubscriptionCreate(_Strict):
     url: Url
     events: Annotated[list[Pattern], Field(min_length=1, max_length=100)]
-    name: Annotated[str, Field(max_length=200)] = ""
+    name: Name = Field("", description="required in the portal; may be left out here")
     description: Text = ""
     entity: Annotated[str, Field(max_length=200)] | None = None
     filters: Annotated[list[FilterIn], Field(max_length=20)] = []
@@ -88,7 +96,7 @@ class SubscriptionPatch(_Strict):
 
     url: Url | None = None
     events: Annotated[list[Pattern], Field(min_length=1, max_length=100)] | None = None
-    name: Annotated[str, Field(max_length=200)] | None = None
+    name: Name | None = None
     description: Text | None = None
     entity: Annotated[str, Field(max_length=200)] | None = None
     filters: Annotated[list[FilterIn], Field(max_length=20)] | None = None
@@ -164,6 +172,11 @@ class RollIn(_Strict):
 
 class TestIn(_Strict):
     event_type: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    event: dict[str, Any] | None = Field(
+        None,
+        description="the event to send (the catalogue example, edited); its workspace is "
+        "always the subscription's, its id fresh unless given",
+    )
 
 
 class TestOut(BaseModel):
@@ -199,6 +212,61 @@ class Delivery(BaseModel):
     last_attempt_at: str
 
 
+class Exchange(BaseModel):
+    """One side of an attempt: its header fields and body (cut: ``truncated``), and the
+    body's whole size in bytes when known."""
+
+    headers: dict[str, str]
+    body: str
+    size: int | None
+    truncated: bool
+
+
+class AttemptDetail(BaseModel):
+    id: str = Field(description="the attempt's position in the attempts topic")
+    attempt: int
+    started_at: str
+    latency_ms: float
+    status: int | None
+    outcome: Literal["success", "retry", "dead_letter"]
+    error: str | None
+    url: str | None
+    request: Exchange | None = Field(description="null once the attempts topic dropped it")
+    response: Exchange | None
+    next_attempt_at: str | None = Field(description="when a retrying delivery tries again")
+
+
+class DeliveryDetail(Delivery):
+    test: bool = Field(description="sent by Send test, not for an input event")
+    attempt_details: list[AttemptDetail] = Field(description="oldest first")
+
+
+class Health(BaseModel):
+    subscription_id: str
+    attempts_24h: int
+    failures_24h: int
+    success_rate_24h: float | None = Field(description="0-1; null without attempts")
+    last_attempt_at: str | None
+    last_status: int | None
+    last_outcome: Literal["success", "retry", "dead_letter"] | None
+    consecutive_failures: int = Field(description="failed attempts since the last success")
+
+
+class ActivityBucket(BaseModel):
+    start: str
+    successes: int
+    failures: int
+
+
+class Activity(BaseModel):
+    window: Literal["24h", "7d"]
+    data: list[ActivityBucket] = Field(description="one bucket per hour, oldest first")
+
+
+class HealthList(BaseModel):
+    data: list[Health]
+
+
 class DeadLetter(BaseModel):
     position: str
     webhook_id: str
@@ -216,6 +284,9 @@ class RedriveIn(_Strict):
     since: Annotated[str, Field(max_length=40)] | None = None
     reason: Annotated[str, Field(max_length=40)] | None = None
     dry_run: bool = False
+    force: bool = Field(
+        False, description="also send deliveries an earlier redrive or re-send already sent"
+    )
 
 
 class RedriveOut(BaseModel):

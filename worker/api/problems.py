@@ -16,7 +16,14 @@ from starlette.responses import Response
 
 from worker.errors import ConflictError, InvalidInput, NotFoundError
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_handlers", "problem_response", "service_errors"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "field_error",
+    "install_handlers",
+    "problem_response",
+    "service_errors",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -44,9 +51,50 @@ def service_errors() -> Iterator[None]:
     except NotFoundError as exc:
         raise Problem(404, str(exc)) from None
     except ConflictError as exc:
+        if exc.public:
+            errors = [{"field": "", "message": exc.public}]
+            raise Problem(409, str(exc), errors=errors) from None
         raise Problem(409, str(exc)) from None
     except InvalidInput as exc:
-        raise Problem(422, str(exc)) from None
+        raise Problem(422, str(exc), errors=[field_error(exc)]) from None
+
+
+def field_error(exc: InvalidInput) -> dict[str, str]:
+    """One entry of a problem's ``errors``: the field and the end user's words for it."""
+    return {"field": exc.field or "", "message": exc.public or _sentence(str(exc))}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# Pydantic's error types in an end user's words (``ctx`` fills the limits in).
+_WORDS = {
+    "missing": "Required.",
+    "string_too_short": "Required.",
+    "string_too_long": "At most {max_length} characters.",
+    "string_pattern_mismatch": "Enter a value.",
+    "too_long": "At most {max_length} entries.",
+    "too_short": "Pick at least {min_length}.",
+    "greater_than_equal": "At least {ge}.",
+    "less_than_equal": "At most {le}.",
+    "greater_than": "More than {gt}.",
+    "less_than": "Less than {lt}.",
+    "int_parsing": "Enter a whole number.",
+    "int_from_float": "Enter a whole number.",
+    "literal_error": "Choose one of {expected}.",
+    "extra_forbidden": "Not a field of this request.",
+}
+
+
+def _words(error: dict[str, Any]) -> str:
+    template = _WORDS.get(str(error.get("type", "")))
+    if template is None:
+        return _sentence(str(error.get("msg", "invalid value")))
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return _sentence(str(error.get("msg", "invalid value")))
 
 
 def problem_response(
@@ -72,12 +120,13 @@ def _validation_detail(exc: RequestValidationError) -> tuple[int, str, list[dict
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         if error.get("type") == "json_invalid":
             status = 400
-        errors.append({"field": location, "message": str(error.get("msg", ""))})
+        errors.append({"field": location, "message": _words(dict(error))})
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     if status == 400:
         return 400, "malformed JSON body", errors
     where = f"{first['field']}: " if first["field"] else ""
-    return status, f"{where}{first['message']}", errors
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return status, f"{where}{first['message']}{more}", errors
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -293,6 +293,8 @@ class LogFollower:
                 attempt = self._codec.decode_attempt(value)
                 if attempt.started_ms >= cutoff_ms:
                     batch.attempts.append(attempt_row(partition, offset, attempt))
+                    if attempt.sent_again:
+                        batch.sent_again.add((attempt.subscription_id, attempt.delivery_id))
             elif topic == self._topics.dlq and value is not None:
                 letter = self._codec.decode_dead_letter(value)
                 if letter.failed_ms >= cutoff_ms:

@@ -53,10 +53,11 @@ class _Query:
     """One keyset query: ``WHERE`` terms, then newest first by (``time``, ``tie``), where
     ``tie`` is a Kafka position (of the row, or of a delivery's first attempt)."""
 
-    def __init__(self, select: str, time: str, tie: str) -> None:
+    def __init__(self, select: str, time: str, tie: str, *, hashed_event: bool = False) -> None:
         self.select = select
         self.time = time
         self.tie = tie
+        self.hashed_event = hashed_event  # the table indexes event ids by event_key
 
     def page(
         self,
@@ -84,7 +85,7 @@ class _Query:
                 continue
             if column == "subscription_id":
                 where.append(f"sub = {SUB_KEY}")
-            elif column == "event_id":
+            elif column == "event_id" and self.hashed_event:
                 # The index holds a hash of the id: compare the id itself too.
                 where.append("event_key = ? AND event_id = ?")
                 args.append(event_key(value))
@@ -103,7 +104,9 @@ class _Query:
             args.extend((key[0], key[0], key[1]))
         # Without statistics SQLite would rather take an index that also sorts; an event's
         # attempts are few, so its own index is the one to use.
-        indexed = " INDEXED BY attempts_by_event" if filters.get("event_id") else ""
+        indexed = (
+            " INDEXED BY attempts_by_event" if self.hashed_event and filters.get("event_id") else ""
+        )
         sql = (
             f"{self.select}{indexed} WHERE {' AND '.join(where)} "
             f"ORDER BY {self.time} DESC, {self.tie} DESC LIMIT ?"
@@ -122,6 +125,7 @@ _ATTEMPTS = _Query(
     "response_body, started_ms, id FROM attempts",
     "started_ms",
     "id",
+    hashed_event=True,
 )
 _DELIVERIES = _Query(
     "SELECT webhook_id, event_id, event_type, attempts, last_status, outcome, last_ms, "
@@ -199,15 +203,25 @@ class DeliveryLog:
         *,
         outcome: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        event_id: str | None = None,
+        webhook_id: str | None = None,
+        event_type: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         """One row per delivery (webhook-id) that made at least one attempt, newest first by
         its first attempt; ``outcome`` and ``last_status`` are those of its last attempt, and
-        ``since_ms`` bounds the first attempt."""
-        filters = {"subscription_id": subscription_id, "outcome": outcome}
+        ``since_ms`` / ``until_ms`` bound the first attempt. The other filters are exact."""
+        filters = {
+            "subscription_id": subscription_id,
+            "outcome": outcome,
+            "event_id": event_id,
+            "webhook_id": webhook_id,
+            "event_type": event_type,
+        }
         rows, next_cursor = _DELIVERIES.page(
-            self.store, "deliveries", filters, (since_ms, None), limit, cursor
+            self.store, "deliveries", filters, (since_ms, until_ms), limit, cursor
         )
         return [
             {
@@ -298,13 +312,55 @@ class DeliveryLog:
 
     def latest_task(self, subscription_id: str, webhook_id: str) -> bytes | None:
         """The task of the delivery's latest dead letter (to send it again), or ``None``."""
+        row = self.latest_dead_letter(subscription_id, webhook_id)
+        return None if row is None else row.task
+
+    def latest_dead_letter(self, subscription_id: str, webhook_id: str) -> TaskRow | None:
+        """The delivery's latest dead letter (where it is, its task, whether it was
+        re-driven), or ``None``."""
         row = (
             self.store.reader()
             .execute(
-                f"SELECT task FROM dead_letters WHERE sub = {SUB_KEY} AND webhook_id = ? "
-                "ORDER BY id DESC LIMIT 1",
+                "SELECT id, task, EXISTS (SELECT 1 FROM redrives "
+                "WHERE redrives.dead_letter = dead_letters.id) FROM dead_letters "
+                f"WHERE sub = {SUB_KEY} AND webhook_id = ? ORDER BY id DESC LIMIT 1",
                 (subscription_id, webhook_id),
             )
             .fetchone()
         )
-        return None if row is None else bytes(row[0])
+        return None if row is None else TaskRow(_position(row[0]), bytes(row[1]), bool(row[2]))
+
+    def delivery_attempts(self, subscription_id: str, webhook_id: str) -> list[dict[str, Any]]:
+        """The attempts of one delivery, oldest first, with their Kafka position in
+        ``attempts`` (``partition``, ``offset``) to read the whole record there."""
+        row = (
+            self.store.reader()
+            .execute(
+                f"SELECT event_id FROM deliveries WHERE sub = {SUB_KEY} AND webhook_id = ?",
+                (subscription_id, webhook_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return []
+        rows = self.store.reader().execute(
+            "SELECT id, attempt, status, outcome, error, latency_ms, started_ms, response_body "
+            f"FROM attempts INDEXED BY attempts_by_event WHERE event_key = ? "
+            f"AND event_id = ? AND webhook_id = ? AND sub = {SUB_KEY} ORDER BY started_ms, id",
+            (event_key(row[0]), row[0], webhook_id, subscription_id),
+        )
+        names = ("attempt", "status", "outcome", "error", "latency_ms", "started_ms")
+        out = []
+        for row_id, *values, response_body in rows:
+            item: dict[str, Any] = dict(zip(names, values, strict=True))
+            item["started_at"] = rfc3339(item.pop("started_ms"))
+            item["response_body"] = response_body
+            item["partition"] = row_id >> PARTITION_SHIFT
+            item["offset"] = row_id & _OFFSET_MASK
+            out.append(item)
+        return out
+
+    def delivery(self, subscription_id: str, webhook_id: str) -> dict[str, Any] | None:
+        """One delivery's row (as :meth:`deliveries` lists it), or ``None``."""
+        rows, _ = self.deliveries(subscription_id, webhook_id=webhook_id, limit=1)
+        return rows[0] if rows else None

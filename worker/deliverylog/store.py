@@ -36,11 +36,14 @@ from typing import IO
 
 from worker.config import Settings
 from worker.deliverylog.schema import (
+    HOUR_MS,
     INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
     SCHEMA,
     SCHEMA_VERSION,
+    SUB_KEY,
     UPSERT_DELIVERY,
+    UPSERT_HOURLY,
 )
 
 __all__ = [
@@ -57,7 +60,16 @@ PARTITION_SHIFT = 40
 # (bench/api/scenario.py measures both it and the catch-up rate it buys).
 WRITER_CACHE_MB = 64
 
-_TABLES = ("attempts", "deliveries", "dead_letters", "redrives", "positions", "subscriptions")
+_TABLES = (
+    "attempts",
+    "deliveries",
+    "dead_letters",
+    "hourly",
+    "redrives",
+    "positions",
+    "subscriptions",
+)
+TEST_PREFIX = "msg_test_"  # the webhook ids of Send test: not in the activity counts
 
 AttemptRow = tuple[
     int, str, str, str, str, int, str, int, int | None, str, str | None, float, int, str
@@ -95,6 +107,8 @@ class Batch:
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     marks: dict[int, MarkRow | None] = field(default_factory=dict)
     positions: dict[tuple[str, int], Position] = field(default_factory=dict)
+    # (subscription, webhook-id) of deliveries sent again: their attempts are numbered on.
+    sent_again: set[tuple[str, str]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.attempts or self.dead_letters or self.marks or self.positions)
@@ -162,6 +176,45 @@ def _deliveries(attempts: list[AttemptRow]) -> list[tuple[object, ...]]:
         )
         for d in found.values()
     ]
+
+
+def _hourly(attempts: list[AttemptRow]) -> list[tuple[str, int, int, int]]:
+    """The attempts counted per subscription and hour: successes, and the rest."""
+    counts: dict[tuple[str, int], list[int]] = {}
+    for row in attempts:
+        if row[3].startswith(TEST_PREFIX):
+            continue
+        bucket = counts.setdefault((row[1], row[12] // HOUR_MS), [0, 0])
+        bucket[0 if row[9] == "success" else 1] += 1
+    return [(sub, hour, ok, failed) for (sub, hour), (ok, failed) in counts.items()]
+
+
+def _numbered(
+    conn: sqlite3.Connection, attempts: list[AttemptRow], sent_again: set[tuple[str, str]]
+) -> list[AttemptRow]:
+    """The attempts of deliveries sent again, numbered on: a re-sent or redriven delivery
+    starts its retry schedule at attempt 1, but the log shows its attempts after the ones it
+    already had (3, 4... rather than a second "attempt 1"). Only those deliveries are looked
+    up (the others keep their records' numbers): a lookup per attempt cost an eighth of the
+    writer's rate."""
+    if not sent_again:
+        return attempts
+    counted: dict[tuple[str, str], int] = {}
+    for key in sent_again:
+        found = conn.execute(
+            f"SELECT attempts FROM deliveries WHERE sub = {SUB_KEY} AND webhook_id = ?", key
+        ).fetchone()
+        counted[key] = found[0] if found else 0
+    out: list[AttemptRow] = []
+    for row in attempts:
+        key = (row[1], row[3])
+        before = counted.get(key)
+        if before is None:
+            out.append(row)
+            continue
+        counted[key] = before + 1
+        out.append((*row[:7], max(row[7], before + 1), *row[8:]))
+    return out
 
 
 def index_path(settings: Settings) -> Path:
@@ -267,8 +320,10 @@ class Store:
                 "INSERT OR IGNORE INTO subscriptions (id) VALUES (?)", [(s,) for s in subs]
             )
             if batch.attempts:
-                conn.executemany(INSERT_ATTEMPT, batch.attempts)
+                numbered = _numbered(conn, batch.attempts, batch.sent_again)
+                conn.executemany(INSERT_ATTEMPT, numbered)
                 conn.executemany(UPSERT_DELIVERY, _deliveries(batch.attempts))
+                conn.executemany(UPSERT_HOURLY, _hourly(batch.attempts))
             if batch.dead_letters:
                 conn.executemany(INSERT_DEAD_LETTER, batch.dead_letters)
             marks = [m for m in batch.marks.values() if m is not None]
@@ -303,6 +358,7 @@ class Store:
                 "DELETE FROM dead_letters WHERE failed_ms < ?",
             ):
                 deleted += conn.execute(sql, (before_ms,)).rowcount
+            conn.execute("DELETE FROM hourly WHERE hour < ?", (before_ms // HOUR_MS,))
             conn.execute(
                 "DELETE FROM redrives WHERE redriven_ms < ? AND dead_letter NOT IN "
                 "(SELECT id FROM dead_letters)",

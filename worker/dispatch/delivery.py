@@ -19,6 +19,7 @@ from worker.observability.metrics import Metrics
 from worker.observability.spans import deliver_request, deliver_response
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.headers import RESERVED_HEADERS
+from worker.outbound.recorded import REQUEST_BODY_KEPT, recorded
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.subscriptions.model import Status, Subscription
 
@@ -86,8 +87,19 @@ class Attempter:
             return Outcome(
                 verdict,
                 error=f"{exc.kind}: {exc}",
-                attempt=self._record(
-                    task, sub, started_ms, exc.latency_s, verdict, None, f"{exc.kind}: {exc}", b""
+                attempt=recorded(
+                    self._record(
+                        task,
+                        sub,
+                        started_ms,
+                        exc.latency_s,
+                        verdict,
+                        None,
+                        f"{exc.kind}: {exc}",
+                        b"",
+                    ),
+                    headers,
+                    sub.headers,
                 ),
             )
         verdict = classify(response.status, None)
@@ -100,15 +112,20 @@ class Attempter:
             status=response.status,
             retry_after_ms=parse_retry_after(response.retry_after, started_ms),
             response_excerpt=excerpt,
-            attempt=self._record(
-                task,
-                sub,
-                started_ms,
-                response.latency_s,
-                verdict,
-                response.status,
-                None,
-                response.body,
+            attempt=recorded(
+                self._record(
+                    task,
+                    sub,
+                    started_ms,
+                    response.latency_s,
+                    verdict,
+                    response.status,
+                    None,
+                    response.body,
+                ),
+                headers,
+                sub.headers,
+                response,
             ),
         )
 
@@ -165,6 +182,8 @@ class Attempter:
             outcome=verdict.next.value,
             status=status,
             error=error,
-            request_body=task.body[:BODY_EXCERPT].decode("utf-8", "replace"),
+            request_body=task.body[:REQUEST_BODY_KEPT].decode("utf-8", "replace"),
+            request_size=len(task.body),
+            sent_again=task.redrive_id is not None,
             response_body=body[:BODY_EXCERPT].decode("utf-8", "replace"),
         )

@@ -1,15 +1,18 @@
 """Re-driving dead letters: their tasks go back to ``deliveries`` as fresh first attempts.
 
 What stays: the ``webhook-id`` (``delivery_id``), so receivers can dedupe, and the body.
-What is reset: the attempt count, the due time and the last result. The task is keyed by its
+What is reset: the attempt count (the retry schedule starts again; the delivery log numbers
+the new attempts on from the old ones), the due time and the last result. The task is keyed by its
 subscription like every task, so it lands in the subscription's partition of ``deliveries``,
 and letters are sent in ``dlq`` order: an ordered subscription gets its re-driven events in
 the order they failed, which is their original order.
 
 The checkpoint: once a task is acknowledged by the broker, a mark for its dead letter's
-position is written to the compacted ``redrives`` topic. A later redrive skips marked letters
-(unless forced). A crash between the two writes means the letter is sent again next time:
-at least once, never lost, and receivers dedupe on the unchanged ``webhook-id``.
+position is written to the compacted ``redrives`` topic, by a redrive and by the API's
+re-send of one delivery alike. A later redrive sends only the newest letter of a delivery,
+and skips it when it is marked (unless forced). A crash between the two writes means the
+letter is sent again next time: at least once, never lost, and receivers dedupe on the
+unchanged ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -58,14 +61,22 @@ def plan(
     *,
     force: bool,
 ) -> Plan:
-    """Choose what to send. Without ``force``, already re-driven letters are skipped; letters
-    of deleted subscriptions are always skipped (there is nowhere to send them); subscriptions
-    that are not ACTIVE are reported in ``inactive`` (the caller refuses unless forced)."""
+    """Choose what to send: of each delivery, its newest letter only (an older one is
+    ``superseded``, whether marked or not: re-sending or redriving the newest covers it).
+    Without ``force``, a newest letter already re-driven is skipped; letters of deleted
+    subscriptions are always skipped (there is nowhere to send them); subscriptions that are
+    not ACTIVE are reported in ``inactive`` (the caller refuses unless forced)."""
     result = Plan()
-    newest: dict[str, Letter] = {}
-    order: list[Letter] = []
-    for letter in letters:
+    listed = list(letters)
+    newest = {letter.letter.task.delivery_id: letter for letter in listed}
+    for letter in listed:
         sub_id = letter.letter.task.subscription_id
+        if newest[letter.letter.task.delivery_id] is not letter:
+            if letter.redrive is not None and not force:
+                result.already_redriven += 1
+            else:
+                result.superseded += 1
+            continue
         if letter.redrive is not None and not force:
             result.already_redriven += 1
             continue
@@ -75,13 +86,7 @@ def plan(
             continue
         if sub.status is not Status.ACTIVE:
             result.inactive[sub_id] = sub.status.value
-        order.append(letter)
-        newest[letter.letter.task.delivery_id] = letter
-    for letter in order:
-        if newest[letter.letter.task.delivery_id] is letter:
-            result.send.append(letter)
-        else:
-            result.superseded += 1
+        result.send.append(letter)
     return result
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.errors import InvalidInput
 from worker.inputs.sources import Source, SourceError
 
 __all__ = ["Options", "SpecError"]
 
 
-class SpecError(ValueError):
+class SpecError(InvalidInput):
     """A mapping that cannot work: ``key`` and why (the loader adds the file and mapping)."""
 
     def __init__(self, key: str, message: str) -> None:

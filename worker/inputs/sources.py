@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from worker.errors import InvalidInput
 from worker.inputs.record import InputRecord
 
 __all__ = ["MISSING", "Source", "SourceError", "lookup"]
@@ -16,7 +17,7 @@ _SEGMENT = re.compile(r"^[^.\s]+$")
 KINDS = ("field", "header", "key", "topic", "const")
 
 
-class SourceError(ValueError):
+class SourceError(InvalidInput):
     """A source string that cannot work; the message says why."""
 
 

@@ -78,6 +78,7 @@ class Response:
     body: bytes  # at most RESPONSE_READ_CAP bytes
     retry_after: str | None
     latency_s: float
+    headers: tuple[tuple[str, str], ...] = ()  # as received, names lowercased
 
 
 class TransportError(DeliveryFailed):
@@ -197,10 +198,10 @@ class HttpSender:
             raise TransportError("invalid", str(exc), time.perf_counter() - start) from None
         try:
             async with asyncio.timeout(timeout_s), self._slots:
-                status, content, retry_after = await self._exchange(
+                status, content, retry_after, fields = await self._exchange(
                     target, (target.origin, certificate), context, head, body, tenant
                 )
-            return Response(status, content, retry_after, time.perf_counter() - start)
+            return Response(status, content, retry_after, time.perf_counter() - start, fields)
         except TimeoutError:
             raise TransportError(
                 "timeout", f"no response within {timeout_s:g}s", time.perf_counter() - start

@@ -49,7 +49,8 @@ DEFAULT_IDLE_S = 4.0
 KEEPALIVE_MARGIN_S = 1.0
 MAX_IDLE_S = 15.0  # never longer, whatever the server advertises
 
-Result = tuple[int, bytes, str | None]  # status, body (capped), Retry-After
+# status, body (capped), Retry-After, the response's header fields (for the delivery log)
+Result = tuple[int, bytes, str | None, tuple[tuple[str, str], ...]]
 Origin = tuple[str, str, int]  # scheme, host, port
 PoolKey = tuple[Origin, ClientCertificate | None]
 
@@ -97,6 +98,7 @@ class Connection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self._size = 0
         self._retry_after: str | None = None
+        self._fields: list[tuple[str, str]] = []
         self._framed = False  # content-length or chunked: the body's end is known
         self._headers_done = False
         self._headers = 0
@@ -184,6 +186,7 @@ class Connection(asyncio.Protocol):
         if self._headers > MAX_HEADERS:
             raise ValueError(f"more than {MAX_HEADERS} response headers")
         lower = name.lower()
+        self._fields.append((lower.decode("latin-1"), value.decode("latin-1")))
         if lower == b"retry-after":
             self._retry_after = value.decode("latin-1")
         elif lower == b"content-length":
@@ -242,7 +245,9 @@ class Connection(asyncio.Protocol):
             self.state = State.IDLE
             self.idle_since = time.monotonic()
         if waiter is not None and not waiter.done():
-            waiter.set_result((self._status, b"".join(self._chunks), self._retry_after))
+            waiter.set_result(
+                (self._status, b"".join(self._chunks), self._retry_after, tuple(self._fields))
+            )
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None

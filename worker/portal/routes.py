@@ -38,6 +38,9 @@ _STATIC = {
     "views.js": "text/javascript; charset=utf-8",
     "forms.js": "text/javascript; charset=utf-8",
     "log.js": "text/javascript; charset=utf-8",
+    "schema.js": "text/javascript; charset=utf-8",
+    "detail.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
 }
 

@@ -138,25 +138,45 @@ def run_challenge(
             certificate=certificate,
         )
     except TransportError as exc:
-        raise ChallengeFailed(_failure(url, exc)) from None
+        message, public = _failure(url, exc)
+        raise ChallengeFailed(message, public=public) from None
     if not 200 <= response.status < 300:
         raise ChallengeFailed(
-            f"challenge to {url} failed: endpoint answered HTTP {response.status}"
+            f"challenge to {url} failed: endpoint answered HTTP {response.status}",
+            public=f"The endpoint answered our verification request with HTTP "
+            f"{response.status}; it must answer with a 2xx status.",
         )
     return challenge
 
 
-def _failure(url: str, exc: TransportError) -> str:
+_UNREACHABLE = (
+    "We could not connect to this URL to verify it. Check that the endpoint is running "
+    "and reachable from the internet."
+)
+
+
+def _failure(url: str, exc: TransportError) -> tuple[str, str]:
+    """The message (for operators and API clients) and its words for an end user."""
     text = str(exc)
     if exc.kind == "timeout":
-        return f"challenge to {url} timed out after {CHALLENGE_TIMEOUT_S:g}s"
+        return (
+            f"challenge to {url} timed out after {CHALLENGE_TIMEOUT_S:g}s",
+            f"The endpoint did not answer our verification request within "
+            f"{CHALLENGE_TIMEOUT_S:g} seconds.",
+        )
     if exc.kind == "blocked":
-        return f"challenge to {url} refused: {text}"
+        return f"challenge to {url} refused: {text}", _BLOCKED
     if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
-        return f"challenge to {url} failed: TLS error: {text}"
+        return (
+            f"challenge to {url} failed: TLS error: {text}",
+            "The endpoint's HTTPS certificate could not be verified.",
+        )
     if exc.kind == "invalid":
-        return f"challenge to {url} failed: {text}"
-    return f"challenge to {url} failed: connection refused or unreachable: {text}"
+        return f"challenge to {url} failed: {text}", "This URL cannot be used as written."
+    return f"challenge to {url} failed: connection refused or unreachable: {text}", _UNREACHABLE
+
+
+_BLOCKED = "This URL points to a private or reserved network address; use a public endpoint."
 
 
 def check_destination(url: str, destinations: DestinationPolicy) -> list[str]:
@@ -170,6 +190,9 @@ def check_destination(url: str, destinations: DestinationPolicy) -> list[str]:
     try:
         return asyncio.run(resolve_destination(host, port, destinations))
     except BlockedDestination as exc:
-        raise ChallengeFailed(f"challenge to {url} refused: {exc}") from None
+        raise ChallengeFailed(f"challenge to {url} refused: {exc}", public=_BLOCKED) from None
     except OSError as exc:
-        raise ChallengeFailed(f"challenge to {url} failed: {exc}") from None
+        raise ChallengeFailed(
+            f"challenge to {url} failed: {exc}",
+            public="This URL's host name could not be found. Check it for typos.",
+        ) from None

@@ -180,7 +180,9 @@ class SubscriptionService:
         if limit and len(self._index.by_workspace(workspace)) >= limit:
             raise LimitReached(
                 f"workspace {workspace} already has {limit} endpoints "
-                f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={limit})"
+                f"(WEBHOOK_MAX_ENDPOINTS_PER_WORKSPACE={limit})",
+                public=f"This workspace has reached its limit of {limit} webhooks: "
+                "delete one to add another.",
             )
         if challenge:
             self._run_challenge(sub)
@@ -272,15 +274,21 @@ class SubscriptionService:
             if unknown:
                 raise InvalidSubscription(
                     f"unknown event type: {', '.join(unknown)} matches no catalogued type "
-                    "(see `event-types list`)"
+                    "(see `event-types list`)",
+                    field="events",
+                    public=f"Not an event type of this service: {', '.join(unknown)}.",
                 )
         if sub.rate_limit is not None and not 0 < sub.rate_limit <= 100_000:
-            raise InvalidSubscription("rate limit must be a positive number of deliveries/s")
+            raise InvalidSubscription(
+                "rate limit must be a positive number of deliveries/s", field="rate_limit"
+            )
         if sub.ordering is not None and sub.ordering not in ORDERINGS:
             raise InvalidSubscription(f"ordering must be one of {', '.join(ORDERINGS)}")
         low, high = MAX_IN_FLIGHT_RANGE
         if sub.max_in_flight is not None and not low <= sub.max_in_flight <= high:
-            raise InvalidSubscription(f"max in flight must be from {low} to {high}")
+            raise InvalidSubscription(
+                f"max in flight must be from {low} to {high}", field="max_in_flight"
+            )
         self._check_delivery_shape(sub)
         self._check_client_certificate(sub)
 
@@ -299,15 +307,15 @@ class SubscriptionService:
     def _check_delivery_shape(sub: Subscription) -> None:
         """Custom headers and selected fields."""
         if len(sub.headers) > MAX_HEADERS:
-            raise InvalidSubscription(f"at most {MAX_HEADERS} custom headers")
+            raise InvalidSubscription(f"at most {MAX_HEADERS} custom headers", field="headers")
         for name, value in sub.headers:
             try:
                 check_header(name, value)
             except InvalidHeader as exc:
-                raise InvalidSubscription(str(exc)) from None
+                raise InvalidSubscription(str(exc), field="headers") from None
         for field_name in sub.fields:
             if not field_name or any(c in field_name for c in " \t\r\n,"):
-                raise InvalidSubscription(f"malformed field name {field_name!r}")
+                raise InvalidSubscription(f"malformed field name {field_name!r}", field="fields")
 
     def _run_challenge(self, sub: Subscription) -> None:
         if self._challenges.recent(sub.workspace, sub.url):
@@ -315,7 +323,7 @@ class SubscriptionService:
         try:
             self._challenge(sub)
         except ChallengeFailed as exc:
-            raise InvalidSubscription(str(exc)) from None
+            raise InvalidSubscription(str(exc), field="url", public=exc.public) from None
         self._challenges.remember(sub.workspace, sub.url)
 
     def _status(

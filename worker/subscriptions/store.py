@@ -7,6 +7,7 @@ rules hold for every writer: URL policy, patterns, and encrypted secrets at rest
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -38,32 +39,51 @@ def new_subscription_id() -> str:
 
 def validate_url(url: str, settings: Settings) -> str:
     """Accept only absolute http(s) URLs allowed by the settings (HTTPS unless allowed)."""
+    malformed = "This is not a valid URL. It looks like https://example.com/webhooks."
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidSubscription(f"malformed URL {url!r}: {exc}") from None
+        raise _url_error(f"malformed URL {url!r}: {exc}", malformed) from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidSubscription(f"malformed URL {url!r}: expected https://host/path")
+        raise _url_error(f"malformed URL {url!r}: expected https://host/path", malformed)
+    if _UNSAFE.search(url) or not _HOST.match(parts.hostname):
+        # Caught here, not by the DNS lookup of the challenge: a space in a host name.
+        raise _url_error(f"malformed URL {url!r}: spaces or invalid characters", malformed)
     if parts.scheme == "http" and not settings.allow_http:
-        raise InvalidSubscription(
-            f"HTTP endpoints are rejected: {url} (use https, or WEBHOOK_ALLOW_HTTP=true)"
+        raise _url_error(
+            f"HTTP endpoints are rejected: {url} (use https, or WEBHOOK_ALLOW_HTTP=true)",
+            "Use an https:// URL.",
         )
     if parts.username or parts.password:
-        raise InvalidSubscription("URLs with credentials are rejected: use custom headers")
+        raise _url_error(
+            "URLs with credentials are rejected: use custom headers",
+            "Remove the user name and password from the URL; send credentials in a header.",
+        )
     if port == 0:
-        raise InvalidSubscription(f"malformed URL {url!r}: port 0")
+        raise _url_error(f"malformed URL {url!r}: port 0", malformed)
     host = parts.hostname
+    private = "This URL points to a private or reserved network address; use a public endpoint."
     if not settings.allow_private_networks:
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            raise InvalidSubscription(f"destination is not publicly routable: {host}")
+            raise _url_error(f"destination is not publicly routable: {host}", private)
         try:
             address = literal_address(host)  # None for a name: checked on every attempt
         except ValueError as exc:
-            raise InvalidSubscription(f"malformed URL {url!r}: {exc}") from None
+            raise _url_error(f"malformed URL {url!r}: {exc}", malformed) from None
         if address is not None and not DestinationPolicy.from_settings(settings).permits(address):
-            raise InvalidSubscription(f"destination is not publicly routable: {host}")
+            raise _url_error(f"destination is not publicly routable: {host}", private)
     return url
+
+
+# Whitespace, controls and the characters RFC 3986 never allows unescaped in a URL.
+_UNSAFE = re.compile(r'[\x00-\x20\x7f<>"{}|\\^`]')
+# A host: a name (letters of any script, digits, hyphens, dots) or an IP literal.
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+|[\w.-]+)$")
+
+
+def _url_error(message: str, public: str) -> InvalidSubscription:
+    return InvalidSubscription(message, field="url", public=public)
 
 
 class SubscriptionWriter:
@@ -87,16 +107,22 @@ class SubscriptionWriter:
         the catalogue, header and limit rules."""
         validate_url(sub.url, self._settings)
         if not sub.events:
-            raise InvalidSubscription("at least one event pattern is required")
+            raise InvalidSubscription(
+                "at least one event pattern is required",
+                field="events",
+                public="Pick at least one event.",
+            )
         for pattern in sub.events:
             try:
                 validate_pattern(pattern)
             except ValueError as exc:
-                raise InvalidSubscription(str(exc)) from None
+                raise InvalidSubscription(str(exc), field="events") from None
         if not sub.workspace.strip():
             raise InvalidSubscription("workspace is required")
         if not 1 <= sub.timeout_ms <= 30_000:
-            raise InvalidSubscription("timeout must be more than 0 and at most 30s")
+            raise InvalidSubscription(
+                "timeout must be more than 0 and at most 30s", field="timeout_ms"
+            )
 
     def put(self, sub: Subscription) -> tuple[int, int]:
         """Validate and write ``sub`` (secrets sealed when a key is configured); waits for

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +14,11 @@ from worker import __version__
 from worker.catalogue import Catalogue
 from worker.config import Settings
 from worker.errors import InvalidInput
-from worker.model import Event
-from worker.outbound.client import TransportError, post_once
+from worker.model import Attempt, Event
+from worker.outbound.client import Response, TransportError, post_once
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.headers import RESERVED_HEADERS
+from worker.outbound.recorded import REQUEST_BODY_KEPT, recorded
 from worker.outbound.signing import decode_secret, load_signing_key, sign_headers
 from worker.outbound.tls import TlsContexts
 from worker.subscriptions.challenge import ChallengeFailed, check_destination
@@ -25,7 +26,7 @@ from worker.subscriptions.model import Subscription
 from worker.subscriptions.patterns import pattern_matches
 from worker.subscriptions.render import render_body
 
-__all__ = ["FireResult", "NotSubscribed", "as_json", "fire", "sample_event"]
+__all__ = ["FireResult", "NotSubscribed", "as_json", "attempt_of_test", "fire", "sample_event"]
 
 EXCERPT = 500
 
@@ -44,6 +45,10 @@ class FireResult:
     error: str | None
     webhook_id: str
     event: str
+    event_id: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: bytes = b""
+    response_headers: tuple[tuple[str, str], ...] = ()
 
 
 def _concrete(pattern: str) -> str:
@@ -57,14 +62,27 @@ def _concrete(pattern: str) -> str:
 
 
 def sample_event(
-    sub: Subscription, catalogue: Catalogue | None = None, event_type: str | None = None
+    sub: Subscription,
+    catalogue: Catalogue | None = None,
+    event_type: str | None = None,
+    given: dict[str, Any] | None = None,
 ) -> Event:
-    """The event to send: the catalogue's example of ``event_type`` (or of the first type the
-    subscription's first pattern matches), else a generic record event."""
+    """The event to send: ``given`` (an edited example: its workspace is the subscription's
+    whatever it says, its id fresh unless it has one), else the catalogue's example of
+    ``event_type`` (or of the first type the subscription's first pattern matches), else a
+    generic record event."""
     if event_type is not None and not any(pattern_matches(p, event_type) for p in sub.events):
         raise NotSubscribed(f"the subscription does not receive {event_type} events")
     wanted = event_type or (sub.events[0] if sub.events else "*")
-    if catalogue is not None and (event_type is None or catalogue.get(event_type) is not None):
+    if given is not None:
+        data = {**given, "workspace": sub.workspace, "test": True}
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            data["id"] = f"evt_test_{uuid.uuid4().hex[:16]}"
+        kind = str(data.get("event") or event_type or _concrete(wanted))
+        data["event"] = kind
+        if event_type is None and not any(pattern_matches(p, kind) for p in sub.events):
+            raise NotSubscribed(f"the subscription does not receive {kind} events")
+    elif catalogue is not None and (event_type is None or catalogue.get(event_type) is not None):
         data = catalogue.example_event(wanted, sub.workspace, sub.entity)
         data["test"] = True
         kind = str(data["event"])
@@ -115,17 +133,21 @@ def fire(
     *,
     catalogue: Catalogue | None = None,
     event_type: str | None = None,
+    event: dict[str, Any] | None = None,
 ) -> FireResult:
     """Send one signed sample event to ``sub``'s URL (blocking; no redirects followed) on the
     delivery client: the same destination checks, proxy and TLS settings as deliveries.
     A refused destination, a connection failure or a timeout is a result with ``error``."""
-    event = sample_event(sub, catalogue, event_type)
+    sample = sample_event(sub, catalogue, event_type, event)
     delivery_id = f"msg_test_{uuid.uuid4().hex[:20]}"
-    body = render_body(event, sub)
+    body = render_body(sample, sub)
     destinations = DestinationPolicy.from_settings(settings)
+    headers = _headers(sub, delivery_id, body)
 
     def failed(error: str, latency: float | None = None) -> FireResult:
-        return FireResult(None, latency, "", error, delivery_id, event.event)
+        return FireResult(
+            None, latency, "", error, delivery_id, sample.event, sample.id, headers, body
+        )
 
     try:
         check_destination(sub.url, destinations)
@@ -137,7 +159,7 @@ def fire(
         response = post_once(
             sub.url,
             body,
-            _headers(sub, delivery_id, body),
+            headers,
             timeout,
             destinations=destinations,
             user_agent=f"webhook-worker/{__version__}",
@@ -153,7 +175,18 @@ def fire(
         return failed(f"{exc.kind}: {exc}")
     latency_ms = round((time.perf_counter() - start) * 1000, 1)
     text = response.body.decode("utf-8", "replace")
-    return FireResult(response.status, latency_ms, text, None, delivery_id, event.event)
+    return FireResult(
+        response.status,
+        latency_ms,
+        text,
+        None,
+        delivery_id,
+        sample.event,
+        sample.id,
+        headers,
+        body,
+        response.headers,
+    )
 
 
 def as_json(result: FireResult, *, full: bool = False) -> dict[str, Any]:
@@ -168,3 +201,34 @@ def as_json(result: FireResult, *, full: bool = False) -> dict[str, Any]:
         "webhook_id": result.webhook_id,
         "event": result.event,
     }
+
+
+def attempt_of_test(sub: Subscription, result: FireResult, now_ms: int) -> Attempt:
+    """The attempt record of a test, for the delivery log (``test`` set)."""
+    latency = result.latency_ms or 0.0
+    attempt = Attempt(
+        delivery_id=result.webhook_id,
+        subscription_id=sub.id,
+        workspace=sub.workspace,
+        event_id=result.event_id,
+        event_type=result.event,
+        attempt=1,
+        started_ms=now_ms - int(latency),
+        latency_ms=latency,
+        url=sub.url,
+        outcome="success"
+        if result.status is not None and 200 <= result.status < 300
+        else "dead_letter",
+        status=result.status,
+        error=result.error,
+        request_body=result.request_body[:REQUEST_BODY_KEPT].decode("utf-8", "replace"),
+        request_size=len(result.request_body),
+        response_body=result.body[:1024],
+        test=True,
+    )
+    fake = Response(
+        result.status or 0, result.body.encode(), None, latency / 1000, result.response_headers
+    )
+    return recorded(
+        attempt, result.request_headers, sub.headers, fake if result.status is not None else None
+    )

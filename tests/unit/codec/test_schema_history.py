@@ -183,3 +183,31 @@ def test_new_fields_round_trip() -> None:
         )
     )
     assert (sub.scope, sub.in_flight_cap, sub.ordering) == ("key", 25, "key")
+
+
+def test_an_attempt_written_before_the_attempt_detail_reads_with_defaults() -> None:
+    codec = RecordCodec(AvroCodec())
+    old = {
+        "delivery_id": "msg_1",
+        "subscription_id": "sub_1",
+        "workspace": "acme",
+        "event_id": "evt_1",
+        "event_type": "contact.updated",
+        "attempt": 2,
+        "started_ms": 5,
+        "latency_ms": 1.5,
+        "url": "https://example.com/h",
+        "outcome": "retry",
+        "status": 503,
+        "error": None,
+        "request_body": "{}",
+        "response_body": "busy",
+        "next_attempt_ms": 9,
+    }
+    attempt = codec.decode_attempt(_encode_with(_v1("attempt"), old))
+    assert (attempt.delivery_id, attempt.attempt, attempt.next_attempt_ms) == ("msg_1", 2, 9)
+    assert attempt.request_headers == {} and attempt.response_headers == {}
+    assert (attempt.request_size, attempt.response_size, attempt.test) == (None, None, False)
+    attempt.request_headers = {"webhook-signature": "v1,abc"}
+    attempt.test = True
+    assert codec.decode_attempt(codec.encode_attempt(attempt)) == attempt

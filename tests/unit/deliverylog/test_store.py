@@ -75,6 +75,7 @@ def store(tmp_path: Path):
 
 def write_attempts(store: Store, attempts: list[Attempt], partition: int = 0, start: int = 0):
     batch = Batch(attempts=[attempt_row(partition, start + i, a) for i, a in enumerate(attempts)])
+    batch.sent_again = {(a.subscription_id, a.delivery_id) for a in attempts if a.sent_again}
     batch.positions[("attempts", partition)] = Position(start + len(attempts), 1, 2)
     store.write(batch)
 
@@ -437,3 +438,56 @@ def test_two_stores_never_write_one_file(tmp_path: Path) -> None:
     again = Store(tmp_path / "log.sqlite3")  # released on close: resumed
     assert again.path == tmp_path / "log.sqlite3"
     again.close()
+
+
+def test_a_delivery_sent_again_numbers_its_attempts_on(store: Store) -> None:
+    # Two attempts, then a re-send whose retry schedule starts again at attempt 1: in one
+    # batch and in the next, the log shows 3 and 4, not a second "attempt 1".
+    first = [
+        attempt(0, webhook="msg_x", number=1, outcome="retry", status=503),
+        attempt(1, webhook="msg_x", number=2, outcome="dead_letter", status=503),
+    ]
+    write_attempts(store, first)
+    again = [
+        attempt(2, webhook="msg_x", number=1, outcome="retry", status=503),
+        attempt(3, webhook="msg_x", number=2),
+        attempt(4, webhook="msg_y", number=1),
+    ]
+    again[0].sent_again = again[1].sent_again = True  # the re-send's task has a redrive id
+    write_attempts(store, again, start=2)
+    rows, _ = DeliveryLog(store).attempts("sub_a")
+    numbers = {(r["webhook_id"], r["started_at"][-8:-5]): r["attempt"] for r in rows}
+    assert sorted(n for (w, _), n in numbers.items() if w == "msg_x") == [1, 2, 3, 4]
+    assert [n for (w, _), n in numbers.items() if w == "msg_y"] == [1]
+    listed = DeliveryLog(store).deliveries("sub_a")[0]
+    [delivery] = [d for d in listed if d["webhook_id"] == "msg_x"]
+    assert delivery["attempts"] == 4 and delivery["outcome"] == "success"
+
+
+def test_health_and_activity_come_from_the_hourly_counts(store: Store) -> None:
+    from worker.deliverylog.health import EndpointHealth
+    from worker.deliverylog.schema import HOUR_MS
+
+    now = (T0 // HOUR_MS) * HOUR_MS + 30 * 60_000  # half past an hour
+    rows = [
+        attempt(0, started_ms=now - 3 * HOUR_MS, webhook="msg_a"),  # success, 3 h ago
+        attempt(1, started_ms=now - 2 * HOUR_MS, webhook="msg_b", outcome="retry", status=503),
+        attempt(2, started_ms=now - 60_000, webhook="msg_b", outcome="dead_letter", status=503),
+        attempt(3, started_ms=now - 30_000, webhook="msg_test_x"),  # Send test: not counted
+        attempt(4, started_ms=now - 30 * HOUR_MS, webhook="msg_old"),  # outside 24 h
+    ]
+    write_attempts(store, rows)
+    health = EndpointHealth(store)
+    summary = health.summary("sub_a", now)
+    assert (summary["attempts_24h"], summary["failures_24h"]) == (3, 2)
+    assert summary["success_rate_24h"] == round(1 / 3, 4)
+    assert summary["consecutive_failures"] == 2 and summary["last_status"] == 503
+    assert summary["last_outcome"] == "dead_letter"
+    day = health.activity("sub_a", 24, now)
+    assert len(day) == 24 and day[-1]["start"].endswith(":00:00.000Z")
+    assert [(b["successes"], b["failures"]) for b in day[-4:]] == [(1, 0), (0, 1), (0, 0), (0, 1)]
+    week = health.activity("sub_a", 168, now)
+    assert sum(b["successes"] for b in week) == 2  # the old one too, the test not
+    assert health.summary("sub_none", now)["success_rate_24h"] is None
+    store.expire(now - 10 * HOUR_MS)
+    assert sum(b["successes"] for b in health.activity("sub_a", 168, now)) == 1

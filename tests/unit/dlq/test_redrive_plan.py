@@ -54,6 +54,16 @@ def test_a_delivery_dead_lettered_twice_is_sent_once_at_its_newest_letter():
     assert [x.offset for x in chosen.send] == [1, 2] and chosen.superseded == 1
 
 
+def test_a_marked_newest_letter_covers_the_older_letters_of_its_delivery():
+    # Re-sent (or redriven) at its newest letter: a later redrive sends none of its letters.
+    letters = [letter(0, "m0"), letter(1, "m1"), letter(2, "m0", marked=True)]
+    chosen = plan(letters, subs(sub_a=Status.ACTIVE), force=False)
+    assert [x.offset for x in chosen.send] == [1]
+    assert (chosen.already_redriven, chosen.superseded) == (1, 1)
+    forced = plan(letters, subs(sub_a=Status.ACTIVE), force=True)
+    assert [x.offset for x in forced.send] == [1, 2] and forced.superseded == 1
+
+
 def test_redriven_task_keeps_identity_and_resets_the_attempts():
     old = task("m0", seq=41, attempt=5, hop=3, due_ms=9, last_status=503, last_error="x")
     new = redriven_task(old, "rd_1", 7)

@@ -4,6 +4,8 @@ HTTP to it and its errors to problem documents."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -30,14 +32,16 @@ from worker.api.models import (
 from worker.api.problems import Problem, service_errors
 from worker.config import ConfigError, parse_duration
 from worker.deliverylog.cursor import BadCursor, decode_cursor, encode_cursor, filters_digest
+from worker.kafka.writes import produce_acked
 from worker.subscriptions.edit import Changes
-from worker.subscriptions.model import Condition, Status
-from worker.subscriptions.testfire import as_json, fire
+from worker.subscriptions.model import Condition, Status, Subscription
+from worker.subscriptions.testfire import FireResult, as_json, attempt_of_test, fire
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/subscriptions", tags=["subscriptions"])
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 EXCERPT = 500
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -223,13 +227,37 @@ def roll_secret(
 
 @router.post("/{id}/test", response_model=TestOut)
 def test(ctx: Ctx, sub: Sub, body: TestIn | None = None) -> dict[str, Any]:
-    """Send a signed example event now; what the endpoint answered (body: 500 characters)."""
+    """Send a signed example event now (``event``: an edited one); what the endpoint answered
+    (body: 500 characters). The attempt is recorded in the delivery log, marked as a test."""
     event_type = body.event_type if body is not None else None
     known = ctx.catalogue is None or event_type is None or ctx.catalogue.get(event_type)
     if not known:
-        raise Problem(422, f"event_type: {event_type} is not a catalogued event type")
+        raise Problem(
+            422,
+            f"event_type: {event_type} is not a catalogued event type",
+            errors=[{"field": "event_type", "message": "Not an event type of this service."}],
+        )
     with service_errors():
-        result = fire(sub, ctx.settings, catalogue=ctx.catalogue, event_type=event_type)
+        result = fire(
+            sub,
+            ctx.settings,
+            catalogue=ctx.catalogue,
+            event_type=event_type,
+            event=body.event if body is not None else None,
+        )
+    record_test(ctx, sub, result)
     view = as_json(result)
     view.pop("truncated")
     return view
+
+
+def record_test(ctx: Ctx, sub: Subscription, result: FireResult) -> None:
+    """Write the test's attempt to ``attempts`` (the log shows it, marked as a test). A
+    failed write costs the log entry, not the test's answer."""
+    attempt = attempt_of_test(sub, result, int(time.time() * 1000))
+    try:
+        produce_acked(
+            ctx.producer, ctx.topics.attempts, ctx.codec.encode_attempt(attempt), sub.id.encode()
+        )
+    except Exception as exc:  # the broker: logged, the caller still gets its result
+        log.warning("could not record the test of %s in the log: %s", sub.id, exc)

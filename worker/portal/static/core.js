@@ -33,10 +33,12 @@ export function fill(el, ...children) {
   return el;
 }
 
+// A failed call: `errors` are the problem document's per-field errors ({field, message}).
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, errors) {
     super(detail);
     this.status = status;
+    this.errors = errors || [];
   }
 }
 
@@ -71,7 +73,7 @@ export async function api(method, path, body) {
   if (!response.ok) {
     const detail = (data && data.detail) || `${response.status} ${response.statusText}`;
     if (response.status === 401) sessionEnded(detail);
-    throw new ApiError(response.status, detail);
+    throw new ApiError(response.status, detail, data && Array.isArray(data.errors) ? data.errors : []);
   }
   return data;
 }

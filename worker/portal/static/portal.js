@@ -1,7 +1,8 @@
 // The portal's entry point: exchange the link in the URL's fragment for a session (a POST,
 // so link previews never spend it), then route between views on #/... fragments.
 import { ApiError, api, errorBox, h, loading, show, state } from "./core.js";
-import { catalogueView, listView, subscriptionView, verifyView } from "./views.js";
+import { catalogueView, listView, verifyView } from "./views.js";
+import { subscriptionView } from "./detail.js";
 import { formView } from "./forms.js";
 
 const routes = [

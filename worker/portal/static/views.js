@@ -1,16 +1,16 @@
-// The list of endpoints, one endpoint's page (actions, test, roll, delete, its logs), the
-// event catalogue and how to verify signatures.
-import {
-  api, badge, busy, confirmDialog, h, loading, secretPanel, show, toast, wsPath,
-} from "./core.js";
-import { deadLettersPanel, deliveryLogPanel } from "./log.js";
+// The list of endpoints (with their health), the event catalogue and how to verify
+// signatures. One endpoint's page is detail.js.
+import { api, badge, busy, h, loading, show, state, toast, wsPath } from "./core.js";
+import { healthCell } from "./charts.js";
 
 const PAGE = 100;
 
-function statusCell(sub, refresh) {
+// The status badge and reason; on the list, an Enable button for an endpoint that is off
+// (the detail page has its own, in its actions).
+export function statusCell(sub, refresh, withButton = true) {
   const cell = [badge(sub.status)];
   if (sub.status_reason) cell.push(h("div.reason", { text: sub.status_reason }));
-  if (sub.status === "TOO_MANY_ERRORS" || sub.status === "DISABLED") {
+  if (withButton && (sub.status === "TOO_MANY_ERRORS" || sub.status === "DISABLED")) {
     const button = h("button.enable", { type: "button", text: "Enable" });
     button.addEventListener("click", () =>
       busy(button, async () => {
@@ -25,23 +25,41 @@ function statusCell(sub, refresh) {
   return cell;
 }
 
+// What to call an endpoint without a name: its host.
+export function title(sub) {
+  if (sub.name) return sub.name;
+  try {
+    return new URL(sub.url).host;
+  } catch (err) {
+    return sub.url;
+  }
+}
+
 export async function listView() {
   show(loading("Loading endpoints…"));
+  const health = new Map();
   const rows = h("tbody");
   const more = h("div.actions");
   const render = async (cursor) => {
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) query.set("cursor", cursor);
     const page = await api("GET", wsPath(`/subscriptions?${query}`));
+    if (page.data.length) {
+      const ids = new URLSearchParams(page.data.map((s) => ["id", s.id]));
+      await api("GET", wsPath(`/subscription-health?${ids}`))
+        .then((found) => { for (const x of found.data) health.set(x.subscription_id, x); })
+        .catch(() => {}); // the list shows without health rather than not at all
+    }
     for (const sub of page.data) {
       rows.append(
         h(
           "tr.sub",
           { "data-id": sub.id },
-          h("td", { "data-label": "Name" }, h("a", { href: `#/subs/${sub.id}`, text: sub.name || "(unnamed)" })),
+          h("td.name", { "data-label": "Name" }, h("a", { href: `#/subs/${sub.id}`, text: title(sub) })),
           h("td.url", { "data-label": "URL", text: sub.url }),
           h("td.events", { "data-label": "Events", text: sub.events.join(", ") }),
           h("td.status", { "data-label": "Status" }, statusCell(sub, listView)),
+          h("td.health-cell", { "data-label": "Health" }, healthCell(health.get(sub.id))),
         ),
       );
     }
@@ -66,125 +84,23 @@ export async function listView() {
       : h(
           "table.cards.subs",
           {},
-          h("thead", {}, h("tr", {}, ["Name", "URL", "Events", "Status"].map((t) => h("th", { scope: "col", text: t })))),
+          h("thead", {}, h("tr", {}, ["Name", "URL", "Events", "Status", "Health"].map((t) => h("th", { scope: "col", text: t })))),
           rows,
         ),
     more,
   );
 }
 
-function testPanel(sub) {
-  const out = h("div.test-result", { "aria-live": "polite" });
-  const button = h("button#test", { type: "button", text: "Send test" });
-  button.addEventListener("click", () =>
-    busy(button, async () => {
-      const result = await api("POST", wsPath(`/subscriptions/${sub.id}/test`), {});
-      out.replaceChildren(
-        h(
-          "div.notice",
-          {},
-          h("p", {}, h("strong", { text: "Status: " }), h("span.test-status", { text: result.status ?? "no response" }),
-            " · ", h("span.test-latency", { text: `${Math.round(result.latency_ms)} ms` })),
-          result.error ? h("p.error", { text: result.error }) : null,
-          h("p", { text: "Response body (first 500 characters):" }),
-          h("pre.test-body", { text: result.body || "(empty)" }),
-        ),
-      );
-    }, out),
-  );
-  return [button, out];
+// A catalogue description: `backticked` words become code, never HTML.
+export function prose(text) {
+  return String(text || "").split(/(`[^`]+`)/).filter(Boolean).map((part) =>
+    part.length > 2 && part.startsWith("`") && part.endsWith("`") ? h("code", { text: part.slice(1, -1) }) : part);
 }
 
-function rollButton(sub, out) {
-  const button = h("button#roll", { type: "button", text: "Roll secret" });
-  button.addEventListener("click", async () => {
-    const grace = h("select#grace", {}, [["1h", "1 hour"], ["24h", "24 hours"], ["7d", "7 days"]].map(
-      ([value, text]) => h("option", { value, selected: value === "24h", text }),
-    ));
-    const ok = await confirmDialog(
-      "Roll the signing secret",
-      [
-        h("p", { text: "A new secret signs from now on. During the grace period the old one signs too, so receivers can switch without missing a delivery." }),
-        h("div.field", {}, h("label", { for: "grace", text: "Grace period" }), grace),
-      ],
-      "Roll secret",
-    );
-    if (!ok) return;
-    const chosen = grace.value;
-    await busy(button, async () => {
-      const rolled = await api("POST", wsPath(`/subscriptions/${sub.id}/roll-secret`), { grace: chosen });
-      const ms = { "1h": 3600e3, "24h": 86400e3, "7d": 604800e3 }[chosen];
-      out.replaceChildren(
-        secretPanel(rolled.secret, `The previous secret keeps signing until ${new Date(Date.now() + ms).toLocaleString()}.`),
-      );
-    }, out);
-  });
-  return button;
-}
-
-export async function subscriptionView(id) {
-  show(loading());
-  const sub = await api("GET", wsPath(`/subscriptions/${id}`));
-  const notices = h("div.notices");
-  const [testButton, testOut] = testPanel(sub);
-  const toggle = sub.status === "ACTIVE" || sub.status === "PENDING"
-    ? h("button#disable", { type: "button", text: "Disable" })
-    : h("button#enable", { type: "button", text: "Enable", disabled: sub.status === "BLOCKED" });
-  toggle.addEventListener("click", () =>
-    busy(toggle, async () => {
-      const action = toggle.id === "disable" ? "disable" : "enable";
-      await api("POST", wsPath(`/subscriptions/${id}/${action}`));
-      toast(action === "disable" ? "Disabled: no deliveries until enabled" : "Enabled");
-      await subscriptionView(id);
-    }, notices),
-  );
-  const remove = h("button.danger#delete", { type: "button", text: "Delete" });
-  remove.addEventListener("click", async () => {
-    const ok = await confirmDialog(
-      "Delete this webhook?",
-      h("p", { text: `${sub.name || sub.url} stops receiving events, and this cannot be undone.` }),
-      "Delete",
-      true,
-    );
-    if (!ok) return;
-    await busy(remove, async () => {
-      await api("DELETE", wsPath(`/subscriptions/${id}`));
-      toast("Webhook deleted");
-      location.hash = "#/";
-    }, notices);
-  });
-  const tabs = h("div.tabs", { role: "tablist" });
-  const panel = h("div.tabpanel", { role: "tabpanel" });
-  const tab = (label, key, render) => {
-    const button = h("button", { type: "button", role: "tab", "data-tab": key, text: label });
-    button.addEventListener("click", () => {
-      for (const other of tabs.children) other.setAttribute("aria-selected", String(other === button));
-      render(sub, panel);
-    });
-    return button;
-  };
-  tabs.append(tab("Delivery log", "log", deliveryLogPanel), tab("Dead letters", "dead", deadLettersPanel));
-  show(
-    h("p", {}, h("a", { href: "#/", text: "← Endpoints" })),
-    h("div.head", {}, h("h1", { text: sub.name || "(unnamed)" }), h("div.sub-status", {}, statusCell(sub, () => subscriptionView(id)))),
-    h("p.url.wrap", { text: sub.url }),
-    sub.description ? h("p.muted", { text: sub.description }) : null,
-    h("p", {}, h("span.muted", { text: "Events: " }), sub.events.join(", ")),
-    h(
-      "div.actions",
-      {},
-      h("a.button#edit", { href: `#/subs/${id}/edit`, text: "Edit" }),
-      testButton,
-      toggle,
-      rollButton(sub, notices),
-      remove,
-    ),
-    notices,
-    testOut,
-    tabs,
-    panel,
-  );
-  tabs.children[0].click();
+// The catalogue's example as this workspace receives it (its own workspace name).
+export function ownExample(example) {
+  if (example && typeof example === "object" && "workspace" in example) return { ...example, workspace: state.workspace };
+  return example;
 }
 
 export async function catalogueView() {
@@ -204,11 +120,11 @@ export async function catalogueView() {
         h(
           "details.event-type",
           {},
-          h("summary", {}, h("code", { text: t.name }), " — ", t.description),
+          h("summary", {}, h("code", { text: t.name }), " — ", prose(t.description)),
           h("h3", { text: "Schema" }),
           h("pre", { text: JSON.stringify(t.schema, null, 2) }),
           h("h3", { text: "Example" }),
-          h("pre", { text: JSON.stringify(t.example, null, 2) }),
+          h("pre.example", { text: JSON.stringify(ownExample(t.example), null, 2) }),
         ),
       ),
     ]),
