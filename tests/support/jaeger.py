@@ -7,7 +7,9 @@ directive, so ``go install module@version`` refuses it; the module is downloaded
 ``go mod download`` and built in place instead. The binary is cached under
 ``~/.cache/webhook-worker/go/bin`` (``scripts/test`` builds it when missing: a few minutes).
 
-``python -m tests.support.jaeger`` builds it and prints its path.
+``python -m tests.support.jaeger`` builds it and prints its path. The module holds no UI assets
+(they are built from a separate repository), so this binary serves the query API, not the UI;
+the ``jaegertracing/jaeger`` image of docker-compose.yml has both.
 """
 
 from __future__ import annotations
