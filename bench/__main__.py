@@ -1,5 +1,6 @@
-"""``python -m bench [--scenarios A,B,C,D,E,F,L] [--scale 1.0]``: issue 5's benchmark (and L:
-the management API's delivery-log index, :mod:`bench.logindex`).
+"""``python -m bench [--scenarios A,B,C,D,E,F,L,T] [--scale 1.0]``: issue 5's benchmark (and L:
+the management API's delivery-log index, :mod:`bench.logindex`; T: what tracing costs,
+:mod:`bench.tracing`).
 
 Starts the dev broker, runs each chosen scenario against real worker processes and real
 receivers on 127.0.0.1, prints a table with PASS/MISS per target and writes
@@ -22,9 +23,10 @@ from bench.logindex import scenario_l
 from bench.report import machine, notes, rows, table
 from bench.scenarios import Run, scenario_a, scenario_b, scenario_c, scenario_d, scenario_f
 from bench.table import scenario_e_isolated
+from bench.tracing import scenario_t
 
 HERE = Path(__file__).resolve().parent
-ORDER = "ABCDEFL"
+ORDER = "ABCDEFLT"
 WITH_BROKER = {
     "A": scenario_a,
     "B": scenario_b,
@@ -32,6 +34,7 @@ WITH_BROKER = {
     "D": scenario_d,
     "F": scenario_f,
     "L": scenario_l,
+    "T": scenario_t,
 }
 
 

@@ -208,7 +208,24 @@ def _l(r: dict[str, Any]) -> list[Row]:
     ]
 
 
-CHECKS = {"A": _a, "B": _b, "C": _c, "D": _d, "E": _e, "F": _f, "L": _l}
+def _t(r: dict[str, Any]) -> list[Row]:
+    off = r["median_ms"]["off"]
+    return [
+        (
+            "T",
+            f"{r['median_ms'][name]:.3f} ms CPU/delivery ({r[key]:+.1%})",
+            f"tracing off {off:.3f} ms",
+            f"<= {limit:.0%} over off",
+            r[key] <= limit,
+        )
+        for name, key, limit in (
+            ("sampled_1pct", "overhead_1pct", 0.03),
+            ("sampled_all", "overhead_all", 0.25),
+        )
+    ]
+
+
+CHECKS = {"A": _a, "B": _b, "C": _c, "D": _d, "E": _e, "F": _f, "L": _l, "T": _t}
 
 
 def rows(results: dict[str, Any]) -> list[Row]:

@@ -114,7 +114,13 @@ def split_roles() -> bool:
 class Workers:
     """``n`` worker processes in one group; optionally one of them sampled by py-spy."""
 
-    def __init__(self, settings: Settings, n: int = 1, profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        n: int = 1,
+        profile: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
         self._logs = []
@@ -122,7 +128,7 @@ class Workers:
         # layout); the profile samples the dispatcher.
         roles = ["dispatcher", "router"] if n == 1 and split_roles() else ["all"] * n
         for role in roles:
-            env = worker_env(settings)
+            env = {**worker_env(settings), **(extra_env or {})}
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
             self._logs.append(log)
             self.ports.append(int(env["WEBHOOK_METRICS_PORT"]))
@@ -191,8 +197,13 @@ def spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def workers(settings: Settings, n: int = 1, profile: Path | None = None) -> Iterator[Workers]:
-    running = Workers(settings, n, profile)
+def workers(
+    settings: Settings,
+    n: int = 1,
+    profile: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Workers]:
+    running = Workers(settings, n, profile, extra_env)
     try:
         yield running
     finally:

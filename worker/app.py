@@ -34,6 +34,8 @@ from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.metrics import Metrics
+from worker.observability.spans import Spans
+from worker.observability.tracing import Tracing, open_tracing
 from worker.outbound.client import HttpSender
 from worker.outbound.destinations import DestinationPolicy
 from worker.outbound.tls import TlsContexts
@@ -61,6 +63,7 @@ class Worker:
     topics: Topics
     stages: list[Router | Dispatcher]
     sender: HttpSender | None
+    tracing: Tracing | None = None
 
 
 def build_worker(settings: Settings, role: str = "all") -> Worker:
@@ -75,6 +78,8 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
         retry_delays=[t.rsplit(".", 1)[-1] for t in topics.retry],
     )
     metrics.build_info(__version__)
+    tracing = open_tracing(settings, metrics.spans_dropped)
+    spans = Spans(tracing.tracer, propagate=tracing.propagate) if tracing is not None else None
     heartbeat = LoopHeartbeat()
     follower = open_table(settings, codecs)
     producer = make_producer(settings)
@@ -96,6 +101,7 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
                 metrics=metrics,
                 table_ready=follower.ready,
                 heartbeat=heartbeat.beat,
+                spans=spans,
             )
         )
     if role in ("all", "dispatcher"):
@@ -123,16 +129,20 @@ def build_worker(settings: Settings, role: str = "all") -> Worker:
                 ),
                 codec=codecs.records,
                 attempter=Attempter(
-                    lookup=follower.table.index.get, sender=sender, metrics=metrics
+                    lookup=follower.table.index.get,
+                    sender=sender,
+                    metrics=metrics,
+                    trace_propagate=settings.trace_propagate,
                 ),
                 lookup=follower.table.index.get,
                 failures=_failure_tracker(settings, follower, producer, codecs),
                 metrics=metrics,
                 heartbeat=heartbeat.beat,
+                spans=spans,
             )
         )
 
-    return Worker(settings, metrics, heartbeat, follower, producer, topics, stages, sender)
+    return Worker(settings, metrics, heartbeat, follower, producer, topics, stages, sender, tracing)
 
 
 def input_decoder(settings: Settings, codecs: Codecs, metrics: Metrics | None) -> InputDecoder:
@@ -219,6 +229,8 @@ async def _serve(
         follower.stop()
         if worker.sender is not None:
             await worker.sender.close()
+        if worker.tracing is not None:
+            await asyncio.to_thread(worker.tracing.shutdown)
         await health.stop()
 
 

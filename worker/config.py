@@ -26,6 +26,7 @@ __all__ = [
     "parse_duration",
     "parse_networks",
     "parse_proxy",
+    "tracing_exporter",
 ]
 
 DEFAULT_RETRY_DELAYS = "5s,30s,2m,10m,30m,1h,2h"
@@ -203,6 +204,13 @@ class Settings:
     incoming_dedupe_window_ms: int = var("WEBHOOK_INCOMING_DEDUPE_WINDOW", 600_000, _duration_var)
     incoming_rate_limit: float = var("WEBHOOK_INCOMING_RATE_LIMIT", 1000.0, _float)
     incoming_test_pause: str | None = var("WEBHOOK_INCOMING_TEST_PAUSE", None)
+    # Tracing (docs/tracing.md): the attempt's traceparent on outgoing POSTs; and which span
+    # exporter the OpenTelemetry variables ask for (None: tracing off), with the batch queue's
+    # bound. The SDK reads the rest of its standard OTEL_* variables itself.
+    trace_propagate: bool = var("WEBHOOK_TRACE_PROPAGATE", False, _bool)
+    tracing: str | None = None
+    trace_queue_size: int = 2048
+    trace_batch_size: int = 512
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -221,6 +229,15 @@ class Settings:
             for key, value in env.items()
             if key.startswith("KAFKA_") and key not in _NOT_LIBRDKAFKA
         }
+        values["tracing"] = tracing_exporter(env)
+        if env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+            values["trace_batch_size"] = _int(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"], 1
+            )
+        if env.get("OTEL_BSP_MAX_QUEUE_SIZE"):
+            values["trace_queue_size"] = _int(
+                "OTEL_BSP_MAX_QUEUE_SIZE", env["OTEL_BSP_MAX_QUEUE_SIZE"], 1
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.validate()
@@ -322,6 +339,36 @@ class Settings:
         config = {"bootstrap.servers": self.bootstrap_servers}
         config.update(self.kafka_properties)
         return config
+
+
+def tracing_exporter(env: Mapping[str, str]) -> str | None:
+    """``otlp`` or ``console`` when the OpenTelemetry variables switch tracing on, else None:
+    on when ``OTEL_TRACES_EXPORTER`` names an exporter or an OTLP endpoint is set, off with
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` (docs/tracing.md)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return None
+    if not exporter:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        if not endpoint:
+            return None
+        exporter = "otlp"
+    if exporter not in ("otlp", "console"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER: otlp, console or none, got {exporter!r}")
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if exporter == "otlp" and protocol.strip() != "http/protobuf":
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is installed, got {protocol!r}"
+        )
+    return exporter
 
 
 def parse_retry_delays(text: str) -> tuple[int, ...]:

@@ -65,6 +65,10 @@ class DeliveryTask:
     redrive_id: str | None = None
     ordering: str | None = None  # key | endpoint | none as routed; None: from ``ordered``
     ordering_key: bytes | None = None  # the event's ordering key (key scope); None: no key
+    # W3C context of the event's sampled ``route`` span: each attempt is traced as its child
+    # (docs/tracing.md). None: not traced.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @property
     def scope(self) -> str:

@@ -28,6 +28,7 @@ from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeliveryTask, Event, InvalidRecord
 from worker.observability.metrics import Metrics
+from worker.observability.spans import Spans
 from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body
@@ -95,6 +96,7 @@ class Router:
         metrics: Metrics,
         table_ready: Callable[[], bool],
         heartbeat: Callable[[], None] = lambda: None,
+        spans: Spans | None = None,
     ) -> None:
         self._settings = settings
         self._topics = topics
@@ -106,6 +108,7 @@ class Router:
         self._metrics = metrics
         self._table_ready = table_ready
         self._heartbeat = heartbeat
+        self._spans = spans  # None: tracing off, no span is made
         self._offsets = OffsetBook()
         self._fatal = FatalLatch()
         self._assigned = False
@@ -162,19 +165,25 @@ class Router:
         begun = self._offsets.begin(message)
         if begun is None:
             return
-        topic, _, offset, tracker = begun
+        topic, partition, offset, tracker = begun
         self._metrics.event_consumed(topic)
         if error is not None:
+            if self._spans is not None:
+                Spans.invalid(self._spans.route(message.headers(), topic, partition, offset), error)
             self._invalid(message, error, tracker, offset)
             return
         if event is None:  # not an event (e.g. a Debezium tombstone)
             tracker.finish(offset)
             return
+        span = None
+        if self._spans is not None:
+            span = self._spans.route(message.headers(), topic, partition, offset)
         subs = self._index.match(event)
+        trace = Spans.routed(span, event, subs) if span is not None else None
         if not subs:
             tracker.finish(offset)
             return
-        self._fan_out(event, subs, tracker, offset, message.key())
+        self._fan_out(event, subs, tracker, offset, message.key(), trace)
 
     def _fan_out(
         self,
@@ -183,6 +192,7 @@ class Router:
         tracker: OffsetTracker,
         offset: int,
         kafka_key: bytes | None,
+        trace: tuple[str | None, str | None] | None = None,
     ) -> None:
         remaining = len(subs)
 
@@ -197,6 +207,7 @@ class Router:
 
         now_ms = int(time.time() * 1000)
         key = ordering_key(event, kafka_key)
+        traceparent, tracestate = trace or (None, None)  # the route span's, when sampled
         for sub in subs:
             scope = sub.scope
             task = DeliveryTask(
@@ -212,6 +223,8 @@ class Router:
                 source=event.source,
                 ordering=scope,
                 ordering_key=key if scope != "none" else None,
+                traceparent=traceparent,
+                tracestate=tracestate,
             )
             produce(
                 self._producer,

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from worker.api.app import build_app
 from worker.api.context import ApiContext
@@ -30,6 +31,7 @@ from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.api_metrics import ApiMetrics
 from worker.observability.health import PeriodicProbe
+from worker.observability.tracing import Tracing, open_tracing
 from worker.outbound.destinations import DestinationPolicy
 from worker.portal.build import open_portal
 from worker.sources.runtime import open_incoming
@@ -84,6 +86,7 @@ async def run_api(
     answers.start()
     portal, spent_links = open_portal(settings, producer, codecs.avro, tokens)
     metrics = ApiMetrics()
+    tracing = open_tracing(settings, metrics.spans_dropped)
     # Not ready while the cluster is unreachable: writes would fail, reads go stale.
     broker = PeriodicProbe("broker unreachable", broker_probe(producer, topics.subscriptions), 1.0)
     incoming = open_incoming(settings, codecs.avro, secret_box(settings), metrics)
@@ -130,7 +133,7 @@ async def run_api(
         intake=incoming.intake,
     )
     config = uvicorn.Config(
-        build_app(context),
+        _traced(build_app(context), tracing),
         host=host,
         port=settings.api_port,
         loop="none",
@@ -172,3 +175,17 @@ async def run_api(
         delivery_log.store.close()
         tokens.stop()
         table.stop()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
+
+
+def _traced(app: FastAPI, tracing: Tracing | None) -> FastAPI:
+    """Every request gets a server span (``/in/{source}`` included) when tracing is on; the
+    caller's ``traceparent`` is its parent. Probes and scrapes are not traced."""
+    if tracing is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracing.provider, excluded_urls="/healthz,/readyz,/metrics"
+        )
+    return app

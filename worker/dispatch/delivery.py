@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from opentelemetry.trace import Span
 
 from worker.dispatch.policy import Next, Verdict, classify, parse_retry_after
 from worker.model import Attempt, DeliveryTask
 from worker.observability.metrics import Metrics
+from worker.observability.spans import deliver_request, deliver_response
 from worker.outbound.client import HttpSender, TransportError
 from worker.outbound.headers import RESERVED_HEADERS
 from worker.outbound.recorded import REQUEST_BODY_KEPT, recorded
@@ -45,14 +47,18 @@ class Attempter:
         lookup: Callable[[str], Subscription | None],
         sender: HttpSender,
         metrics: Metrics,
+        trace_propagate: bool = False,
     ) -> None:
         self._lookup = lookup
+        self._propagate = trace_propagate
         self._sender = sender
         self._metrics = metrics
         self._keys: dict[tuple[str, ...], list[bytes]] = {}
         self._pairs: dict[tuple[str, ...], list[Ed25519PrivateKey]] = {}
 
-    async def attempt(self, task: DeliveryTask) -> Outcome:
+    async def attempt(self, task: DeliveryTask, span: Span | None = None) -> Outcome:
+        """One attempt; ``span`` (the attempt's ``deliver`` span, when traced) gets the HTTP
+        attributes; the dispatcher ends it once the outcome is decided."""
         sub = self._lookup(task.subscription_id)
         if sub is None:
             return Outcome(Verdict(Next.DEAD_LETTER, "subscription_deleted"))
@@ -61,6 +67,8 @@ class Attempter:
         task.attempt += 1
         now_s = time.time()
         headers = self._headers(sub, task, int(now_s))
+        if span is not None:
+            headers.update(deliver_request(span, sub.url, self._propagate))
         started_ms = int(now_s * 1000)
         try:
             response = await self._sender.post(
@@ -73,6 +81,8 @@ class Attempter:
             )
         except TransportError as exc:
             verdict = classify(None, exc.kind)
+            if span is not None:
+                deliver_response(span, None, exc.kind)
             self._metrics.attempt(verdict.next.value, exc.kind, exc.latency_s)
             return Outcome(
                 verdict,
@@ -93,6 +103,8 @@ class Attempter:
                 ),
             )
         verdict = classify(response.status, None)
+        if span is not None:
+            deliver_response(span, response.status, None)
         self._metrics.attempt(verdict.next.value, f"{response.status // 100}xx", response.latency_s)
         excerpt = response.body[:BODY_EXCERPT].decode("utf-8", "replace")
         return Outcome(

@@ -47,6 +47,7 @@ from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.memory import release_free_memory
 from worker.observability.metrics import Metrics
+from worker.observability.spans import Spans, deliver_outcome
 from worker.subscriptions.model import Subscription
 
 __all__ = [
@@ -83,8 +84,10 @@ class Dispatcher:
         metrics: Metrics,
         heartbeat: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self._settings = settings
+        self._spans = spans  # None: tracing off, no span is made
         self._topics = topics
         self._consumer = consumer
         self._producer = producer
@@ -297,8 +300,9 @@ class Dispatcher:
         return True
 
     async def _attempt(self, work: Work) -> None:
+        span = self._spans.deliver(work.task) if self._spans is not None else None
         try:
-            outcome = await self._attempter.attempt(work.task)
+            outcome = await self._attempter.attempt(work.task, span)
         except Exception:  # a bug must not wedge the lane: treat as a network failure
             log.exception("attempt crashed for %s", work.task.delivery_id)
             outcome = self._attempter.crashed(work.task)
@@ -309,8 +313,10 @@ class Dispatcher:
             self._scheduler.ended(work)
         self._started.discard(id(work))
         if not self._partitions.current(work):
+            if span is not None:
+                deliver_outcome(span, "revoked")
             return  # revoked meanwhile: the new owner replays it
-        self._outcomes.on_outcome(work, outcome)
+        self._outcomes.on_outcome(work, outcome, span)
 
     def _unstarted(self) -> Iterator[Work]:
         """Tasks read but not started: ready, held by a limit, or waiting in a lane."""

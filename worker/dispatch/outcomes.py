@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import partial
 
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import Span
 
 from worker.codec.records import RecordCodec
 from worker.dispatch.clock import Clock
@@ -29,6 +30,7 @@ from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
 from worker.model import DeadLetter, EndpointHealth
 from worker.observability.metrics import Metrics
+from worker.observability.spans import deliver_outcome
 
 __all__ = ["Outcomes"]
 
@@ -66,13 +68,16 @@ class Outcomes:
         self._clock = clock
         self._fatal = fatal
 
-    def on_outcome(self, work: Work, outcome: Outcome) -> None:
+    def on_outcome(self, work: Work, outcome: Outcome, span: Span | None = None) -> None:
+        """Make ``outcome`` durable; ``span`` (the attempt's, when traced) ends with it."""
         task = work.task
         verdict = outcome.verdict
         now_ms = self._clock.now_ms()
         plan = None
         if verdict.next is Next.RETRY:
             plan = schedule_retry(task.attempt, self._delays, now_ms, outcome.retry_after_ms)
+        if span is not None:
+            _trace_outcome(span, outcome, plan.due_ms - now_ms if plan is not None else None)
         record = outcome.attempt
         if record is not None:
             self._health(work, verdict.next is Next.SUCCESS, verdict.disable_endpoint, now_ms)
@@ -297,3 +302,16 @@ class Outcomes:
                 on_offset(msg.offset() or 0)
 
         produce(self._producer, topic, value, key, report, partition)
+
+
+def _trace_outcome(span: Span, outcome: Outcome, delay_ms: int | None) -> None:
+    """End the attempt's span with what follows it (docs/tracing.md, "Spans")."""
+    verdict = outcome.verdict
+    if verdict.next is Next.SUCCESS:
+        deliver_outcome(span, "delivered")
+    elif delay_ms is not None:
+        deliver_outcome(span, "retry_scheduled", delay_ms=max(0, delay_ms))
+    else:
+        reason = "retries_exhausted" if verdict.next is Next.RETRY else verdict.reason
+        disabled = reason == "endpoint_disabled"
+        deliver_outcome(span, "disabled" if disabled else "dead_lettered", reason=reason)

@@ -50,7 +50,13 @@ class AckedProducer:
             self._thread.join(5)
         self.producer.flush(flush_s)
 
-    async def send(self, topic: str, value: bytes | None, key: bytes) -> Written:
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Written:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Written] = loop.create_future()
 
@@ -62,7 +68,7 @@ class AckedProducer:
                 outcome = Written(msg.partition() or 0, msg.offset() or 0)
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        produce(self.producer, topic, value, key, settle)
+        produce(self.producer, topic, value, key, settle, headers=headers)
         return await future
 
     def _serve(self) -> None:

@@ -17,11 +17,14 @@ def produce(
     key: bytes | None,
     on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """Produce, waiting for room when the local queue is full (back-pressure, not loss)."""
     kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery else {}
     if partition is not None:
         kwargs["partition"] = partition
+    if headers:
+        kwargs["headers"] = headers
     while True:
         try:
             producer.produce(topic, value, key, **kwargs)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from worker.observability.metrics import spans_dropped_counter
+
 __all__ = ["INCOMING_OUTCOMES", "ApiMetrics"]
 
 INCOMING_OUTCOMES = (
@@ -65,6 +67,11 @@ class ApiMetrics:
         )
         for outcome in INCOMING_OUTCOMES:
             self._incoming.labels(outcome)
+        self._spans_dropped = spans_dropped_counter(self.registry)
+
+    def spans_dropped(self, reason: str, n: int) -> None:
+        """``n`` trace spans lost: ``queue_full`` or ``export_failed`` (any thread)."""
+        self._spans_dropped.labels(reason=reason).inc(n)
 
     def incoming(self, outcome: str) -> None:
         """One request to ``/in/{source}`` ended with ``outcome`` (one of INCOMING_OUTCOMES)."""

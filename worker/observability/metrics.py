@@ -38,7 +38,9 @@ __all__ = [
     "LABEL_VALUE_LIMIT",
     "STATUS_CLASSES",
     "SUBSCRIPTION_STATUSES",
+    "TRACE_DROP_REASONS",
     "Metrics",
+    "spans_dropped_counter",
 ]
 
 ATTEMPT_OUTCOMES = ("success", "retry", "dead_letter")
@@ -66,6 +68,7 @@ INVALID_REASONS = (
 )
 SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "DISABLED", "BLOCKED", "TOO_MANY_ERRORS")
 LABEL_VALUE_LIMIT = 50
+TRACE_DROP_REASONS = ("queue_full", "export_failed")
 OTHER = "other"
 # Distinct arguments whose label children one method remembers; further ones are resolved on
 # every call (still guarded), so a caller passing free text cannot grow the memory either.
@@ -262,6 +265,7 @@ class Metrics:
         )
         self._registry_up.set(1)
         self._build = Info("webhook_build", "Version of the running worker.", registry=r)
+        self._spans_dropped = spans_dropped_counter(r)
         self._preinitialise(topics, delays)
         self._consumed_by: _Children[str, Counter] = _Children(
             lambda topic: self._consumed.labels(topic=self._topic(_verbatim(topic)))
@@ -410,6 +414,10 @@ class Metrics:
 
     # Process
 
+    def spans_dropped(self, reason: str, n: int) -> None:
+        """``n`` trace spans lost: ``queue_full`` or ``export_failed`` (any thread)."""
+        self._spans_dropped.labels(reason=reason).inc(n)
+
     def schema_registry(self, up: bool, held_partitions: int) -> None:
         self._registry_up.set(1 if up else 0)
         self._held.set(held_partitions)
@@ -421,3 +429,17 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The registry in Prometheus text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def spans_dropped_counter(registry: CollectorRegistry) -> Counter:
+    """``webhook_trace_spans_dropped_total{reason}``: spans the tracing queue had no room for
+    or the collector did not take (worker and API alike)."""
+    counter = Counter(
+        "webhook_trace_spans_dropped",
+        "Trace spans dropped: the export queue was full, or the collector failed the batch.",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in TRACE_DROP_REASONS:
+        counter.labels(reason=reason)
+    return counter

@@ -34,6 +34,7 @@ from worker.api.ratelimit import RateLimiter
 from worker.config import Settings
 from worker.kafka.acked import AckedProducer, WriteFailed
 from worker.observability.api_metrics import ApiMetrics
+from worker.observability.spans import record_headers
 from worker.sources.dedupe import Claim, DedupeLedger, Outcome
 from worker.sources.landing import MAX_HEADER_BYTES, record_bytes_limit
 from worker.sources.model import Source, Verify
@@ -200,7 +201,8 @@ class Intake:
         self, source: Source, value: bytes, key: str | None, claim: Claim | None
     ) -> Response:
         try:
-            await self._producer.send(source.topic, value, source.id.encode())
+            # The request's span context goes onward with the record (docs/tracing.md).
+            await self._producer.send(source.topic, value, source.id.encode(), record_headers())
         except WriteFailed as exc:
             log.warning("incoming %s: %s", source.id, exc)
             return self._refuse("failed", 503, "the request could not be recorded; retry")
