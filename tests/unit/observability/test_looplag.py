@@ -38,12 +38,13 @@ def test_a_300_ms_block_of_the_loop_is_observed() -> None:
 
     calm, after = asyncio.run(run())
     assert calm["count"] >= 5, calm
-    # Before the block nothing came near it (a loaded machine may add a few ms).
-    assert calm["0.1"] == calm["count"], calm
-    # The block: exactly one wake-up was late by about 300 ms (in the 0.25-0.5 s bucket).
-    late = after["0.5"] - after["0.25"]
-    assert late == 1, after
-    assert after["0.25"] - calm["0.25"] == after["count"] - calm["count"] - 1, after
+    # Before the block most wake-ups were on time (a loaded machine delays a few).
+    assert calm["0.05"] >= calm["count"] / 2, calm
+    # The block: a wake-up at least 250 ms late that was not there before.
+    late_before = calm["count"] - calm["0.25"]
+    late_after = after["count"] - after["0.25"]
+    assert late_after - late_before >= 1, after
+    assert after["+Inf"] - after["5.0"] == 0, after  # and not taken for a longer one
 
 
 def test_stop_ends_the_sampling() -> None:
