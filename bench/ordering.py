@@ -113,6 +113,41 @@ def metric(port: int, name: str) -> float:
     return 0.0
 
 
+LOOP_LAG = "webhook_event_loop_lag_seconds_bucket"
+
+
+def loop_lag_buckets(port: int) -> dict[float, float]:
+    """The worker's loop-lag histogram: cumulative count by upper bound."""
+    out: dict[float, float] = {}
+    for line in metrics_text(port).splitlines():
+        if line.startswith(LOOP_LAG + "{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.split()[-1])
+    return out
+
+
+def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """p50/p99 (bucket upper bounds) and the bucket of the worst sample between two reads."""
+    delta = sorted((le, after.get(le, 0) - before.get(le, 0)) for le in after)
+    total = delta[-1][1] if delta else 0
+    if not total:
+        return {"samples": 0}
+
+    def quantile(q: float) -> float:
+        return next(le for le, n in delta if n >= q * total)
+
+    worst = next(le for le, n in delta if n >= total)
+    below = max((le for le, _ in delta if le < worst), default=0.0)
+    return {
+        "samples": int(total),
+        "p50_le_s": quantile(0.5),
+        "p99_le_s": quantile(0.99),
+        "max_between_s": [below, worst],
+        "over_20ms": int(total - dict(delta).get(0.02, 0)),
+        "over_250ms": int(total - dict(delta).get(0.25, 0)),
+    }
+
+
 def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
     keys = 1000
     events = [keyed_event(i, "k1", i % keys) for i in range(max(2000, round(10_000 * scale)))]
@@ -258,6 +293,7 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
             time.sleep(10)
             alone = (successes(rx, "healthy") - alone_n) / (time.monotonic() - alone_from)
             base = rss_mb(pid)
+            lag_before = loop_lag_buckets(port)
             started, healthy_n = time.monotonic(), successes(rx, "healthy")
             # The flood from a process of its own: producing a million events in this one
             # would take the GIL from the receivers, and slow the healthy endpoint's answers.
@@ -287,6 +323,7 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
             )
             time.sleep(5)
             end = rss_mb(pid)
+            lag = loop_lag_summary(lag_before, loop_lag_buckets(port))
             stop.set()
         peak = max([end, *(r for _, _, r in samples)])
         # Growth per 100,000 parked over the second half of the parking (start-up and the
@@ -313,6 +350,9 @@ def scenario_3(bootstrap: str, scale: float) -> dict[str, Any]:
             "healthy_ratio": round(during / alone, 3) if alone else None,
             "routed_s": round(routed[0] - started, 1) if routed is not None else None,
             "healthy_after_routing_ratio": round(after / alone, 3) if after and alone else None,
+            # Every one of these scrapes (5 s timeout) was answered, or the run failed.
+            "metrics_scrapes": len(samples) + 3,
+            "loop_lag": lag,
             "samples": [
                 (t, int(p), round(r, 1)) for t, p, r in samples[:: max(1, len(samples) // 20)]
             ],

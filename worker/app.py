@@ -33,6 +33,7 @@ from worker.kafka.offsets import OffsetBook
 from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
+from worker.observability.looplag import LoopLagMonitor
 from worker.observability.metrics import Metrics
 from worker.observability.spans import Spans
 from worker.observability.tracing import Tracing, open_tracing
@@ -216,6 +217,8 @@ async def _serve(
     )
     await health.start()
     broker.start()
+    loop_lag = LoopLagMonitor(worker.metrics)
+    loop_lag.start()
     try:
         if on_started is not None:
             started = on_started(health.port)
@@ -224,6 +227,7 @@ async def _serve(
         await _wait_for_table(follower, stop)
         await _run_stages(stages, stop, watch=_watch_table(follower, stop, worker.metrics))
     finally:
+        await loop_lag.stop()
         broker.stop()
         _flush(producer, settings)
         follower.stop()

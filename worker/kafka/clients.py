@@ -29,6 +29,7 @@ __all__ = [
     "CONSUMER_REQUIRED",
     "PRODUCER_DEFAULTS",
     "PRODUCER_REQUIRED",
+    "READER_DEFAULTS",
     "close_consumer",
     "consumer_config",
     "make_admin",
@@ -44,6 +45,10 @@ PRODUCER_DEFAULTS: dict[str, str] = {
     "compression.type": "lz4",
     "batch.num.messages": "10000",
     "queue.buffering.max.messages": "500000",
+    # librdkafka's default queue is 1 GB: under a flood it held hundreds of MB of records
+    # waiting for the broker. 32 MB is a second or more of the broker's write rate here; a
+    # full queue makes the writer wait for room (worker/kafka/writes.py), never drop.
+    "queue.buffering.max.kbytes": "32768",
     # The Java client's partitioner, so a key lands where Java/Kafka Streams producers put it.
     "partitioner": "murmur2_random",
 }
@@ -60,7 +65,19 @@ CONSUMER_DEFAULTS: dict[str, str] = {
     "heartbeat.interval.ms": "500",
     "max.poll.interval.ms": "300000",
     "fetch.wait.max.ms": "10",
+    # Prefetch bounded (librdkafka: 64 MB queued, 1 MB per partition per fetch, 50 MB per
+    # fetch). The queue is one FIFO for every partition a consumer reads: with the defaults, a
+    # 200,000-record backlog on one partition kept every record of a quiet one out until the
+    # backlog had drained (14 s on Apache Kafka, python -m bench.fetch_fairness); with these,
+    # the quiet partition's records waited 0.8 s (p50) and the backlog drained as fast
+    # (docs/configuration.md has the numbers).
+    "queued.max.messages.kbytes": "1024",
+    "max.partition.fetch.bytes": "65536",
+    "fetch.max.bytes": "1048576",
 }
+# A group-less reader reads one partition to its end (rebuilding lanes, following a table):
+# nothing to share a fetch with, so whole 1 MB fetches (still within the queue's bound).
+READER_DEFAULTS: dict[str, str] = {"max.partition.fetch.bytes": "1048576"}
 CONSUMER_REQUIRED: dict[str, str] = {
     "enable.auto.offset.store": "false",
     "group.protocol": "classic",
@@ -109,7 +126,13 @@ def consumer_config(settings: Settings, group_id: str | None, **overrides: Any) 
     With ``group_id=None`` the consumer is a reader that uses ``assign()``: it gets a fixed
     placeholder group id (librdkafka wants one) and commits nothing.
     """
-    config: dict[str, Any] = {**CONSUMER_DEFAULTS, **settings.to_librdkafka(), **overrides}
+    reader = READER_DEFAULTS if group_id is None else {}
+    config: dict[str, Any] = {
+        **CONSUMER_DEFAULTS,
+        **reader,
+        **settings.to_librdkafka(),
+        **overrides,
+    }
     if group_id is None:
         config["group.id"] = _READER_GROUP
         config["enable.auto.commit"] = "false"

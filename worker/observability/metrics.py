@@ -36,6 +36,7 @@ __all__ = [
     "DELIVERY_OUTCOMES",
     "INVALID_REASONS",
     "LABEL_VALUE_LIMIT",
+    "LOOP_LAG_BUCKETS",
     "STATUS_CLASSES",
     "SUBSCRIPTION_STATUSES",
     "TRACE_DROP_REASONS",
@@ -85,6 +86,12 @@ ATTEMPT_BUCKETS = (
 END_TO_END_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
     1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+
+# How late a timer on the event loop fires: a healthy loop is under a few milliseconds, a
+# blocking call (a broker round trip, a big decode) shows as tens to thousands.
+LOOP_LAG_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
 
 _CATEGORY_CHARS = re.compile(r"[^a-z0-9_]+")
@@ -264,6 +271,13 @@ class Metrics:
             registry=r,
         )
         self._registry_up.set(1)
+        self._loop_lag = Histogram(
+            "webhook_event_loop_lag_seconds",
+            "How much later than asked a short sleep on the worker's event loop wakes up: "
+            "the time the loop was blocked.",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
         self._build = Info("webhook_build", "Version of the running worker.", registry=r)
         self._spans_dropped = spans_dropped_counter(r)
         self._preinitialise(topics, delays)
@@ -421,6 +435,10 @@ class Metrics:
     def schema_registry(self, up: bool, held_partitions: int) -> None:
         self._registry_up.set(1 if up else 0)
         self._held.set(held_partitions)
+
+    def loop_lag(self, seconds: float) -> None:
+        """One sample of the event loop's lag (see worker.observability.looplag)."""
+        self._loop_lag.observe(max(seconds, 0.0))
 
     def build_info(self, version: str) -> None:
         """``webhook_build_info{version, python}`` = 1."""
