@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from worker.errors import BackendError
-from worker.kafka.processes import die_with_parent, free_port, terminate
+from worker.kafka.processes import free_port, spawn_broker, terminate
 
 __all__ = ["DevBroker", "DevBrokerError", "resolve_tansu", "tansu_version", "terminate"]
 
@@ -147,20 +147,11 @@ class DevBroker:
         advertised = f"tcp://127.0.0.1:{self._advertised_port or self._port}"
         command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         command += ["--storage-engine", "memory://tansu/"]
-        with open(self.log_path, "ab") as log:
-            try:
-                self._proc = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self._dir,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent,
-                )
-            except OSError as exc:
-                self._keep_logs = True
-                raise DevBrokerError(f"cannot run the Tansu broker {binary}: {exc}") from None
+        try:
+            self._proc = spawn_broker(command, self.log_path, self._dir)
+        except OSError as exc:
+            self._keep_logs = True
+            raise DevBrokerError(f"cannot run the Tansu broker {binary}: {exc}") from None
 
     def _wait_until_up(self) -> None:
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self._port}", "log_level": "0"})

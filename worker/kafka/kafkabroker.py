@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from worker.errors import BackendError
 from worker.kafka.kafkajars import KAFKA_VERSION, kafka_jars
-from worker.kafka.processes import die_with_parent, free_port, terminate
+from worker.kafka.processes import free_port, spawn_broker, terminate
 
 __all__ = ["KAFKA_VERSION", "KafkaBrokerError", "KafkaCluster", "KafkaNode", "TlsFiles"]
 
@@ -135,22 +135,12 @@ class KafkaNode:
         """Spawn the JVM (returns at once; :meth:`KafkaCluster.wait_for` waits)."""
         if self.running:
             return
-        preexec = die_with_parent if threading.current_thread() is threading.main_thread() else None
         command = [*self.cluster.java_command(), "kafka.Kafka", str(self.dir / "server.properties")]
-        with open(self.log_path, "ab") as log:
-            try:
-                self._proc = subprocess.Popen(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.dir,
-                    start_new_session=True,
-                    preexec_fn=preexec,
-                )
-            except OSError as exc:
-                why = f"cannot run java for Kafka node {self.node_id}: {exc}"
-                raise KafkaBrokerError(why) from None
+        try:
+            self._proc = spawn_broker(command, self.log_path, self.dir)
+        except OSError as exc:
+            why = f"cannot run java for Kafka node {self.node_id}: {exc}"
+            raise KafkaBrokerError(why) from None
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Controlled shutdown (SIGTERM), SIGKILL after ``grace_s``; idempotent."""

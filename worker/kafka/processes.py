@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
-__all__ = ["die_with_parent", "free_port", "terminate"]
+__all__ = ["die_with_parent", "free_port", "spawn_broker", "terminate"]
 
 _PR_SET_PDEATHSIG = 1
 # Resolved here, not in the child: between fork and exec only the prctl call itself runs.
@@ -37,3 +39,21 @@ def terminate(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def spawn_broker(command: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a broker process: output appended to ``log_path``, in a session of its own (a
+    terminal's Ctrl-C reaches only us, and we stop it after draining our clients), dying with
+    its parent when started from the main thread (the thread it would die with otherwise may
+    end long before the broker should). ``OSError`` when it cannot be run."""
+    main = threading.current_thread() is threading.main_thread()
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent if main else None,
+        )
