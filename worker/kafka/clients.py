@@ -68,12 +68,12 @@ CONSUMER_DEFAULTS: dict[str, str] = {
     # Prefetch bounded (librdkafka: 64 MB queued, 1 MB per partition per fetch, 50 MB per
     # fetch). The queue is one FIFO for every partition a consumer reads: with the defaults, a
     # 200,000-record backlog on one partition kept every record of a quiet one out until the
-    # backlog had drained (14 s on Apache Kafka, python -m bench.fetch_fairness); with these,
-    # the quiet partition's records waited 0.8 s (p50) and the backlog drained as fast
-    # (docs/configuration.md has the numbers).
-    "queued.max.messages.kbytes": "1024",
-    "max.partition.fetch.bytes": "65536",
-    "fetch.max.bytes": "1048576",
+    # backlog had drained (python -m bench.fetch_fairness on Apache Kafka); with these, its
+    # records waited 1.8 s (p50) and the backlog drained as fast. Shallower (1 MB) cost half
+    # of bench A's throughput; these cost a fifth (docs/configuration.md has the numbers).
+    "queued.max.messages.kbytes": "4096",
+    "max.partition.fetch.bytes": "262144",
+    "fetch.max.bytes": "4194304",
 }
 # A group-less reader reads one partition to its end (rebuilding lanes, following a table):
 # nothing to share a fetch with, so whole 1 MB fetches (still within the queue's bound).
