@@ -59,6 +59,25 @@ def leaders(bootstrap: str, topic: str) -> Counter[int]:
     return Counter(p.leader for p in metadata.topics[topic].partitions.values())
 
 
+def wait_fully_replicated(bootstrap: str, prefix: str, timeout: float) -> None:
+    """Until every partition of the test's topics has all three replicas in sync."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        lagging = [
+            f"{name}[{p.id}]"
+            for name, topic in topics.items()
+            if name.startswith(prefix)
+            for p in topic.partitions.values()
+            if len(p.isrs) < 3
+        ]
+        if not lagging:
+            return
+        assert time.monotonic() < deadline, f"not back in sync: {lagging[:5]}"
+        time.sleep(0.5)
+
+
 class IncomingSender:
     """POSTs signed webhooks to a source on a thread; remembers each id answered 2xx."""
 
@@ -136,7 +155,10 @@ def test_three_brokers_two_killed_in_turn_while_10k_events_flow(
                     time.sleep(10)
                     cluster.restart(cluster.node(first))
                     print(f"node {first} back")
-                    time.sleep(5)
+                    # Back in every ISR before the next kill: else a partition whose ISR is
+                    # {second, third} drops below min.insync.replicas and waits for second.
+                    wait_fully_replicated(cluster.bootstrap, settings.topic_prefix, 120)
+                    time.sleep(2)
                     second = next(n.node_id for n in cluster.nodes if n.node_id != first)
                     cluster.node(second).kill()
                     print(f"killed node {second}")

@@ -54,7 +54,8 @@ def test_a_session_cookie_slides_and_ends_when_idle() -> None:
     assert cookie.startswith(f"{COOKIE}=")
     read = read_session(KEYS, f"other=1; {cookie}", 60_000)
     assert read is not None and read.workspace == "acme" and read.id == session.id
-    assert read_session(KEYS, cookie, 60_000, now_ms=session.seen_ms + 60_001) is None
+    # set_cookie stamps the time it runs (a millisecond or more after open_session): margin.
+    assert read_session(KEYS, cookie, 60_000, now_ms=session.seen_ms + 61_000) is None
     later = policy.set_cookie(KEYS, session, now_ms=session.seen_ms + 50_000).split(";")[0]
     assert read_session(KEYS, later, 60_000, now_ms=session.seen_ms + 100_000) is not None
     assert read_session(KEYS, later, 60_000, now_ms=session.issued_ms + MAX_AGE_MS + 1) is None
