@@ -265,9 +265,12 @@ class Dispatcher:
             self._scheduler.add(work)
             return
         lane = self._partitions.find_lane(work.partition, lane_id)
-        if lane is not None and lane.on_retry_due(work) is Decision.ATTEMPT:
+        decision = lane.on_retry_due(work) if lane is not None else Decision.DROP
+        if decision is Decision.ATTEMPT:
             self._scheduler.add(work)
             return
+        if decision is Decision.HOLD:
+            return  # attempted once its head marker is durable
         self._outcomes.finish(work)  # a stale copy
         if lane is not None:
             self._partitions.settle(work.partition, lane_id, lane)  # unpacked by the lookup

@@ -128,7 +128,8 @@ class Decision(Enum):
     ATTEMPT = "attempt"  # start it now (the lane is now busy with it)
     WAIT = "wait"  # held in memory behind the busy task
     PARK = "park"  # write a parked entry, then finish the source offset
-    HOLD = "hold"  # held in memory until the head marker is durable, then parked
+    HOLD = "hold"  # held in memory until the head marker is durable, then parked (or, for
+    # a retry copy due before its head marker is durable, then attempted)
     DROP = "drop"  # a replayed or stale copy: finish the source offset, do nothing
 
 
@@ -151,6 +152,7 @@ class Lane:
     backlog: Backlog | None = None
     max_seq: int = -1  # highest seq durably held (head or parked)
     reading: bool = False
+    due: Work | None = None  # the head's retry copy, due before its head marker was durable
 
     @property
     def waiting(self) -> deque[Work] | tuple[Work, ...]:
@@ -193,15 +195,22 @@ class Lane:
         return Decision.ATTEMPT
 
     def on_retry_due(self, work: Work) -> Decision:
-        """A task from a delay topic whose due time has come."""
+        """A task from a delay topic whose due time has come. The head's copy waits (HOLD)
+        while the head marker is not yet durable: resolved before it, the head's tombstone
+        could precede its marker in ``parked``, and the late acknowledgement would mark a
+        resolved head durable, after which the lane parked its tasks for good."""
         head = self.head
         if (
             head is None
             or self.busy is not None
+            or self.due is not None
             or head.delivery_id != work.task.delivery_id
             or head.hop != work.task.hop
         ):
             return Decision.DROP
+        if not self.head_durable:
+            self.due = work
+            return Decision.HOLD
         self.busy = work
         return Decision.ATTEMPT
 
@@ -246,16 +255,22 @@ class Lane:
             self.park(work.task)
         return works
 
-    def head_marker_durable(self) -> list[Work]:
-        """The head marker is acknowledged: the held tasks must now be parked (returned)."""
+    def head_marker_durable(self, marker: HeadRef) -> tuple[list[Work], Work | None]:
+        """``marker`` is acknowledged: the held tasks must now be parked (returned), and a
+        retry copy that fell due meanwhile is attempted (returned; the lane is busy with it).
+        The acknowledgement of a marker that is no longer the head changes nothing."""
+        if self.head != marker:
+            return [], None
         self.head_durable = True
-        if self.head is not None:
-            self.max_seq = max(self.max_seq, self.head.seq)
+        self.max_seq = max(self.max_seq, marker.seq)
         held = list(self.waiting)
         self.waiting_queue = None
         for work in held:
             self.park(work.task)
-        return held
+        due, self.due = self.due, None
+        if due is not None:
+            self.busy = due
+        return held, due
 
     def resolved(self) -> bool:
         """``busy`` succeeded or was dead-lettered. Returns True if a head marker must be

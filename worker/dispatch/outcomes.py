@@ -19,7 +19,7 @@ from worker.dispatch.clock import Clock
 from worker.dispatch.dedupe import Settled
 from worker.dispatch.delivery import Outcome
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Lane, Work, head_key, lane_of, task_key
+from worker.dispatch.ordering import HeadRef, Lane, Work, head_key, lane_of, task_key
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.policy import Next, schedule_retry
 from worker.dispatch.rebuild import health_key, progress_key
@@ -140,6 +140,7 @@ class Outcomes:
             return
         lane = self._partitions.lane(work.partition, lane_id)
         lane.set_head(copy)
+        marker = HeadRef.of(copy)
 
         def retry_durable() -> None:
             self.produce(
@@ -153,11 +154,14 @@ class Outcomes:
         def head_durable() -> None:
             if not self._partitions.current(work):
                 return
-            for held in lane.head_marker_durable():
-                self.write_parked(held, on_ack=partial(self.finish, held), lane=lane)
+            held, due = lane.head_marker_durable(marker)
+            for waiting in held:
+                self.write_parked(waiting, on_ack=partial(self.finish, waiting), lane=lane)
             if work.from_parked:
                 self.tombstone(work.partition, task_key(lane_id, task.seq))
             self.finish(work)
+            if due is not None:  # the retry copy fell due before its marker was durable
+                self._scheduler.add(due)
             self._partitions.settle(work.partition, lane_id, lane)
 
         self.produce(

@@ -1,5 +1,5 @@
 from worker.dispatch.backlog import Tally
-from worker.dispatch.ordering import Decision, Lane, Work
+from worker.dispatch.ordering import Decision, HeadRef, Lane, Work
 from worker.model import DeliveryTask
 
 
@@ -31,8 +31,8 @@ def test_failure_makes_a_head_and_parks_followers_once_durable():
     lane.set_head(copy)
     # Until the head marker is durable, new tasks are held, not parked.
     assert lane.on_fresh(work(3)) is Decision.HOLD
-    held = lane.head_marker_durable()
-    assert [w.task.seq for w in held] == [2, 3]
+    held, due = lane.head_marker_durable(HeadRef.of(copy))
+    assert [w.task.seq for w in held] == [2, 3] and due is None
     assert parked(lane) == [2, 3]
     assert lane.on_fresh(work(4)) is Decision.PARK
     # Nothing may start while the head waits in a delay topic.
@@ -48,11 +48,44 @@ def test_failure_makes_a_head_and_parks_followers_once_durable():
     assert parked(lane) == [3, 4]
 
 
+def test_a_retry_due_before_its_head_marker_is_durable_waits_for_it():
+    """Under a broker failover the head marker's write can take seconds while the retry copy
+    (200 ms) is already due. Attempted at once and resolved, its head's tombstone preceded the
+    marker, and the marker's late acknowledgement marked the resolved head durable: every
+    later task of the key was parked and never attempted (39 of 40 events of a key stuck in
+    the three-broker failover test)."""
+    lane = Lane(Tally())
+    first = work(1)
+    lane.on_fresh(first)
+    copy = DeliveryTask(**{**_fields(first.task), "hop": 1})
+    lane.set_head(copy)
+    retry = Work(copy, "retry", 0, 7)
+    assert lane.on_retry_due(retry) is Decision.HOLD
+    assert lane.on_retry_due(Work(copy, "retry", 0, 7)) is Decision.DROP  # a second copy
+    assert lane.on_fresh(work(2)) is Decision.HOLD
+    held, due = lane.head_marker_durable(HeadRef.of(copy))
+    assert [w.task.seq for w in held] == [2] and due is retry and lane.busy is retry
+    assert lane.resolved() is True
+    nxt = lane.next_work("parked", 0, 0)
+    assert nxt is not None and nxt.task.seq == 2  # the lane goes on
+
+
+def test_the_acknowledgement_of_a_marker_no_longer_the_head_changes_nothing():
+    lane = Lane(Tally())
+    lane.on_fresh(work(1))
+    first = DeliveryTask(**{**_fields(work(1).task), "hop": 1})
+    lane.set_head(first)
+    lane.head = None  # resolved meanwhile (as the code before the fix let happen)
+    assert lane.head_marker_durable(HeadRef.of(first)) == ([], None)
+    assert not lane.head_durable and lane.on_fresh(work(2)) is Decision.ATTEMPT
+
+
 def test_replayed_tasks_at_or_below_durable_seq_are_dropped():
     lane = Lane(Tally())
     lane.on_fresh(work(5))
-    lane.set_head(DeliveryTask(**{**_fields(work(5).task), "hop": 1}))
-    lane.head_marker_durable()
+    copy = DeliveryTask(**{**_fields(work(5).task), "hop": 1})
+    lane.set_head(copy)
+    lane.head_marker_durable(HeadRef.of(copy))
     assert lane.on_fresh(work(5)) is Decision.DROP
     assert lane.on_fresh(work(3)) is Decision.DROP
     assert lane.on_fresh(work(6)) is Decision.PARK
@@ -78,8 +111,9 @@ def test_a_parked_body_leaves_memory_once_durable_and_is_read_back_for_its_turn(
     tally = Tally()
     lane = Lane(tally)
     lane.on_fresh(work(1))
-    lane.set_head(DeliveryTask(**{**_fields(work(1).task), "hop": 1}))
-    lane.head_marker_durable()
+    copy = DeliveryTask(**{**_fields(work(1).task), "hop": 1})
+    lane.set_head(copy)
+    lane.head_marker_durable(HeadRef.of(copy))
     assert lane.on_fresh(work(2)) is Decision.PARK and lane.on_fresh(work(3)) is Decision.PARK
     assert tally.parked == 2
     lane.acked(2, 100)
