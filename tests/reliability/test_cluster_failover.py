@@ -1,7 +1,7 @@
 """A three-broker cluster, replication factor 3 and ``min.insync.replicas=2``: while 10,000
 events flow to flaky endpoints and incoming webhooks arrive, the broker leading most
 ``deliveries`` partitions is ``kill -9``ed, restarted, and then another is killed. Every event
-is delivered or dead-lettered by policy (once the second is back), no key or endpoint
+is delivered or dead-lettered by policy while the second is still down, no key or endpoint
 order is broken, duplicates are counted and printed, and every incoming webhook answered 2xx
 is in its topic afterwards (Kafka's replication contract: an ``acks=all`` write acknowledged
 by two in-sync replicas survives the loss of one broker).
@@ -164,9 +164,9 @@ def test_three_brokers_two_killed_in_turn_while_10k_events_flow(
                     print(f"killed node {second}")
                     time.sleep(10)
                     feeder.wait()
-                # Restarted before the settling: with it left dead, 39 deliveries of key-scoped
-                # endpoints stayed stuck in two of three runs (an open defect, docs/reliability.md).
-                cluster.restart(cluster.node(second))
+                # The second stays dead while the rest settles: two of three copies suffice.
+                # (It once left 39 of a key's 40 events parked for good: a head's retry was
+                # attempted before its head marker's slow write was acknowledged.)
                 dead = wait_settled(receiver, settings, expected, timeout=240)
                 assert worker.proc.poll() is None, worker.output()[-3000:]
                 assert worker.terminate() == 0, worker.output()[-3000:]
