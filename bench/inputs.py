@@ -13,10 +13,12 @@ runs ``--rounds`` times interleaved with the envelope, best round kept; prints a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,8 @@ from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.inputs import InputDecoder, load_inputs
 from worker.inputs.registry import SchemaRegistry
-from worker.model import DeliveryTask
-from worker.router import delivery_id, ordering_key
+from worker.router import delivery_task, ordering_key
 from worker.subscriptions.model import SecretEntry, Status, Subscription
-from worker.subscriptions.render import render_body
 
 HERE = Path(__file__).resolve().parent
 TIMESTAMP = (1, 1774967400000)
@@ -58,6 +58,16 @@ inputs:
      record: "field:order", id: "field:ref"}
   - {topics: [avro], format: envelope}
 """
+INPUT_TOPICS = "events,cdc,cdcschema,ce,cestruct,orders,avro"
+# The one subscription that matches every record.
+SUBSCRIPTION = Subscription(
+    id="sub_1",
+    workspace="acme",
+    url="https://example.com/h",
+    events=("*",),
+    secrets=(SecretEntry("whsec_" + "A" * 32),),
+    status=Status.ACTIVE,
+)
 AVRO_SCHEMA = """{"type": "record", "name": "Ev", "fields": [
   {"name": "event", "type": "string"}, {"name": "workspace", "type": "string"},
   {"name": "entity", "type": "string"},
@@ -145,17 +155,7 @@ def route_once(
         event = decoder.decode(message)
         assert event is not None
         key = ordering_key(event, message.key())
-        task = DeliveryTask(
-            delivery_id=delivery_id(event.id, sub.id),
-            subscription_id=sub.id,
-            workspace=event.workspace,
-            event_id=event.id,
-            event_type=event.event,
-            body=render_body(event, sub),
-            ordering="key",
-            ordering_key=key,
-        )
-        codec.encode_task(task)
+        codec.encode_task(delivery_task(event, sub, key, int(time.time() * 1000)))
 
     return route
 
@@ -167,19 +167,29 @@ def per_record_us(route: Callable[[Message], None], message: Message, n: int) ->
     return (time.process_time() - start) / n * 1e6
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.inputs")
+def arguments(prog: str, rounds: int, argv: list[str] | None) -> argparse.Namespace:
+    """``--records`` per format and run, and ``--rounds``: the options of both input benches."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args(argv)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def mapping_file() -> Iterator[str]:
+    """The path of a temporary ``inputs.yaml`` holding :data:`MAPPING`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "inputs.yaml")
+        Path(path).write_text(MAPPING)
+        yield path
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments("python -m bench.inputs", 5, argv)
     registry = SchemaRegistryStandIn().start()
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "inputs.yaml")
-            Path(path).write_text(MAPPING)
-            settings = Settings.from_env(
-                {}, inputs=path, input_topics="events,cdc,cdcschema,ce,cestruct,orders,avro"
-            )
+        with mapping_file() as path:
+            settings = Settings.from_env({}, inputs=path, input_topics=INPUT_TOPICS)
             avro = AvroCodec()
             decoder = InputDecoder(
                 avro=avro,
@@ -187,14 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 spec=load_inputs(settings),
                 registry=SchemaRegistry(registry.url),
             )
-            sub = Subscription(
-                id="sub_1",
-                workspace="acme",
-                url="https://example.com/h",
-                events=("*",),
-                secrets=(SecretEntry("whsec_" + "A" * 32),),
-                status=Status.ACTIVE,
-            )
+            sub = dataclasses.replace(SUBSCRIPTION, ordering="key")
             route = route_once(decoder, RecordCodec(avro), sub)
             samples = messages(registry.url)
             for message in samples.values():

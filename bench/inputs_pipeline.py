@@ -16,10 +16,7 @@ the pairs' (best CPU seconds are printed too). Prints a table and writes
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,21 +25,19 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from bench.broker import local_broker
-from bench.inputs import MAPPING, messages
+from bench.inputs import INPUT_TOPICS, SUBSCRIPTION, arguments, mapping_file, messages
 from tests.support.schema_registry import SchemaRegistryStandIn
+from tests.support.topics import create_topics
 from worker.app import input_decoder
 from worker.components import Codecs
 from worker.config import Settings
-from worker.kafka.admin import ensure_topics
-from worker.kafka.clients import make_admin, make_consumer, make_producer
+from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.topics import Topics
 from worker.observability.metrics import Metrics
 from worker.router import Router
 from worker.subscriptions.index import SubscriptionIndex
-from worker.subscriptions.model import SecretEntry, Status, Subscription
 
 HERE = Path(__file__).resolve().parent
-INPUTS = "events,cdc,cdcschema,ce,cestruct,orders,avro"
 
 
 def fill(settings: Settings, samples: dict[str, Message], n: int) -> None:
@@ -101,46 +96,26 @@ def route_all(settings: Settings, index: SubscriptionIndex, topic: str, n: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.inputs_pipeline")
-    parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = arguments("python -m bench.inputs_pipeline", 3, argv)
     registry = SchemaRegistryStandIn().start()
     best: dict[str, float] = {}
     ratios: dict[str, list[float]] = {}
     name_of_broker = ""
     try:
-        with local_broker() as broker, tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "inputs.yaml")
-            Path(path).write_text(MAPPING)
+        with local_broker() as broker, mapping_file() as path:
             settings = Settings.from_env(
                 {},
                 bootstrap_servers=broker.bootstrap,
                 topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
                 inputs=path,
-                input_topics=INPUTS,
+                input_topics=INPUT_TOPICS,
                 schema_registry_url=registry.url,
             )
-            ensure_topics(
-                make_admin(settings),
-                Topics.from_settings(settings),
-                partitions=1,
-                replication_factor=1,
-                input_topics=settings.input_topic_list(),
-            )
+            create_topics(settings, 1)
             samples = messages(registry.url)
             fill(settings, samples, args.records)
             index = SubscriptionIndex()
-            index.upsert(
-                Subscription(
-                    id="sub_1",
-                    workspace="acme",
-                    url="https://example.com/h",
-                    events=("*",),
-                    secrets=(SecretEntry("whsec_" + "A" * 32),),
-                    status=Status.ACTIVE,
-                )
-            )
+            index.upsert(SUBSCRIPTION)
             name_of_broker = broker.name
             # Each format right after an envelope run: the pair shares the machine's load of
             # the moment (other jobs come and go), and the ratio is the pair's.

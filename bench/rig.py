@@ -22,12 +22,11 @@ import orjson
 from bench.procstat import CpuMeter, broker_pid
 from bench.receivers import Receiver, free_port
 from tests.support.subs import SubsWriter
+from tests.support.topics import create_topics
 from tests.support.worker import settings_env, wait_ready
 from worker import eventloop
 from worker.config import Settings, format_duration, parse_retry_delays
-from worker.kafka.admin import ensure_topics
-from worker.kafka.clients import make_admin, make_producer
-from worker.kafka.topics import Topics
+from worker.kafka.clients import make_producer
 from worker.kafka.writes import produce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,13 +48,7 @@ def make_settings(bootstrap: str, name: str, partitions: int, **overrides: Any) 
     }
     values.update(overrides)
     settings = Settings.from_env({}, **values)
-    ensure_topics(
-        make_admin(settings),
-        Topics.from_settings(settings),
-        partitions=partitions,
-        replication_factor=1,
-        input_topics=settings.input_topic_list(),
-    )
+    create_topics(settings, partitions)
     return settings
 
 

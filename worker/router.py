@@ -33,7 +33,7 @@ from worker.subscriptions.index import SubscriptionIndex
 from worker.subscriptions.model import Subscription
 from worker.subscriptions.render import render_body
 
-__all__ = ["Router", "delivery_id", "ordering_key"]
+__all__ = ["Router", "delivery_id", "delivery_task", "ordering_key"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,35 @@ def ordering_key(event: Event, kafka_key: bytes | None) -> bytes | None:
         if text is not None:
             return f"{event.entity or ''}/{text}".encode()
     return kafka_key or None
+
+
+def delivery_task(
+    event: Event,
+    sub: Subscription,
+    key: bytes | None,
+    now_ms: int,
+    trace: tuple[str | None, str | None] | None = None,
+) -> DeliveryTask:
+    """The delivery task the router writes for ``event`` and one matching ``sub``: ``key`` is
+    the event's :func:`ordering_key`, ``trace`` the route span's context when sampled."""
+    scope = sub.scope
+    traceparent, tracestate = trace or (None, None)
+    return DeliveryTask(
+        delivery_id=delivery_id(event.id, sub.id),
+        subscription_id=sub.id,
+        workspace=event.workspace,
+        event_id=event.id,
+        event_type=event.event,
+        body=render_body(event, sub),
+        ordered=scope != "none",
+        event_time_ms=event.timestamp_ms,
+        created_ms=now_ms,
+        source=event.source,
+        ordering=scope,
+        ordering_key=key if scope != "none" else None,
+        traceparent=traceparent,
+        tracestate=tracestate,
+    )
 
 
 class Router:
@@ -207,25 +236,8 @@ class Router:
 
         now_ms = int(time.time() * 1000)
         key = ordering_key(event, kafka_key)
-        traceparent, tracestate = trace or (None, None)  # the route span's, when sampled
         for sub in subs:
-            scope = sub.scope
-            task = DeliveryTask(
-                delivery_id=delivery_id(event.id, sub.id),
-                subscription_id=sub.id,
-                workspace=event.workspace,
-                event_id=event.id,
-                event_type=event.event,
-                body=render_body(event, sub),
-                ordered=scope != "none",
-                event_time_ms=event.timestamp_ms,
-                created_ms=now_ms,
-                source=event.source,
-                ordering=scope,
-                ordering_key=key if scope != "none" else None,
-                traceparent=traceparent,
-                tracestate=tracestate,
-            )
+            task = delivery_task(event, sub, key, now_ms, trace)
             produce(
                 self._producer,
                 self._topics.deliveries,

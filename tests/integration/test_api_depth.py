@@ -12,10 +12,9 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.api import api_settings, client, running_api, token_maker
+from tests.support.api import api_settings, api_with_worker, client
 from tests.support.kafka import produce_json
-from tests.support.receiver import Receiver, Reply
-from tests.support.worker import running
+from tests.support.receiver import Reply
 from worker.config import Settings
 
 
@@ -41,11 +40,7 @@ def test_delivery_detail_health_activity_and_a_recorded_test(
         return Reply(answers["status"], headers={"x-receiver": "r1"}, body=b"busy " * 300)
 
     with (
-        Receiver() as receiver,
-        token_maker(settings) as tokens,
-        running_api(settings) as api,
-        running(settings),
-        client(api, tokens.workspace("acme")) as c,
+        api_with_worker(settings) as (receiver, tokens, api, c),
         client(api, tokens.workspace("globex")) as other,
     ):
         url = receiver.endpoint("r", "whsec_" + "A" * 32, reply)

@@ -12,10 +12,9 @@ from typing import Any
 
 import httpx
 
-from tests.support.api import api_settings, client, running_api, token_maker
+from tests.support.api import api_settings, api_with_worker, client, running_api, token_maker
 from tests.support.kafka import produce_json
-from tests.support.receiver import Receiver, Reply
-from tests.support.worker import running
+from tests.support.receiver import Reply
 from worker.config import Settings
 
 
@@ -55,13 +54,7 @@ def test_attempts_deliveries_dead_letters_resend_and_redrive(
     def gone(n: int, body: bytes) -> Reply:
         return Reply(status=400 if refusing["on"] and n > 1 else 200, body=b"bad request")
 
-    with (
-        Receiver() as receiver,
-        token_maker(settings) as tokens,
-        running_api(settings) as api,
-        running(settings),
-        client(api, tokens.workspace("acme")) as c,
-    ):
+    with api_with_worker(settings) as (receiver, _tokens, _api, c):
         ok_url = receiver.endpoint("ok", "whsec_" + "A" * 32, flaky)
         bad_url = receiver.endpoint("bad", "whsec_" + "A" * 32, gone)
         base = "/v1/workspaces/acme/subscriptions"

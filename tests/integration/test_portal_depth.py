@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
-import pytest
 from selenium.webdriver.support.ui import Select
 
 from tests.support.browser import find, screenshot, wait
 from tests.support.portal_pages import create_sub, open_page, shot
-from tests.support.portal_stack import Stack, portal_stack
+from tests.support.portal_stack import Stack, module_stack
 
-
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with portal_stack(kafka_bootstrap, tmp_path_factory.mktemp("portal-depth")) as built:
-        built.open("acme")  # the session every test uses (one opens globex and back)
-        yield built
+# The acme session every test uses (one opens globex and back).
+stack = module_stack("portal-depth", session="acme")
 
 
 def test_attempt_detail_shows_the_request_as_sent_and_the_response(stack: Stack) -> None:

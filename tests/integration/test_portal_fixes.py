@@ -9,23 +9,17 @@ attempt's time. (The re-send / Redrive all defect is in test_portal_browser.py.)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from selenium.webdriver.support.ui import Select
 
 from tests.support.browser import console_errors, find, screenshot, texts, wait
-from tests.support.portal_pages import SPY, create_sub, open_page, sent_calls
-from tests.support.portal_stack import Stack, portal_stack
+from tests.support.portal_pages import SPY, create_sub, delivery_events, open_page, sent_calls
+from tests.support.portal_stack import Stack, module_stack
 
-
-@pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with portal_stack(kafka_bootstrap, tmp_path_factory.mktemp("portal-fixes")) as built:
-        built.open("acme")  # the session every test uses (one opens globex and back)
-        yield built
+# The acme session every test uses (one opens globex and back).
+stack = module_stack("portal-fixes", session="acme")
 
 
 def test_an_edit_keeps_the_ordering_scope_and_sends_only_what_changed(stack: Stack) -> None:
@@ -196,30 +190,10 @@ def test_the_log_refreshes_itself_filters_and_keeps_the_first_attempts_time(
     wait(lambda: len(driver.find_elements("css selector", "tr.delivery")) == 2, 30, "two rows")
     # Search by event id, then by event type.
     find(driver, "#log-search").send_keys(ids[0])
-    wait(
-        lambda: (
-            [
-                r.get_attribute("data-event")
-                for r in driver.find_elements("css selector", "tr.delivery")
-            ]
-            == [ids[0]]
-        ),
-        15,
-        "search",
-    )
+    wait(lambda: delivery_events(stack) == [ids[0]], 15, "search")
     find(driver, "#log-search").clear()
     Select(find(driver, "#log-event")).select_by_value("contact.updated")
-    wait(
-        lambda: (
-            [
-                r.get_attribute("data-event")
-                for r in driver.find_elements("css selector", "tr.delivery")
-            ]
-            == [ids[1]]
-        ),
-        15,
-        "type",
-    )
+    wait(lambda: delivery_events(stack) == [ids[1]], 15, "type")
     Select(find(driver, "#log-event")).select_by_value("")
     # A delivery retried later keeps its first attempt's time.
     stack.failing.add("logged")

@@ -1,5 +1,6 @@
 """Running the real management API from tests: ``run_api`` on its own event loop in a thread,
-on a free port of 127.0.0.1, with API tokens made by the product's own token writer."""
+on a free port of 127.0.0.1, with API tokens made by the product's own token writer; and the
+API beside a running worker and a receiver."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from tests.support.worker import ThreadWorker
+from tests.support.receiver import Receiver
+from tests.support.worker import ThreadWorker, running
 from worker.api.server import run_api
 from worker.codec.avro import AvroCodec
 from worker.config import Settings
@@ -94,3 +96,18 @@ def client(api: ThreadApi, token: str | None, *, valid: bool = True) -> httpx.Cl
                 assert time.monotonic() < deadline, "the API never accepted a new token"
                 time.sleep(0.05)
     return httpx.Client(base_url=api.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def api_with_worker(
+    settings: Settings,
+) -> Iterator[tuple[Receiver, Tokens, ThreadApi, httpx.Client]]:
+    """A receiver, the API and the worker on ``settings``, and a client of workspace acme."""
+    with (
+        Receiver() as receiver,
+        token_maker(settings) as tokens,
+        running_api(settings) as api,
+        running(settings),
+        client(api, tokens.workspace("acme")) as acme,
+    ):
+        yield receiver, tokens, api, acme

@@ -1,9 +1,10 @@
-"""Producing input records with keys and headers, and mapping files, for the input-format
-tests."""
+"""Producing input records with keys and headers, mapping files, the custom-format order
+example and a receiver subscribed to it all, for the input-format tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,43 @@ import orjson
 from confluent_kafka import Producer
 
 from tests.support.kafka import consume_all
+from tests.support.receiver import Receiver
+from tests.support.subs import SubsWriter
+from tests.support.topics import create_topics
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings
-from worker.kafka.admin import ensure_topics
-from worker.kafka.clients import make_admin
-from worker.kafka.topics import Topics
 from worker.model import InvalidRecord
+from worker.subscriptions.secrets import generate_secret
 
 Raw = tuple[bytes | str | None, bytes | None, dict[str, bytes] | None]  # key, value, headers
+
+# A custom-format input taking each part of the event from its own source (the Kafka key is
+# the ordering key); ORDER is a value for it, ORDER_BODY the webhook body it maps to with key
+# ``cust-1`` and header ``x-tenant: acme``.
+ORDERS_INPUT = """\
+    format: custom
+    event: field:kind
+    workspace: header:x-tenant
+    record: field:order
+    id: field:order_ref
+    timestamp: field:placed_at
+    ordering_key: key
+"""
+ORDER = {
+    "kind": "order.placed",
+    "order_ref": "o-981",
+    "placed_at": 1774967400000,
+    "order": {"id": "o-981", "total": "42.00"},
+}
+ORDER_BODY = {
+    "event": "order.placed",
+    "workspace": "acme",
+    "id": "o-981",
+    "timestamp": "2026-03-31T14:30:00.000Z",
+    "record": {"id": "o-981", "total": "42.00"},
+    "ordering_key": "cust-1",
+}
 
 
 def produce_raw(bootstrap: str, topic: str, records: Iterable[Raw], partition: int = 0) -> None:
@@ -64,11 +93,17 @@ def mapped_settings(
         inputs=write_mapping(directory, mapping.format(p=base.topic_prefix)),
         **overrides,
     )
-    ensure_topics(
-        make_admin(settings),
-        Topics.from_settings(settings),
-        partitions=partitions,
-        replication_factor=1,
-        input_topics=settings.input_topic_list(),
-    )
+    create_topics(settings, partitions)
     return settings
+
+
+@contextmanager
+def subscribed_receiver(settings: Settings, ordering: str = "none") -> Iterator[Receiver]:
+    """A receiver whose endpoint ``ok`` has a subscription of workspace ``acme`` to every
+    event, with ``ordering``; check ``verified`` on what it got."""
+    with Receiver() as receiver:
+        secret = generate_secret()
+        SubsWriter(settings).create(
+            "acme", receiver.endpoint("ok", secret), ["*"], secret=secret, ordering=ordering
+        )
+        yield receiver

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 
+from tests.support.topics import create_topics
 from worker.catalogue import example_catalogue_path
 from worker.config import Settings, parse_retry_delays
-from worker.kafka.admin import ensure_topics
-from worker.kafka.clients import make_admin
-from worker.kafka.topics import Topics
 
 
 def portal_settings(bootstrap: str, directory: Path, **overrides: Any) -> Settings:
@@ -39,13 +37,7 @@ def portal_settings(bootstrap: str, directory: Path, **overrides: Any) -> Settin
     }
     values.update(overrides)
     settings = Settings.from_env({}, **values)
-    ensure_topics(
-        make_admin(settings),
-        Topics.from_settings(settings),
-        partitions=2,
-        replication_factor=1,
-        input_topics=settings.input_topic_list(),
-    )
+    create_topics(settings, 2)
     return settings
 
 

@@ -1,5 +1,6 @@
 """Helpers of the portal's browser tests of its pages: make an endpoint through the API,
-open a page fresh, screenshot one element, and record what the page sends."""
+open a page fresh, screenshot one element, record what the page sends, and read the
+delivery log's rows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from tests.support.browser import ARTIFACTS, find
 from tests.support.portal_stack import Stack
 
-__all__ = ["SPY", "create_sub", "open_page", "sent_calls", "shot"]
+__all__ = ["SPY", "create_sub", "delivery_events", "open_page", "sent_calls", "shot"]
 
 SPY = """
 window.__sent = [];
@@ -48,3 +49,11 @@ def shot(element: WebElement, name: str) -> None:
 def sent_calls(stack: Stack) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = stack.driver.execute_script("return window.__sent || []")
     return sent
+
+
+def delivery_events(stack: Stack) -> list[str | None]:
+    """The event id of each row of the delivery log shown, top to bottom."""
+    return [
+        r.get_attribute("data-event")
+        for r in stack.driver.find_elements("css selector", "tr.delivery")
+    ]

@@ -4,13 +4,14 @@ and read subscriptions through the bearer API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from selenium import webdriver
 
 from tests.support.api import ThreadApi, Tokens, client, running_api, token_maker
@@ -96,3 +97,18 @@ def portal_stack(kafka_bootstrap: str, directory: Path) -> Iterator[Stack]:
         finally:
             for c in stack.bearer.values():
                 c.close()
+
+
+def module_stack(name: str, session: str | None = None) -> Callable[..., Iterator[Stack]]:
+    """A module-scoped ``stack`` fixture (assign it to ``stack`` in the test module): the
+    whole stack in a temporary directory called ``name``, with ``session``'s portal session
+    open when given (the one every test of the module starts from)."""
+
+    @pytest.fixture(scope="module")
+    def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+        with portal_stack(kafka_bootstrap, tmp_path_factory.mktemp(name)) as built:
+            if session is not None:
+                built.open(session)
+            yield built
+
+    return stack

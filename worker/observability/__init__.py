@@ -1,2 +1,2 @@
-"""What operators see: the metrics facades (the only modules that import prometheus_client),
-the health and readiness HTTP server, and structured logging."""
+"""What operators see: the metrics facades and their shared parts (the only modules that import
+prometheus_client), the health and readiness HTTP server, and structured logging."""

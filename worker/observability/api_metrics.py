@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from worker.observability.metrics import spans_dropped_counter
+from worker.observability.dropped_spans import spans_dropped_counter
 
 __all__ = ["INCOMING_OUTCOMES", "ApiMetrics"]
 

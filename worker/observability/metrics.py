@@ -1,11 +1,10 @@
-"""Prometheus metrics: the one facade the pipeline calls, and the only module that imports
-``prometheus_client``.
+"""Prometheus metrics: the one facade the pipeline calls.
 
 Every :class:`Metrics` owns its own :class:`~prometheus_client.CollectorRegistry`, so tests and
 several workers in one process never share series. Labels are few and bounded: topics, outcome
 and reason categories, retry delays, partitions. Never event ids, subscription ids or URLs.
-Free-text label values are normalised and capped per label (:data:`LABEL_VALUE_LIMIT` distinct
-values, then ``other``) so a caller's mistake cannot explode the series count.
+Free-text label values are normalised and capped per label (see worker.observability.labels)
+so a caller's mistake cannot explode the series count.
 
 The per-delivery methods keep the label child they resolved for each distinct argument
 (``labels()`` with its normalising and guarding costs 3-4 times the ``inc()`` itself).
@@ -15,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,19 +26,18 @@ from prometheus_client import (
     generate_latest,
 )
 
+from worker.observability.dropped_spans import spans_dropped_counter
+from worker.observability.labels import Children, LabelGuard, category, verbatim
+
 __all__ = [
     "ATTEMPT_OUTCOMES",
-    "CACHED_ARGUMENTS",
     "DEAD_LETTER_REASONS",
     "DELIVERY_OUTCOMES",
     "INVALID_REASONS",
-    "LABEL_VALUE_LIMIT",
     "LOOP_LAG_BUCKETS",
     "STATUS_CLASSES",
     "SUBSCRIPTION_STATUSES",
-    "TRACE_DROP_REASONS",
     "Metrics",
-    "spans_dropped_counter",
 ]
 
 ATTEMPT_OUTCOMES = ("success", "retry", "dead_letter")
@@ -68,15 +64,6 @@ INVALID_REASONS = (
     "custom",
 )
 SUBSCRIPTION_STATUSES = ("PENDING", "ACTIVE", "DISABLED", "BLOCKED", "TOO_MANY_ERRORS")
-LABEL_VALUE_LIMIT = 50
-TRACE_DROP_REASONS = ("queue_full", "export_failed")
-OTHER = "other"
-# Distinct arguments whose label children one method remembers; further ones are resolved on
-# every call (still guarded), so a caller passing free text cannot grow the memory either.
-CACHED_ARGUMENTS = 4 * LABEL_VALUE_LIMIT
-
-_Key = TypeVar("_Key")
-_Child = TypeVar("_Child")
 
 # One HTTP attempt: from a 1 ms local receiver to the 30 s maximum timeout.
 ATTEMPT_BUCKETS = (
@@ -93,54 +80,6 @@ END_TO_END_BUCKETS = (
 LOOP_LAG_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
-
-_CATEGORY_CHARS = re.compile(r"[^a-z0-9_]+")
-
-
-def _category(value: str) -> str:
-    """``"Too Large"`` -> ``"too_large"``: a short snake_case category."""
-    cleaned = _CATEGORY_CHARS.sub("_", value.strip().lower()).strip("_")[:40]
-    return cleaned or "unknown"
-
-
-def _verbatim(value: str) -> str:
-    """Topic names and delays keep their spelling (topics are case-sensitive)."""
-    return value.strip()[:200] or "unknown"
-
-
-class _Children(dict[_Key, _Child]):
-    """The label children one method resolved, by its raw arguments: a hit is a dict lookup.
-
-    ``resolve`` normalises, guards and calls ``labels()``, once per distinct argument. Caching
-    is invisible: a value the guard admitted stays admitted and one it turned into ``other``
-    stays ``other``, so the same arguments always resolve to the same child.
-    """
-
-    def __init__(self, resolve: Callable[[_Key], _Child]) -> None:
-        super().__init__()
-        self._resolve = resolve
-
-    def __missing__(self, key: _Key) -> _Child:
-        child = self._resolve(key)
-        if len(self) < CACHED_ARGUMENTS:
-            self[key] = child
-        return child
-
-
-class _LabelGuard:
-    """Caps how many distinct values one label takes; later newcomers become ``other``."""
-
-    def __init__(self, known: Iterable[str] = (), limit: int = LABEL_VALUE_LIMIT) -> None:
-        self._seen: set[str] = set(known)
-        self._limit = max(limit, len(self._seen))
-
-    def __call__(self, value: str) -> str:
-        if value in self._seen:
-            return value
-        if len(self._seen) >= self._limit:
-            return OTHER
-        self._seen.add(value)
-        return value
 
 
 class Metrics:
@@ -159,15 +98,15 @@ class Metrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        topics = [_verbatim(t) for t in input_topics]
-        delays = [_verbatim(d) for d in retry_delays]
-        self._topic = _LabelGuard(topics)
-        self._invalid_reason = _LabelGuard(INVALID_REASONS)
-        self._outcome = _LabelGuard(ATTEMPT_OUTCOMES)
-        self._status_class = _LabelGuard(STATUS_CLASSES)
-        self._delay = _LabelGuard(delays)
-        self._dead_reason = _LabelGuard(DEAD_LETTER_REASONS)
-        self._sub_status = _LabelGuard(SUBSCRIPTION_STATUSES)
+        topics = [verbatim(t) for t in input_topics]
+        delays = [verbatim(d) for d in retry_delays]
+        self._topic = LabelGuard(topics)
+        self._invalid_reason = LabelGuard(INVALID_REASONS)
+        self._outcome = LabelGuard(ATTEMPT_OUTCOMES)
+        self._status_class = LabelGuard(STATUS_CLASSES)
+        self._delay = LabelGuard(delays)
+        self._dead_reason = LabelGuard(DEAD_LETTER_REASONS)
+        self._sub_status = LabelGuard(SUBSCRIPTION_STATUSES)
 
         self._consumed = Counter(
             "webhook_events_consumed", "Input events read, by input topic.", ["topic"], registry=r
@@ -281,26 +220,26 @@ class Metrics:
         self._build = Info("webhook_build", "Version of the running worker.", registry=r)
         self._spans_dropped = spans_dropped_counter(r)
         self._preinitialise(topics, delays)
-        self._consumed_by: _Children[str, Counter] = _Children(
-            lambda topic: self._consumed.labels(topic=self._topic(_verbatim(topic)))
+        self._consumed_by: Children[str, Counter] = Children(
+            lambda topic: self._consumed.labels(topic=self._topic(verbatim(topic)))
         )
-        self._invalid_by: _Children[str, Counter] = _Children(
-            lambda reason: self._invalid.labels(reason=self._invalid_reason(_category(reason)))
+        self._invalid_by: Children[str, Counter] = Children(
+            lambda reason: self._invalid.labels(reason=self._invalid_reason(category(reason)))
         )
-        self._attempt_by: _Children[tuple[str, str], tuple[Counter, Histogram]] = _Children(
+        self._attempt_by: Children[tuple[str, str], tuple[Counter, Histogram]] = Children(
             self._attempt_children
         )
-        self._deliveries_by: _Children[str, Counter] = _Children(
-            lambda outcome: self._deliveries.labels(outcome=self._outcome(_category(outcome)))
+        self._deliveries_by: Children[str, Counter] = Children(
+            lambda outcome: self._deliveries.labels(outcome=self._outcome(category(outcome)))
         )
-        self._retries_by: _Children[str, Counter] = _Children(
-            lambda delay: self._retries.labels(delay=self._delay(_verbatim(delay)))
+        self._retries_by: Children[str, Counter] = Children(
+            lambda delay: self._retries.labels(delay=self._delay(verbatim(delay)))
         )
-        self._dead_letters_by: _Children[str, Counter] = _Children(
-            lambda reason: self._dead_letters.labels(reason=self._dead_reason(_category(reason)))
+        self._dead_letters_by: Children[str, Counter] = Children(
+            lambda reason: self._dead_letters.labels(reason=self._dead_reason(category(reason)))
         )
-        self._oldest_due_by: _Children[str, Gauge] = _Children(
-            lambda delay: self._oldest_due.labels(delay=self._delay(_verbatim(delay)))
+        self._oldest_due_by: Children[str, Gauge] = Children(
+            lambda delay: self._oldest_due.labels(delay=self._delay(verbatim(delay)))
         )
 
     def _preinitialise(self, topics: list[str], delays: list[str]) -> None:
@@ -354,8 +293,8 @@ class Metrics:
         duration.observe(max(seconds, 0.0))
 
     def _attempt_children(self, key: tuple[str, str]) -> tuple[Counter, Histogram]:
-        outcome = self._outcome(_category(key[0]))
-        status_class = self._status_class(_category(key[1]))
+        outcome = self._outcome(category(key[0]))
+        status_class = self._status_class(category(key[1]))
         return (
             self._attempts.labels(outcome=outcome, status_class=status_class),
             self._attempt_seconds.labels(outcome=outcome),
@@ -424,7 +363,7 @@ class Metrics:
             if status not in counts:
                 self._subscriptions.labels(status=status).set(0)
         for status, n in counts.items():
-            self._subscriptions.labels(status=self._sub_status(_verbatim(status))).set(n)
+            self._subscriptions.labels(status=self._sub_status(verbatim(status))).set(n)
 
     # Process
 
@@ -447,17 +386,3 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The registry in Prometheus text format, and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-def spans_dropped_counter(registry: CollectorRegistry) -> Counter:
-    """``webhook_trace_spans_dropped_total{reason}``: spans the tracing queue had no room for
-    or the collector did not take (worker and API alike)."""
-    counter = Counter(
-        "webhook_trace_spans_dropped",
-        "Trace spans dropped: the export queue was full, or the collector failed the batch.",
-        ["reason"],
-        registry=registry,
-    )
-    for reason in TRACE_DROP_REASONS:
-        counter.labels(reason=reason)
-    return counter

@@ -12,11 +12,17 @@ import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 
-from tests.support.inputs import invalid_records, json_value, mapped_settings, produce_raw
-from tests.support.receiver import Receiver
-from tests.support.subs import SubsWriter
+from tests.support.inputs import (
+    ORDER,
+    ORDER_BODY,
+    ORDERS_INPUT,
+    invalid_records,
+    json_value,
+    mapped_settings,
+    produce_raw,
+    subscribed_receiver,
+)
 from tests.support.worker import running
-from worker.subscriptions.secrets import generate_secret
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -46,7 +52,8 @@ def sdk_records(events: list[tuple[str, CloudEvent]]) -> list:
     return out
 
 
-MAPPING = """
+MAPPING = (
+    """
 inputs:
   - name: ce
     topics: [{p}ce]
@@ -54,18 +61,15 @@ inputs:
     workspace: field:workspace
   - name: orders
     topics: [{p}orders]
-    format: custom
-    event: field:kind
-    workspace: header:x-tenant
-    record: field:order
-    id: field:order_ref
-    timestamp: field:placed_at
-    ordering_key: key
+"""
+    + ORDERS_INPUT
+    + """\
   - name: cdc
     topics: [{p}cdc]
     format: debezium
     workspace: const:acme
 """
+)
 
 CHANGE = {
     "before": {"id": 7, "name": "Jane", "stage": "qualification"},
@@ -84,53 +88,42 @@ def test_mapped_formats_arrive_as_signed_webhooks_and_bad_records_say_why(
         settings_factory, tmp_path, ["events", "ce", "orders", "cdc"], MAPPING
     )
     boot = settings.bootstrap_servers
-    with Receiver() as receiver:
-        secret = generate_secret()
-        SubsWriter(settings).create(
-            "acme", receiver.endpoint("ok", secret), ["*"], secret=secret, ordering="none"
+    with subscribed_receiver(settings) as receiver, running(settings):
+        produce_raw(
+            boot,
+            f"{p}ce",
+            [
+                *sdk_records([("binary", cloud_event(1)), ("structured", cloud_event(2))]),
+                (None, b"{}", {"ce_id": b"x"}),  # bad: no ce_type, not structured
+                *sdk_records([("binary", cloud_event(3, tier="gold"))]),
+            ],
         )
-        with running(settings):
-            produce_raw(
-                boot,
-                f"{p}ce",
-                [
-                    *sdk_records([("binary", cloud_event(1)), ("structured", cloud_event(2))]),
-                    (None, b"{}", {"ce_id": b"x"}),  # bad: no ce_type, not structured
-                    *sdk_records([("binary", cloud_event(3, tier="gold"))]),
-                ],
-            )
-            order = {
-                "kind": "order.placed",
-                "order_ref": "o-981",
-                "placed_at": 1774967400000,
-                "order": {"id": "o-981", "total": "42.00"},
-            }
-            produce_raw(
-                boot,
-                f"{p}orders",
-                [
-                    (b"cust-1", json_value({**order, "kind": None}), {"x-tenant": b"acme"}),
-                    (b"cust-1", json_value(order), None),  # bad: no x-tenant header
-                    (b"cust-1", b"{not json", {"x-tenant": b"acme"}),
-                    (b"cust-1", json_value(order), {"x-tenant": b"acme"}),
-                ],
-            )
-            produce_raw(
-                boot,
-                f"{p}cdc",
-                [
-                    (b'{"id": 7}', json_value({**CHANGE, "op": "x"}), None),
-                    (b'{"id": 7}', json_value({"schema": {}, "payload": CHANGE}), None),
-                    (b'{"id": 7}', json_value({**CHANGE, "op": "d", "after": None}), None),
-                    (b'{"id": 7}', None, None),  # the tombstone after a delete: skipped
-                ],
-            )
-            got = receiver.wait_for("ok", 6, timeout=60)
-            deadline = time.monotonic() + 30
-            while len(invalid := invalid_records(boot, p)) < 5 and time.monotonic() < deadline:
-                time.sleep(0.3)
-            time.sleep(1.0)  # nothing more arrives (the tombstone is not delivered)
-            got = receiver.received("ok")
+        produce_raw(
+            boot,
+            f"{p}orders",
+            [
+                (b"cust-1", json_value({**ORDER, "kind": None}), {"x-tenant": b"acme"}),
+                (b"cust-1", json_value(ORDER), None),  # bad: no x-tenant header
+                (b"cust-1", b"{not json", {"x-tenant": b"acme"}),
+                (b"cust-1", json_value(ORDER), {"x-tenant": b"acme"}),
+            ],
+        )
+        produce_raw(
+            boot,
+            f"{p}cdc",
+            [
+                (b'{"id": 7}', json_value({**CHANGE, "op": "x"}), None),
+                (b'{"id": 7}', json_value({"schema": {}, "payload": CHANGE}), None),
+                (b'{"id": 7}', json_value({**CHANGE, "op": "d", "after": None}), None),
+                (b'{"id": 7}', None, None),  # the tombstone after a delete: skipped
+            ],
+        )
+        got = receiver.wait_for("ok", 6, timeout=60)
+        deadline = time.monotonic() + 30
+        while len(invalid := invalid_records(boot, p)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(1.0)  # nothing more arrives (the tombstone is not delivered)
+        got = receiver.received("ok")
     assert all(r.verified for r in got)
     bodies = {r.json["id"]: r.json for r in got}
     assert sorted(bodies) == sorted(["ce-1", "ce-2", "ce-3", f"{p}cdc-0-1", f"{p}cdc-0-2", "o-981"])
@@ -151,14 +144,7 @@ def test_mapped_formats_arrive_as_signed_webhooks_and_bad_records_say_why(
         "record": {"id": 2, "name": "Contact 2"},
     }
     assert bodies["ce-3"]["extensions"] == {"workspace": "acme", "tier": "gold"}
-    assert bodies["o-981"] == {
-        "event": "order.placed",
-        "workspace": "acme",
-        "id": "o-981",
-        "timestamp": "2026-03-31T14:30:00.000Z",
-        "record": {"id": "o-981", "total": "42.00"},
-        "ordering_key": "cust-1",
-    }
+    assert bodies["o-981"] == ORDER_BODY
     updated, deleted = bodies[f"{p}cdc-0-1"], bodies[f"{p}cdc-0-2"]
     assert updated["event"] == "record.updated"
     assert updated["changes"] == {"stage": {"old": "qualification", "new": "proposal"}}

@@ -17,12 +17,9 @@ from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.cli import cli_json
-from tests.support.inputs import invalid_records, mapped_settings, produce_raw
-from tests.support.receiver import Receiver
+from tests.support.inputs import invalid_records, mapped_settings, produce_raw, subscribed_receiver
 from tests.support.schema_registry import SchemaRegistryStandIn
-from tests.support.subs import SubsWriter
 from tests.support.worker import metric, running
-from worker.subscriptions.secrets import generate_secret
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -85,27 +82,22 @@ def test_framed_avro_and_json_schema_values_and_bad_ones(settings_factory, tmp_p
         schema_id = good_avro[1:5]
         order = {"type": "order.placed", "tenant": "acme", "ref": "o-1", "order": {"total": 3}}
         good_json = json_schema(order, SerializationContext(f"{p}json", MessageField.VALUE))
-        with Receiver() as receiver:
-            secret = generate_secret()
-            SubsWriter(settings).create(
-                "acme", receiver.endpoint("ok", secret), ["*"], secret=secret, ordering="none"
+        with subscribed_receiver(settings) as receiver, running(settings):
+            produce_raw(
+                boot,
+                f"{p}avro",
+                [
+                    (None, b"\x00" + (999).to_bytes(4, "big") + b"\x02", None),
+                    (None, b"\x00" + schema_id + b"\xff\xff\xff\xff", None),
+                    (None, good_avro, None),
+                ],
             )
-            with running(settings):
-                produce_raw(
-                    boot,
-                    f"{p}avro",
-                    [
-                        (None, b"\x00" + (999).to_bytes(4, "big") + b"\x02", None),
-                        (None, b"\x00" + schema_id + b"\xff\xff\xff\xff", None),
-                        (None, good_avro, None),
-                    ],
-                )
-                produce_raw(boot, f"{p}json", [(None, good_json, None)])
-                got = receiver.wait_for("ok", 2, timeout=60)
-                deadline = time.monotonic() + 30
-                while len(invalid := invalid_records(boot, p)) < 2:
-                    assert time.monotonic() < deadline, invalid
-                    time.sleep(0.3)
+            produce_raw(boot, f"{p}json", [(None, good_json, None)])
+            got = receiver.wait_for("ok", 2, timeout=60)
+            deadline = time.monotonic() + 30
+            while len(invalid := invalid_records(boot, p)) < 2:
+                assert time.monotonic() < deadline, invalid
+                time.sleep(0.3)
         env = {"WEBHOOK_INPUTS": settings.inputs or "", "WEBHOOK_SCHEMA_REGISTRY_URL": registry.url}
         checked = cli_json(settings, "inputs", "check", env=env)["records"]
     finally:
@@ -155,30 +147,26 @@ def test_a_registry_outage_holds_the_partition_and_loses_nothing(settings_factor
         first = avro(avro_event(0), context)  # registers the schema (the serializer caches it)
         registry.stop()
         framed = [first] + [avro(avro_event(n), context) for n in range(1, 20)]
-        with Receiver() as receiver:
-            secret = generate_secret()
-            SubsWriter(settings).create(
-                "acme", receiver.endpoint("ok", secret), ["*"], secret=secret, ordering="endpoint"
-            )
-            with running(settings) as worker:
-                produce_raw(boot, f"{p}avro", [(b"k", v, None) for v in framed])
-                deadline = time.monotonic() + 30
-                while (
-                    ready := httpx.get(f"http://127.0.0.1:{worker.port}/readyz")
-                ).status_code == 200:
-                    assert time.monotonic() < deadline, "never reported the registry down"
-                    time.sleep(0.2)
-                assert "schema registry unreachable" in ready.text
-                assert metric(worker.port, "webhook_schema_registry_up") == 0
-                assert metric(worker.port, "webhook_input_partitions_held") == 1
-                time.sleep(3)  # a few back-off rounds
-                assert receiver.received("ok") == []
-                assert invalid_records(boot, p) == []
-                registry.start()  # the same port
-                got = receiver.wait_for("ok", 20, timeout=60)
-                assert httpx.get(f"http://127.0.0.1:{worker.port}/readyz").status_code == 200
-                assert metric(worker.port, "webhook_schema_registry_up") == 1
-                assert metric(worker.port, "webhook_input_partitions_held") == 0
+        with (
+            subscribed_receiver(settings, ordering="endpoint") as receiver,
+            running(settings) as worker,
+        ):
+            produce_raw(boot, f"{p}avro", [(b"k", v, None) for v in framed])
+            deadline = time.monotonic() + 30
+            while (ready := httpx.get(f"http://127.0.0.1:{worker.port}/readyz")).status_code == 200:
+                assert time.monotonic() < deadline, "never reported the registry down"
+                time.sleep(0.2)
+            assert "schema registry unreachable" in ready.text
+            assert metric(worker.port, "webhook_schema_registry_up") == 0
+            assert metric(worker.port, "webhook_input_partitions_held") == 1
+            time.sleep(3)  # a few back-off rounds
+            assert receiver.received("ok") == []
+            assert invalid_records(boot, p) == []
+            registry.start()  # the same port
+            got = receiver.wait_for("ok", 20, timeout=60)
+            assert httpx.get(f"http://127.0.0.1:{worker.port}/readyz").status_code == 200
+            assert metric(worker.port, "webhook_schema_registry_up") == 1
+            assert metric(worker.port, "webhook_input_partitions_held") == 0
     finally:
         registry.stop()
     assert [r.json["id"] for r in got] == [f"a-{n}" for n in range(20)]

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support.inputs import ORDER, ORDER_BODY, ORDERS_INPUT
 from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError
 from worker.config import Settings
@@ -173,38 +174,15 @@ def test_cloudevents_bad_records_say_why(cloudevents):
 def test_custom_takes_each_part_from_its_source(tmp_path: Path):
     dec = decoder(
         tmp_path,
-        """
-inputs:
-  - topics: [orders]
-    format: custom
-    event: field:kind
-    workspace: header:x-tenant
-    record: field:order
-    id: field:order_ref
-    timestamp: field:placed_at
-    ordering_key: key
-""",
+        "inputs:\n  - topics: [orders]\n" + ORDERS_INPUT,
         "orders",
     )
-    value = {
-        "kind": "order.placed",
-        "order_ref": "o-981",
-        "placed_at": 1774967400000,
-        "order": {"id": "o-981", "total": "42.00"},
-    }
     rec = record("orders", key=b"cust-1", headers=[("x-tenant", b"acme")])
-    assert explain(dec, rec, value) == {
-        "event": "order.placed",
-        "workspace": "acme",
-        "id": "o-981",
-        "timestamp": "2026-03-31T14:30:00.000Z",
-        "record": {"id": "o-981", "total": "42.00"},
-        "ordering_key": "cust-1",
-    }
+    assert explain(dec, rec, ORDER) == ORDER_BODY
     with pytest.raises(InvalidEventError, match="'event' is required"):
-        dec.explain(rec, orjson.dumps({**value, "kind": None}))
+        dec.explain(rec, orjson.dumps({**ORDER, "kind": None}))
     with pytest.raises(InvalidEventError, match="no workspace at header:x-tenant"):
-        dec.explain(record("orders"), orjson.dumps(value))
+        dec.explain(record("orders"), orjson.dumps(ORDER))
     with pytest.raises(InvalidEventError, match="not valid UTF-8 JSON"):
         dec.explain(rec, b"{nope")
     with pytest.raises(InvalidEventError, match="Schema Registry framing"):

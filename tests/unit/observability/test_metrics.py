@@ -9,12 +9,8 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.observability.metrics import (
-    CACHED_ARGUMENTS,
-    INVALID_REASONS,
-    LABEL_VALUE_LIMIT,
-    Metrics,
-)
+from worker.observability.labels import CACHED_ARGUMENTS, LABEL_VALUE_LIMIT
+from worker.observability.metrics import INVALID_REASONS, Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
