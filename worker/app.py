@@ -231,11 +231,19 @@ async def _serve(
         broker.stop()
         _flush(producer, settings)
         follower.stop()
+        _close_inputs(stages)
         if worker.sender is not None:
             await worker.sender.close()
         if worker.tracing is not None:
             await asyncio.to_thread(worker.tracing.shutdown)
         await health.stop()
+
+
+def _close_inputs(stages: list[Router | Dispatcher]) -> None:
+    """The Schema Registry client's kept-alive connections go with the router."""
+    for stage in stages:
+        if isinstance(stage, Router):
+            stage.inputs.close()
 
 
 async def _wait_for_table(follower: TableFollower, stop: asyncio.Event) -> None:

@@ -1,10 +1,12 @@
-"""A Confluent-compatible Schema Registry stand-in on 127.0.0.1, for tests only.
+"""A Confluent-compatible Schema Registry stand-in on 127.0.0.1, for what a real one cannot do.
 
-No real registry can be installed from this project's package sources (Apicurio Registry's
-app on Maven Central needs modules that are not there; Karapace is not on PyPI), so the tests
-run the subset of the Confluent REST API that confluent-kafka's own serializers and the
-worker use: register (``POST /subjects/{s}/versions``), look up, and ``GET
-/schemas/ids/{id}``. It can be stopped and started again on the same port (an outage).
+The input tests run a real registry, Apicurio Registry (tests/support/apicurio.py). This
+stand-in is kept where a test needs what no real registry does: answering HTTP 503 on demand,
+showing the headers it received, counting fetches (tests/integration/inputs/
+test_registry_client.py), and for the inputs benchmark (bench/inputs_pipeline.py), which
+needs no JVM. It serves the subset of the Confluent REST API that confluent-kafka's
+serializers and the worker use: register (``POST /subjects/{s}/versions``), look up, and
+``GET /schemas/ids/{id}``; it can be stopped and started again on the same port.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ def _check(args: argparse.Namespace) -> int:
         rows = [_outcome(decoder, spec, m) for m in _sample(consumer, topics, args.sample)]
     finally:
         consumer.close()
+        decoder.close()
     inputs = [
         {"mapping": m.label, "format": m.format_name, "topics": [t for t in topics if m.matches(t)]}
         for m in spec.mappings

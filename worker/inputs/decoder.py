@@ -131,6 +131,11 @@ class InputDecoder:
         self.holds.drop(partitions)
         self._report()
 
+    def close(self) -> None:
+        """Closes the registry client's connections (a registry keeps them alive)."""
+        if self._registry is not None:
+            self._registry.close()
+
     def health(self) -> tuple[bool, str]:
         """For ``/readyz``: not ready while the registry cannot be reached."""
         if self._registry is not None and self._registry.up is False:

@@ -3,7 +3,8 @@ JSONSerializer are delivered; an unknown id or unreadable bytes go to invalid-ev
 reason; a registry that is down holds the partition (nothing invalid, nothing delivered, not
 ready) and everything arrives, in order, once it is back.
 
-The registry is tests/support/schema_registry.py's stand-in (see its docstring for why)."""
+The registry is a real one, Apicurio Registry through its Confluent-compatible API
+(tests/support/apicurio.py), started once for the module; the outage stops and starts it."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.support.apicurio import ApicurioRegistry
 from tests.support.cli import cli_json
 from tests.support.inputs import invalid_records, mapped_settings, produce_raw, subscribed_receiver
-from tests.support.schema_registry import SchemaRegistryStandIn
 from tests.support.worker import metric, running
 
 pytestmark = pytest.mark.timeout(150)
@@ -61,47 +62,49 @@ def avro_event(n: int) -> dict:
     }
 
 
-def serializers(url: str) -> tuple[AvroSerializer, JSONSerializer]:
-    client = SchemaRegistryClient({"url": url})
+@pytest.fixture(scope="module")
+def registry():
+    with ApicurioRegistry() as running_registry:
+        yield running_registry
+
+
+def serializers(client: SchemaRegistryClient) -> tuple[AvroSerializer, JSONSerializer]:
     return AvroSerializer(client, AVRO_SCHEMA), JSONSerializer(JSON_SCHEMA, client)
 
 
-def test_framed_avro_and_json_schema_values_and_bad_ones(settings_factory, tmp_path):
-    registry = SchemaRegistryStandIn().start()
-    try:
-        settings = mapped_settings(
-            settings_factory,
-            tmp_path,
-            ["avro", "json"],
-            MAPPING,
-            schema_registry_url=registry.url,
-        )
-        boot, p = settings.bootstrap_servers, settings.topic_prefix
-        avro, json_schema = serializers(registry.url)
+def test_framed_avro_and_json_schema_values_and_bad_ones(registry, settings_factory, tmp_path):
+    settings = mapped_settings(
+        settings_factory,
+        tmp_path,
+        ["avro", "json"],
+        MAPPING,
+        schema_registry_url=registry.url,
+    )
+    boot, p = settings.bootstrap_servers, settings.topic_prefix
+    order = {"type": "order.placed", "tenant": "acme", "ref": "o-1", "order": {"total": 3}}
+    with SchemaRegistryClient({"url": registry.url}) as client:
+        avro, json_schema = serializers(client)
         good_avro = avro(avro_event(1), SerializationContext(f"{p}avro", MessageField.VALUE))
-        schema_id = good_avro[1:5]
-        order = {"type": "order.placed", "tenant": "acme", "ref": "o-1", "order": {"total": 3}}
         good_json = json_schema(order, SerializationContext(f"{p}json", MessageField.VALUE))
-        with subscribed_receiver(settings) as receiver, running(settings):
-            produce_raw(
-                boot,
-                f"{p}avro",
-                [
-                    (None, b"\x00" + (999).to_bytes(4, "big") + b"\x02", None),
-                    (None, b"\x00" + schema_id + b"\xff\xff\xff\xff", None),
-                    (None, good_avro, None),
-                ],
-            )
-            produce_raw(boot, f"{p}json", [(None, good_json, None)])
-            got = receiver.wait_for("ok", 2, timeout=60)
-            deadline = time.monotonic() + 30
-            while len(invalid := invalid_records(boot, p)) < 2:
-                assert time.monotonic() < deadline, invalid
-                time.sleep(0.3)
-        env = {"WEBHOOK_INPUTS": settings.inputs or "", "WEBHOOK_SCHEMA_REGISTRY_URL": registry.url}
-        checked = cli_json(settings, "inputs", "check", env=env)["records"]
-    finally:
-        registry.stop()
+    schema_id = good_avro[1:5]
+    with subscribed_receiver(settings) as receiver, running(settings):
+        produce_raw(
+            boot,
+            f"{p}avro",
+            [
+                (None, b"\x00" + (999).to_bytes(4, "big") + b"\x02", None),
+                (None, b"\x00" + schema_id + b"\xff\xff\xff\xff", None),
+                (None, good_avro, None),
+            ],
+        )
+        produce_raw(boot, f"{p}json", [(None, good_json, None)])
+        got = receiver.wait_for("ok", 2, timeout=60)
+        deadline = time.monotonic() + 30
+        while len(invalid := invalid_records(boot, p)) < 2:
+            assert time.monotonic() < deadline, invalid
+            time.sleep(0.3)
+    env = {"WEBHOOK_INPUTS": settings.inputs or "", "WEBHOOK_SCHEMA_REGISTRY_URL": registry.url}
+    checked = cli_json(settings, "inputs", "check", env=env)["records"]
     assert all(r.verified for r in got)
     bodies = {r.json["id"]: r.json for r in got}
     assert bodies["a-1"] == {
@@ -135,39 +138,38 @@ def test_framed_avro_and_json_schema_values_and_bad_ones(settings_factory, tmp_p
     )
 
 
-def test_a_registry_outage_holds_the_partition_and_loses_nothing(settings_factory, tmp_path):
-    registry = SchemaRegistryStandIn().start()
-    try:
-        settings = mapped_settings(
-            settings_factory, tmp_path, ["avro", "json"], MAPPING, schema_registry_url=registry.url
-        )
-        boot, p = settings.bootstrap_servers, settings.topic_prefix
-        avro, _ = serializers(registry.url)
-        context = SerializationContext(f"{p}avro", MessageField.VALUE)
+def test_a_registry_outage_holds_the_partition_and_loses_nothing(
+    registry, settings_factory, tmp_path
+):
+    settings = mapped_settings(
+        settings_factory, tmp_path, ["avro", "json"], MAPPING, schema_registry_url=registry.url
+    )
+    boot, p = settings.bootstrap_servers, settings.topic_prefix
+    context = SerializationContext(f"{p}avro", MessageField.VALUE)
+    with SchemaRegistryClient({"url": registry.url}) as client:
+        avro, _ = serializers(client)
         first = avro(avro_event(0), context)  # registers the schema (the serializer caches it)
         registry.stop()
         framed = [first] + [avro(avro_event(n), context) for n in range(1, 20)]
-        with (
-            subscribed_receiver(settings, ordering="endpoint") as receiver,
-            running(settings) as worker,
-        ):
-            produce_raw(boot, f"{p}avro", [(b"k", v, None) for v in framed])
-            deadline = time.monotonic() + 30
-            while (ready := httpx.get(f"http://127.0.0.1:{worker.port}/readyz")).status_code == 200:
-                assert time.monotonic() < deadline, "never reported the registry down"
-                time.sleep(0.2)
-            assert "schema registry unreachable" in ready.text
-            assert metric(worker.port, "webhook_schema_registry_up") == 0
-            assert metric(worker.port, "webhook_input_partitions_held") == 1
-            time.sleep(3)  # a few back-off rounds
-            assert receiver.received("ok") == []
-            assert invalid_records(boot, p) == []
-            registry.start()  # the same port
-            got = receiver.wait_for("ok", 20, timeout=60)
-            assert httpx.get(f"http://127.0.0.1:{worker.port}/readyz").status_code == 200
-            assert metric(worker.port, "webhook_schema_registry_up") == 1
-            assert metric(worker.port, "webhook_input_partitions_held") == 0
-    finally:
-        registry.stop()
+    with (
+        subscribed_receiver(settings, ordering="endpoint") as receiver,
+        running(settings) as worker,
+    ):
+        produce_raw(boot, f"{p}avro", [(b"k", v, None) for v in framed])
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(f"http://127.0.0.1:{worker.port}/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "never reported the registry down"
+            time.sleep(0.2)
+        assert "schema registry unreachable" in ready.text
+        assert metric(worker.port, "webhook_schema_registry_up") == 0
+        assert metric(worker.port, "webhook_input_partitions_held") == 1
+        time.sleep(3)  # a few back-off rounds
+        assert receiver.received("ok") == []
+        assert invalid_records(boot, p) == []
+        registry.start()  # the same port and data
+        got = receiver.wait_for("ok", 20, timeout=60)
+        assert httpx.get(f"http://127.0.0.1:{worker.port}/readyz").status_code == 200
+        assert metric(worker.port, "webhook_schema_registry_up") == 1
+        assert metric(worker.port, "webhook_input_partitions_held") == 0
     assert [r.json["id"] for r in got] == [f"a-{n}" for n in range(20)]
     assert invalid_records(boot, p) == []
