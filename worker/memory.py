@@ -9,9 +9,9 @@ CPython's cycle collector pauses the event loop while it walks a generation; a f
 flood, hundreds of thousands of parked tasks' and lanes' objects, 60 to 150 ms a walk at a tenth
 of the issue-24 flood on the shared 2-core machine, and a dozen such walks as the heap grows by
 a quarter each time. :func:`settle_heap` moves what start-up built (modules, the subscription
-table) out of the collector's sight and counts generations in larger steps, so a flood's growth
-triggers a full walk once or twice instead. Objects stay freed by reference counting; only
-cycles among the start-up objects would never be collected.
+table) out of the collector's sight, so a full walk visits only what came after. Objects stay
+freed by reference counting; only cycles among the start-up objects would never be collected.
+(Larger collection thresholds, tried beside it, changed nothing measurable: not kept.)
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ import ctypes.util
 import gc
 from collections.abc import Callable
 
-__all__ = ["GC_THRESHOLDS", "release_free_memory", "settle_heap"]
-
-# A young collection per 20,000 new tracked objects (not 700), a middle one per 2 of them, and
-# a full one considered per 50 middle ones (2,000,000 new objects) instead of per 70,000.
-GC_THRESHOLDS = (20_000, 2, 50)
+__all__ = ["release_free_memory", "settle_heap"]
 
 
 def _load_trim() -> Callable[[int], int] | None:
@@ -49,8 +45,6 @@ def release_free_memory() -> None:
 
 
 def settle_heap() -> None:
-    """Once start-up is done: collect, freeze what is left (never walked again), and set
-    :data:`GC_THRESHOLDS`."""
+    """Once start-up is done: collect, and freeze what is left (never walked again)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
