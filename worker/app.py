@@ -32,6 +32,7 @@ from worker.kafka.clients import make_consumer, make_producer
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.probe import broker_probe
 from worker.kafka.topics import Topics
+from worker.memory import settle_heap
 from worker.observability.health import HealthServer, LoopHeartbeat, PeriodicProbe
 from worker.observability.looplag import LoopLagMonitor
 from worker.observability.metrics import Metrics
@@ -225,6 +226,7 @@ async def _serve(
             if started is not None:
                 await started
         await _wait_for_table(follower, stop)
+        settle_heap()  # before the stages: what start-up built stays out of the collector's walks
         await _run_stages(stages, stop, watch=_watch_table(follower, stop, worker.metrics))
     finally:
         await loop_lag.stop()

@@ -23,6 +23,7 @@ from worker.inputs import InputDecoder, PartitionHeldError
 from worker.kafka.clients import close_consumer
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
+from worker.kafka.slices import Slices
 from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
@@ -139,6 +140,7 @@ class Router:
         self._heartbeat = heartbeat
         self._spans = spans  # None: tracing off, no span is made
         self._offsets = OffsetBook()
+        self._polled: Slices[Message] = Slices()
         self._fatal = FatalLatch()
         self._assigned = False
         self._loop = StageLoop(
@@ -172,11 +174,12 @@ class Router:
     # -- the stage (run by StageLoop) ----------------------------------------------------
 
     def step(self) -> bool:
-        self._inputs.resume_due(self._consumer)
-        messages = self._consumer.consume(POLL_BATCH, timeout=0)
-        for message in messages:
-            self._route(message)
-        return bool(messages)
+        # A partition held for the Schema Registry resumes (seeks back) only between batches:
+        # the rest of the batch read past it must not be routed after it is read again.
+        if not self._polled:
+            self._inputs.resume_due(self._consumer)
+            self._polled.add(self._consumer.consume(POLL_BATCH, timeout=0))
+        return self._polled.handle(self._route) > 0
 
     async def drain(self) -> None:
         self._producer.flush(self._settings.shutdown_timeout_ms / 1000)

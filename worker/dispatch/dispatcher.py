@@ -43,6 +43,7 @@ from worker.dispatch.scheduler import Scheduler
 from worker.dispatch.spill import Spiller
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
+from worker.kafka.slices import Slices
 from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.memory import release_free_memory
@@ -156,6 +157,7 @@ class Dispatcher:
         self._delayed = DelayQueues(consumer)
         self._started: set[int] = set()  # id() of works whose attempt has started
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._polled: Slices[Message] = Slices()  # the last poll's records, handled a slice a step
         self._wake = asyncio.Event()  # ends a nap early: an attempt finished
         self._assigned = False
         self._next_progress = 0.0
@@ -189,9 +191,9 @@ class Dispatcher:
     def step(self) -> bool:
         """One pass (run by :class:`~worker.kafka.stage.StageLoop`, which then stores offsets,
         reports lag and naps when nothing happened)."""
-        messages = self._consumer.consume(self._read_ahead.batch(), timeout=0)
-        for message in messages:
-            self._on_message(message)
+        if not self._polled:
+            self._polled.add(self._consumer.consume(self._read_ahead.batch(), timeout=0))
+        handled = self._polled.handle(self._on_message)
         self._producer.poll(0)
         self._scheduler.release_due()
         self._delayed.release(self._clock.now_ms(), self._on_retry_due)
@@ -212,7 +214,7 @@ class Dispatcher:
         if now >= self._next_trim:
             self._next_trim = now + TRIM_INTERVAL_S
             release_free_memory()  # after a flood, RSS follows what is held again
-        return bool(messages) or read_back
+        return handled > 0 or read_back
 
     def _on_message(self, message: Message) -> None:
         begun = self._offsets.begin(message)
