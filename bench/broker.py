@@ -20,6 +20,7 @@ __all__ = ["LocalBroker", "broker_name", "local_broker"]
 class LocalBroker:
     bootstrap: str
     name: str  # "Apache Kafka 4.1.1", "Tansu 0.6.0" or "external"
+    pids: tuple[int, ...] = ()  # the broker processes started here
 
 
 def broker_name() -> str:
@@ -43,7 +44,8 @@ def local_broker() -> Iterator[LocalBroker]:
         yield LocalBroker(os.environ["BENCH_BOOTSTRAP"], "external")
     elif _kafka():
         with KafkaCluster(nodes=1, heap_mb=1024) as cluster:
-            yield LocalBroker(cluster.bootstrap, f"Apache Kafka {KAFKA_VERSION}")
+            pids = tuple(node.pid for node in cluster.nodes if node.pid is not None)
+            yield LocalBroker(cluster.bootstrap, f"Apache Kafka {KAFKA_VERSION}", pids)
     else:
         with DevBroker() as broker:
             yield LocalBroker(broker.bootstrap, f"Tansu {tansu_version()}")
