@@ -8,8 +8,11 @@ directive, so ``go install module@version`` refuses it; the module is downloaded
 ``~/.cache/webhook-worker/go/bin`` (``scripts/test`` builds it when missing: a few minutes).
 
 ``python -m tests.support.jaeger`` builds it and prints its path. The module holds no UI assets
-(they are built from a separate repository), so this binary serves the query API, not the UI;
-the ``jaegertracing/jaeger`` image of docker-compose.yml has both.
+(they are built from a separate repository, jaeger-ui), so by default this binary serves the
+query API and a placeholder page, not the UI; the tests need no more. Given a directory of
+jaeger-ui's built assets, ``Jaeger(ui_assets=...)`` serves the real UI from it
+(``jaeger_query``'s ``ui: assets_path:``), as ``python -m bench.jaeger_screenshot`` does for
+docs/tracing.md; the ``jaegertracing/jaeger`` image of docker-compose.yml has both built in.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ extensions:
       endpoint: 127.0.0.1:{query}
     grpc:
       endpoint: 127.0.0.1:{query_grpc}
-receivers:
+{ui}receivers:
   otlp:
     protocols:
       http:
@@ -115,7 +118,8 @@ def _free_port() -> int:
 class Jaeger:
     """One Jaeger process; ``otlp_endpoint`` takes spans, :meth:`traces` reads them back."""
 
-    def __init__(self) -> None:
+    def __init__(self, ui_assets: Path | None = None) -> None:
+        self.ui_assets = ui_assets  # jaeger-ui's build output, or None: the placeholder page
         self.otlp_port = _free_port()
         self.query_port = _free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="jaeger-")
@@ -126,10 +130,20 @@ class Jaeger:
     def otlp_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.otlp_port}"
 
+    @property
+    def url(self) -> str:
+        """The query service's base URL: its API, and its UI when given ``ui_assets``."""
+        return f"http://127.0.0.1:{self.query_port}"
+
     def start(self, timeout: float = 60) -> Jaeger:
         config = Path(self._dir.name) / "config.yaml"
+        ui = ""
+        if self.ui_assets is not None:
+            ui = f"    ui:\n      assets_path: {json.dumps(str(self.ui_assets))}\n"
         config.write_text(
-            CONFIG.format(otlp=self.otlp_port, query=self.query_port, query_grpc=_free_port())
+            CONFIG.format(
+                otlp=self.otlp_port, query=self.query_port, query_grpc=_free_port(), ui=ui
+            )
         )
         with self._log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -153,7 +167,7 @@ class Jaeger:
             return False
 
     def _url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.query_port}{path}"
+        return f"{self.url}{path}"
 
     def output(self) -> str:
         return self._log.read_text(errors="replace") if self._log.exists() else ""
