@@ -105,18 +105,6 @@ def _complete(spans: Spans) -> bool:
     )
 
 
-def _wait_trace(jaeger: Jaeger, trace_id: str, timeout: float = 90) -> Spans:
-    deadline = time.monotonic() + timeout
-    spans: Spans = []
-    while time.monotonic() < deadline:
-        spans = jaeger.trace(trace_id)
-        if _complete(spans):
-            return spans
-        time.sleep(0.25)
-    summary = [(s["operationName"], tags(s).get("webhook.outcome")) for s in spans]
-    raise SystemExit(f"jaeger_screenshot: trace {trace_id} incomplete after {timeout}s: {summary}")
-
-
 def _screenshot(jaeger: Jaeger, trace_id: str, out: Path, width: int, height: int) -> None:
     """The trace's page, its header slim (the summary and minimap folded, so that all four
     span rows fit), every span row shown and the first ``deliver``'s tags open, as ``out``."""
@@ -170,7 +158,7 @@ def run(ui_assets: Path, out: Path, width: int, height: int) -> None:
                 worker.wait_ready()
                 trace_id = _produce(jaeger, settings)
                 receiver.wait_for_success("deals", 1, timeout=60)
-                _wait_trace(jaeger, trace_id)
+                jaeger.wait_trace(trace_id, _complete, timeout=90)
                 _screenshot(jaeger, trace_id, out, width, height)
             finally:
                 if worker.proc.poll() is None:

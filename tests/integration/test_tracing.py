@@ -73,20 +73,6 @@ def _produce_traced(jaeger: Jaeger, settings: Settings, event: dict[str, Any]) -
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
-def _wait_trace(
-    jaeger: Jaeger, trace_id: str, done: Callable[[Spans], bool], timeout: float = 60
-) -> Spans:
-    deadline = time.monotonic() + timeout
-    spans: Spans = []
-    while time.monotonic() < deadline:
-        spans = jaeger.trace(trace_id)
-        if done(spans):
-            return spans
-        time.sleep(0.25)
-    summary = [(s["operationName"], tags(s).get("webhook.outcome")) for s in spans]
-    raise AssertionError(f"trace {trace_id} incomplete after {timeout}s: {summary}")
-
-
 def _delivers(spans: Spans, sub_id: str) -> Spans:
     found = [
         s
@@ -144,8 +130,7 @@ def test_one_trace_from_the_producer_through_retry_crash_and_redrive(
             trace_id, producer_span = _produce_traced(
                 jaeger, settings, {"id": "evt_traced", "event": "deal.updated", "workspace": "acme"}
             )
-            _wait_trace(
-                jaeger,
+            jaeger.wait_trace(
                 trace_id,
                 lambda s: (
                     _delivered(s, a.id) and bool(_delivers(s, b.id)) and bool(_delivers(s, c.id))
@@ -164,8 +149,7 @@ def test_one_trace_from_the_producer_through_retry_crash_and_redrive(
             redriven = cli_json(settings, "dlq", "redrive", "--subscription", c.id, "--rate", "0")
             assert redriven["sent"] == 1
             receiver.wait_for_success("c", 1, timeout=60)
-            spans = _wait_trace(
-                jaeger,
+            spans = jaeger.wait_trace(
                 trace_id,
                 lambda s: _delivered(s, b.id) and _delivered(s, c.id),
             )
@@ -230,7 +214,7 @@ def test_propagation_puts_the_attempts_traceparent_on_the_post(
                 jaeger, settings, {"id": "evt_p", "event": "deal.updated", "workspace": "acme"}
             )
             (got,) = receiver.wait_for_success("p", 1, timeout=60)
-            spans = _wait_trace(jaeger, trace_id, lambda s: bool(_delivers(s, sub.id)))
+            spans = jaeger.wait_trace(trace_id, lambda s: bool(_delivers(s, sub.id)))
         finally:
             worker.stop()
     match = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", got.headers["traceparent"])
@@ -354,9 +338,7 @@ def test_api_requests_and_incoming_webhooks_are_traced_and_the_record_carries_it
         r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", record.headers["traceparent"].decode()
     )
     assert match is not None and match.group(1) == caller_trace
-    spans = _wait_trace(
-        jaeger, caller_trace, lambda s: any(x["spanID"] == match.group(2) for x in s)
-    )
+    spans = jaeger.wait_trace(caller_trace, lambda s: any(x["spanID"] == match.group(2) for x in s))
     (server,) = [x for x in spans if x["spanID"] == match.group(2)]
     assert server["serviceName"] == "webhook-api-test"
     assert tags(server)["span.kind"] == "server"

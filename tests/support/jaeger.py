@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,24 @@ class Jaeger:
         response.raise_for_status()
         data = response.json()["data"] or []
         return _with_processes(data[0]) if data else []
+
+    def wait_trace(
+        self,
+        trace_id: str,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 60,
+    ) -> list[dict[str, Any]]:
+        """The spans of one trace once ``done`` holds for them; TimeoutError naming the
+        spans' operations and outcomes when it does not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        spans: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            spans = self.trace(trace_id)
+            if done(spans):
+                return spans
+            time.sleep(0.25)
+        summary = [(s["operationName"], tags(s).get("webhook.outcome")) for s in spans]
+        raise TimeoutError(f"trace {trace_id} incomplete after {timeout}s: {summary}")
 
     def traces(self, service: str, limit: int = 100) -> list[list[dict[str, Any]]]:
         """Recent traces of ``service``, each a list of its spans."""
