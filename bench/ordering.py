@@ -1,4 +1,4 @@
-"""``python -m bench.ordering [--scenarios 1,2,3] [--scale 1.0]``: issue 15's benchmark.
+"""``python -m bench.ordering [--scenarios 1,2,3] [--scale 1.0] [--nice N]``: issue 15's benchmark.
 
 1. key scope, 1,000 keys, an endpoint answering after 50 ms, max_in_flight 10: the rate
    against 10 / 50 ms = 200/s;
