@@ -15,28 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-from confluent_kafka import Producer
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind
-
 from bench.broker import local_broker
 from bench.rig import make_settings
-from tests.support.jaeger import Jaeger, tags
+from tests.support.jaeger import Jaeger, produce_traced, tags
 from tests.support.receiver import Receiver, fail_first
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker
 from worker.config import Settings, parse_retry_delays
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 HOW_TO_GET_THE_UI = (
@@ -55,42 +47,25 @@ EVENT = {
 Spans = list[dict[str, Any]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _produce(jaeger: Jaeger, settings: Settings) -> str:
-    """Produce :data:`EVENT` under a producer span of service ``crm-backend`` exported to
-    Jaeger, with its context in the record headers; returns the trace id."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "crm-backend"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{jaeger.otlp_endpoint}/v1/traces"))
-    )
-    tracer = provider.get_tracer("crm")
+    """Produce :data:`EVENT` under a producer span of service ``crm-backend``, named as
+    opentelemetry-instrumentation-confluent-kafka names its producer spans; the trace id."""
     topic = settings.input_topics
-    attributes = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": topic,
-    }
-    # named as opentelemetry-instrumentation-confluent-kafka names its producer spans
-    with tracer.start_as_current_span(
-        f"{topic} send", kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
-        context = span.get_span_context()
-        traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-        producer.produce(
-            topic,
-            orjson.dumps(EVENT),
-            b"acme",  # the key: the workspace
-            headers=[("traceparent", traceparent.encode())],
-        )
-        assert producer.flush(30) == 0
-    provider.shutdown()
-    return f"{context.trace_id:032x}"
+    trace_id, _ = produce_traced(
+        jaeger,
+        settings.bootstrap_servers,
+        topic,
+        EVENT,
+        b"acme",  # the key: the workspace
+        service="crm-backend",
+        span_name=f"{topic} send",
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+        },
+    )
+    return trace_id
 
 
 def _complete(spans: Spans) -> bool:
@@ -153,7 +128,7 @@ def run(ui_assets: Path, out: Path, width: int, height: int) -> None:
                 OTEL_TRACES_SAMPLER_ARG="1.0",
                 OTEL_BSP_SCHEDULE_DELAY="100",
             )
-            worker = ProcessWorker(settings, _free_port())
+            worker = ProcessWorker(settings, free_port())
             try:
                 worker.wait_ready()
                 trace_id = _produce(jaeger, settings)

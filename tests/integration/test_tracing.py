@@ -6,7 +6,6 @@ costs counted spans and no deliveries (docs/tracing.md)."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,20 +17,16 @@ import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind
 
 from tests.support.api import api_settings, client, running_api, token_maker
 from tests.support.cli import cli_json
-from tests.support.jaeger import Jaeger, parent_id, tags
+from tests.support.jaeger import Jaeger, parent_id, produce_traced, tags
 from tests.support.kafka import consume_all
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker, ThreadWorker
 from worker.config import Settings
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 pytestmark = pytest.mark.timeout(240)
@@ -45,32 +40,17 @@ def jaeger() -> Iterator[Jaeger]:
         yield running
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _produce_traced(jaeger: Jaeger, settings: Settings, event: dict[str, Any]) -> tuple[str, str]:
-    """Produce ``event`` under a producer span exported to Jaeger, with its context in the
-    record headers (as an instrumented producer does); returns (trace id, span id)."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "test-producer"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{jaeger.otlp_endpoint}/v1/traces"))
+    """Produce ``event`` under a producer span of ``test-producer``; (trace id, span id)."""
+    return produce_traced(
+        jaeger,
+        settings.bootstrap_servers,
+        settings.input_topics,
+        event,
+        b"k",
+        service="test-producer",
+        span_name="publish",
     )
-    with provider.get_tracer("test").start_as_current_span("publish", kind=SpanKind.PRODUCER) as s:
-        context = s.get_span_context()
-        traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-        producer.produce(
-            settings.input_topics,
-            orjson.dumps(event),
-            b"k",
-            headers=[("traceparent", traceparent.encode())],
-        )
-        assert producer.flush(30) == 0
-    provider.shutdown()
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 def _delivers(spans: Spans, sub_id: str) -> Spans:
@@ -124,7 +104,7 @@ def test_one_trace_from_the_producer_through_retry_crash_and_redrive(
         )
         c = writer.create("acme", c_url, ["*"], secret=secret)
         _otel_env(monkeypatch, jaeger.otlp_endpoint, OTEL_RESOURCE_ATTRIBUTES="test.run=first")
-        first = ProcessWorker(settings, _free_port())
+        first = ProcessWorker(settings, free_port())
         try:
             first.wait_ready()
             trace_id, producer_span = _produce_traced(
@@ -141,7 +121,7 @@ def test_one_trace_from_the_producer_through_retry_crash_and_redrive(
             first.close()
         monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "test.run=second")
         restarted.set()
-        second = ProcessWorker(settings, _free_port())
+        second = ProcessWorker(settings, free_port())
         try:
             second.wait_ready()
             receiver.wait_for_success("b", 1, timeout=60)
@@ -276,7 +256,7 @@ def _env_of(settings: Settings) -> dict[str, str]:
 def test_a_collector_that_is_down_costs_counted_spans_not_deliveries(
     settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     _otel_env(monkeypatch, down, OTEL_EXPORTER_OTLP_TIMEOUT="1")
     settings = settings_factory(
         partitions=1, tracing="otlp", trace_queue_size=16, trace_batch_size=8

@@ -30,8 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+from confluent_kafka import Producer
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind
 
-__all__ = ["JAEGER_VERSION", "Jaeger", "binary", "ensure_binary"]
+from worker.kafka.processes import free_port
+
+__all__ = ["JAEGER_VERSION", "Jaeger", "binary", "ensure_binary", "produce_traced"]
 
 JAEGER_MODULE = "github.com/jaegertracing/jaeger"
 JAEGER_VERSION = "v1.75.0"  # the v2 collector-based binary (cmd/jaeger) of Jaeger 2.12
@@ -110,19 +119,13 @@ def ensure_binary() -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Jaeger:
     """One Jaeger process; ``otlp_endpoint`` takes spans, :meth:`traces` reads them back."""
 
     def __init__(self, ui_assets: Path | None = None) -> None:
         self.ui_assets = ui_assets  # jaeger-ui's build output, or None: the placeholder page
-        self.otlp_port = _free_port()
-        self.query_port = _free_port()
+        self.otlp_port = free_port()
+        self.query_port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="jaeger-")
         self._log = Path(self._dir.name) / "jaeger.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -142,9 +145,7 @@ class Jaeger:
         if self.ui_assets is not None:
             ui = f"    ui:\n      assets_path: {json.dumps(str(self.ui_assets))}\n"
         config.write_text(
-            CONFIG.format(
-                otlp=self.otlp_port, query=self.query_port, query_grpc=_free_port(), ui=ui
-            )
+            CONFIG.format(otlp=self.otlp_port, query=self.query_port, query_grpc=free_port(), ui=ui)
         )
         with self._log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -263,3 +264,36 @@ def parent_id(span: dict[str, Any]) -> str | None:
 
 if __name__ == "__main__":
     print(ensure_binary())
+
+
+def produce_traced(
+    jaeger: Jaeger,
+    bootstrap: str,
+    topic: str,
+    event: dict[str, Any],
+    key: bytes,
+    *,
+    service: str,
+    span_name: str,
+    attributes: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """Produce ``event`` under a producer span of ``service`` exported to ``jaeger``, with its
+    context in the record headers (as an instrumented producer does); returns (trace id,
+    span id) in hex."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{jaeger.otlp_endpoint}/v1/traces"))
+    )
+    tracer = provider.get_tracer(service)
+    with tracer.start_as_current_span(
+        span_name, kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        context = span.get_span_context()
+        traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+        producer = Producer({"bootstrap.servers": bootstrap})
+        producer.produce(
+            topic, orjson.dumps(event), key, headers=[("traceparent", traceparent.encode())]
+        )
+        assert producer.flush(30) == 0
+    provider.shutdown()
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
