@@ -21,17 +21,10 @@ import httpx
 
 from bench.procstat import children
 from worker.kafka.devbroker import terminate
+from worker.kafka.processes import free_port
 
 HERE = Path(__file__).resolve().parent
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Receiver(Protocol):

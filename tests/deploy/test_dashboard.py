@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from tests.support.subs import SubsWriter
 from tests.support.worker import running
 from worker.config import Settings
 from worker.kafka.devbroker import terminate
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -200,13 +200,6 @@ def test_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:
 
 
 # The live test.
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Prometheus:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_kill_9_then_restart_loses_nothing(settings_factory):

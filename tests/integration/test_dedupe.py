@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from tests.integration.test_crash_restart import free_port
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker, metric
 from worker.config import Settings
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_crash_restart import free_port
 from tests.integration.test_lifecycle import status_of
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, always
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 LIMIT = 6

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from tests.integration.test_crash_restart import free_port
 from tests.support.kafka import produce_json
 from tests.support.receiver import Received, Receiver, Reply, random_failures
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker, ThreadWorker, running
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 ENDPOINTS = 3

@@ -4,21 +4,14 @@ subscriptions topic holds none in plaintext."""
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 
 from tests.support.cli import cli_json, run_cli
 from tests.support.kafka import consume_all, produce_json
 from tests.support.receiver import Receiver, always, fail_first
 from tests.support.worker import ProcessWorker
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import SecretBox, generate_secret
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def needles(secret: str) -> list[bytes]:

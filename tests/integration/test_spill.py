@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import threading
 
-from tests.integration.test_crash_restart import free_port
 from tests.integration.test_key_order import key_violations, wait_until
 from tests.support.kafka import produce_json
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker, metric
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 FLOOD_KEYS = 300

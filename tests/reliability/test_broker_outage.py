@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.test_crash_restart import free_port
 from tests.integration.test_rebalance import first_arrivals
 from tests.support.kafka import produce_json
 from tests.support.receiver import Behaviour, Receiver, Reply
@@ -22,6 +21,7 @@ from tests.support.subs import SubsWriter
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker import ProcessWorker
 from worker.kafka.kafkabroker import KafkaCluster
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 OUTAGE_S = 30.0

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.integration.test_crash_restart import free_port
 from tests.reliability.test_broker_outage import readyz
 from tests.support.api import api_settings, running_api, token_maker
 from tests.support.flow import (
@@ -32,6 +31,7 @@ from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker
 from worker.kafka.kafkabroker import KafkaCluster
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 BEFORE, AFTER, KEYS = 600, 300, 20

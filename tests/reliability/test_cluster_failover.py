@@ -18,7 +18,6 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.test_crash_restart import free_port
 from tests.integration.test_incoming import Env
 from tests.reliability.test_kill_storm import Feeder
 from tests.support.api import api_settings, running_api, token_maker
@@ -34,6 +33,7 @@ from tests.support.receiver import Receiver, random_failures
 from tests.support.subs import SubsWriter
 from tests.support.worker import ProcessWorker
 from worker.kafka.kafkabroker import KafkaCluster
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 EVENTS = 10_000

@@ -26,7 +26,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.integration.test_crash_restart import free_port
 from tests.integration.test_key_order import key_violations, wait_until
 from tests.support.api import ThreadApi, api_settings, client, token_maker
 from tests.support.kafka import Record, consume_all, produce_json
@@ -35,6 +34,7 @@ from tests.support.worker import ProcessWorker
 from worker.config import Settings
 from worker.kafka.clients import make_admin
 from worker.kafka.kafkabroker import KafkaCluster
+from worker.kafka.processes import free_port
 from worker.kafka.topics import Topics
 
 CLEANING = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "100"}

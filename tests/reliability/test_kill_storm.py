@@ -25,7 +25,6 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.test_crash_restart import free_port
 from tests.support.kafka import consume_all
 from tests.support.receiver import Receiver, random_failures
 from tests.support.subs import SubsWriter
@@ -33,6 +32,7 @@ from tests.support.worker import ProcessWorker
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
 from worker.config import Settings
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 EVENTS = int(os.environ.get("KILL_STORM_EVENTS", "10000"))

@@ -18,12 +18,12 @@ import httpx
 import pytest
 import trustme
 
-from tests.integration.test_crash_restart import free_port
 from tests.support.cli import cli_json, run_cli
 from tests.support.receiver import Receiver
 from tests.support.worker import REPO, ProcessWorker, settings_env, wait_ready
 from worker.config import Settings
 from worker.kafka.kafkabroker import KafkaCluster, TlsFiles
+from worker.kafka.processes import free_port
 from worker.subscriptions.secrets import generate_secret
 
 USER, PASSWORD = "alice", "alice-secret"
