@@ -4,7 +4,8 @@ Per parked task a lane keeps its ``seq`` and its offset in ``parked`` (two 8-byt
 arrays, in ``seq`` order), and a body only while its write is unacknowledged or once it has
 been read back for its turn. What a worker holds therefore does not grow with the bodies of a
 failing endpoint's backlog, only with 16 bytes per parked task. :class:`Tally` counts, across
-all lanes, the parked tasks and the read-back bodies held (the read-back budget).
+all lanes, the parked tasks and the read-back bodies held (the read-back budget), and the tasks
+read but not started with their estimated memory (the read-ahead budget).
 """
 
 from __future__ import annotations
@@ -23,11 +24,25 @@ COMPACT_AT = 1024
 class Tally:
     """Totals over every lane of a dispatcher."""
 
-    __slots__ = ("parked", "read_back")
+    __slots__ = ("parked", "read_back", "unstarted", "unstarted_bytes")
 
     def __init__(self) -> None:
         self.parked = 0  # parked tasks
         self.read_back = 0  # bodies read back from parked and not yet attempted
+        # Tasks read but not started, waiting in a lane or in the scheduler, and their
+        # estimated memory: kept as they come and go, so the read-ahead never walks them.
+        self.unstarted = 0
+        self.unstarted_bytes = 0
+
+    def hold(self, size: int) -> None:
+        """A task of ``size`` estimated bytes waits to start."""
+        self.unstarted += 1
+        self.unstarted_bytes += size
+
+    def release(self, size: int) -> None:
+        """A waiting task started, or left memory (parked, spilled, revoked)."""
+        self.unstarted -= 1
+        self.unstarted_bytes -= size
 
 
 class Backlog:

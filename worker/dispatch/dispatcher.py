@@ -20,9 +20,8 @@ through :class:`worker.dispatch.ordering.Lane`.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -34,10 +33,19 @@ from worker.dispatch.dedupe import Settled
 from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Decision, Lane, Work, head_key, lane_of, task_key
+from worker.dispatch.ordering import (
+    HELD_TASK_OVERHEAD,
+    Decision,
+    Lane,
+    Work,
+    head_key,
+    held_bytes,
+    lane_of,
+    task_key,
+)
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
-from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, ReadAhead, held_bytes
+from worker.dispatch.readahead import POLL_BATCH, ReadAhead
 from worker.dispatch.readback import ReadBack
 from worker.dispatch.scheduler import Scheduler
 from worker.dispatch.spill import Spiller
@@ -116,6 +124,7 @@ class Dispatcher:
             per_workspace=settings.max_in_flight_per_workspace,
             clock=clock,
             lookup=lookup,
+            tally=self._partitions.tally,
         )
         self._outcomes = Outcomes(
             retry_delays_ms=settings.retry_delays_ms,
@@ -137,6 +146,7 @@ class Dispatcher:
             max_in_flight=settings.max_in_flight,
             clock=clock,
             metrics=metrics,
+            tally=self._partitions.tally,
             deliveries=self._deliveries_partitions,
         )
         self._spiller = Spiller(
@@ -156,6 +166,7 @@ class Dispatcher:
         )
         self._delayed = DelayQueues(consumer)
         self._started: set[int] = set()  # id() of works whose attempt has started
+        self._draining = False  # drain() began: attempts that end start nothing new
         self._in_flight: set[asyncio.Task[None]] = set()
         self._polled: Slices[Message] = Slices()  # the last poll's records, handled a slice a step
         self._wake = asyncio.Event()  # ends a nap early: an attempt finished
@@ -200,12 +211,11 @@ class Dispatcher:
         self._spiller.resume()
         read_back = self._read_back.step()
         self._start_ready()
-        self._read_ahead.check(self._unstarted, self._spiller.spill)
+        self._read_ahead.check(self._spiller.spill)
         now = self._clock.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_S
             self._settled.expire(self._clock.now_ms())
-            self._read_ahead.count(self._unstarted())
             self._metrics.parked(self._partitions.parked_count())
             self._report_retry_age()
         if now >= self._next_progress:
@@ -233,7 +243,6 @@ class Dispatcher:
         work = Work(task, topic, partition, offset, gen=self._partitions.generation(partition))
         if topic == self._topics.deliveries:
             task.seq = offset
-            self._read_ahead.fresh(work)
             self._on_fresh(work)
         else:
             self._delayed.add(work, self._clock.now_ms())
@@ -322,14 +331,10 @@ class Dispatcher:
                 deliver_outcome(span, "revoked")
             return  # revoked meanwhile: the new owner replays it
         self._outcomes.on_outcome(work, outcome, span)
-
-    def _unstarted(self) -> Iterator[Work]:
-        """Tasks read but not started: ready, held by a limit, or waiting in a lane."""
-        lanes = self._partitions.all_lanes()  # a hundred thousand key lanes: keep it lean
-        return itertools.chain(
-            self._scheduler.unstarted(),
-            itertools.chain.from_iterable(q for lane in lanes if (q := lane.waiting_queue)),
-        )
+        if not self._draining:
+            # The lane's next task (or the next one waiting for this slot) starts now, not at
+            # the next step: a step may wait behind the router's and the other callbacks.
+            self._start_ready()
 
     def _report_retry_age(self) -> None:
         """Per delay topic: how long its oldest due record has waited past its due time."""
@@ -380,6 +385,7 @@ class Dispatcher:
         """Stop starting work, let in-flight attempts finish within the deadline, spill
         what never started, and settle every write."""
         deadline = self._settings.shutdown_timeout_ms / 1000
+        self._draining = True
         if self._in_flight:
             _done, pending = await asyncio.wait(set(self._in_flight), timeout=deadline)
             for job in pending:

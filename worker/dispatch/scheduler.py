@@ -4,7 +4,8 @@ attempts in flight.
 
 The scheduler never reorders a lane: an ordered lane has at most one task in it at a time.
 It performs no I/O; the dispatcher asks it for the next work to start and tells it when an
-attempt ends.
+attempt ends. The works it holds are counted in the dispatcher's :class:`Tally` as they come
+and go (the read-ahead budget).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
+from worker.dispatch.backlog import Tally
 from worker.dispatch.clock import Clock
 from worker.dispatch.limits import RateLimiter, WorkspaceSlots
-from worker.dispatch.ordering import Work
+from worker.dispatch.ordering import Work, held_bytes
 from worker.subscriptions.model import Subscription
 
 __all__ = ["Scheduler"]
@@ -92,8 +94,10 @@ class Scheduler:
         per_workspace: int,
         clock: Clock,
         lookup: Callable[[str], Subscription | None],
+        tally: Tally | None = None,
     ) -> None:
         self._limit = max_in_flight
+        self.tally = tally if tally is not None else Tally()
         self._clock = clock
         self._lookup = lookup
         self._slots = WorkspaceSlots(per_workspace)
@@ -108,6 +112,7 @@ class Scheduler:
 
     def add(self, work: Work) -> None:
         self.ready.append(work)
+        self.tally.hold(held_bytes(work))
 
     def release_due(self) -> None:
         """Rate-limited work whose time has come becomes ready."""
@@ -122,6 +127,7 @@ class Scheduler:
             work = self.ready.popleft()
             workspace, sub_id = work.task.workspace, work.task.subscription_id
             if not admit(work):
+                self.tally.release(held_bytes(work))
                 self._promote_sub(sub_id)
                 self._promote_workspace(workspace)
                 continue
@@ -147,6 +153,7 @@ class Scheduler:
                 continue
             self.running += 1
             self._sub_running[sub_id] = sub_running + 1
+            self.tally.release(held_bytes(work))
             yield work
 
     def ended(self, work: Work) -> None:
@@ -201,7 +208,9 @@ class Scheduler:
             for owner, sub_id in queues:
                 queue = owner.get(sub_id)
                 while queue and wanted(queue[-1]):
-                    yield queue.pop()
+                    work = queue.pop()
+                    self.tally.release(held_bytes(work))
+                    yield work
         finally:
             for owner, sub_id in queues:
                 if sub_id in owner and not owner[sub_id]:
@@ -220,9 +229,13 @@ class Scheduler:
         """Forget the works of partitions no longer owned; a dropped ready work may have been
         promoted into a free slot, so every queue that still waits promotes one."""
         gone = set(partitions)
+        tally = self.tally
 
         def kept(w: Work) -> bool:
-            return w.partition not in gone
+            if w.partition in gone:
+                tally.release(held_bytes(w))
+                return False
+            return True
 
         self.ready = deque(w for w in self.ready if kept(w))
         self._timed = [t for t in self._timed if kept(t[2])]

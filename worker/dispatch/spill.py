@@ -14,17 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from worker.dispatch.ordering import Lane, LaneId, Work, lane_of
+from worker.dispatch.ordering import Lane, LaneId, Work, held_bytes, lane_of
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
-from worker.dispatch.readahead import held_bytes
 from worker.dispatch.scheduler import Scheduler
 from worker.observability.metrics import Metrics
 from worker.subscriptions.model import Subscription
 
 __all__ = ["RESUME_FACTOR", "RESUME_MIN", "SPILL_BATCH", "Spiller"]
 
-SPILL_BATCH = 2000  # the most tasks written to parked in one round
+SPILL_BATCH = 250  # the most tasks written to parked in one round (~5 ms of encoding)
 # A subscription's deferred lanes resume while fewer than this many times its cap of its tasks
 # (and at least RESUME_MIN) wait for a slot or a read-back: each step's read-back pass then
 # serves many lanes at once.

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 
 from confluent_kafka import TopicPartition
 
+from worker.dispatch.backlog import Tally
 from worker.dispatch.clock import Clock
 from worker.dispatch.delays import DelayQueues
-from worker.dispatch.ordering import Work
-from worker.dispatch.readahead import HELD_TASK_OVERHEAD, POLL_BATCH, TRICKLE_BATCH, ReadAhead
+from worker.dispatch.ordering import HELD_TASK_OVERHEAD, Work
+from worker.dispatch.readahead import POLL_BATCH, TRICKLE_BATCH, ReadAhead
 from worker.dispatch.scheduler import Scheduler
 from worker.model import DeliveryTask
 from worker.observability.metrics import Metrics
@@ -169,7 +170,7 @@ def test_delay_queues_pause_until_due_and_release_in_order():
 PER_TASK = 100 + HELD_TASK_OVERHEAD  # a held task with a 100-byte body
 
 
-def read_ahead(consumer: FakeConsumer, tasks: int) -> ReadAhead:
+def read_ahead(consumer: FakeConsumer, tasks: int, tally: Tally) -> ReadAhead:
     """A read-ahead budget of ``tasks`` such tasks over one ``deliveries`` partition."""
     return ReadAhead(
         consumer=consumer,  # type: ignore[arg-type]
@@ -177,26 +178,28 @@ def read_ahead(consumer: FakeConsumer, tasks: int) -> ReadAhead:
         max_in_flight=1,
         clock=FakeClock(),
         metrics=Metrics(),
+        tally=tally,
         deliveries=lambda: [TopicPartition("deliveries", 0)],
     )
 
 
 def test_read_ahead_pauses_past_the_budget_and_resumes_below_half():
-    consumer = FakeConsumer()
-    ahead = read_ahead(consumer, 4)
-    held = [work(i) for i in range(5)]
-    for w in held:
-        w.task.body = b"x" * 100
-        ahead.fresh(w)
+    consumer, tally = FakeConsumer(), Tally()
+    ahead = read_ahead(consumer, 4, tally)
+    for _ in range(5):
+        tally.hold(PER_TASK)
     assert ahead.batch() == POLL_BATCH
-    ahead.check(lambda: held, lambda excess: 0)  # nothing could be spilled
+    ahead.check(lambda excess: 0)  # nothing could be spilled
     assert ahead.paused and consumer.paused == {("deliveries", 0)}
-    ahead.count(held[:2])
+    for _ in range(3):
+        tally.release(PER_TASK)
+    ahead.check(lambda excess: 0)
     assert ahead.paused  # not yet below half the budget
-    ahead.count(held[:1])
+    tally.release(PER_TASK)
+    ahead.check(lambda excess: 0)
     assert not ahead.paused and consumer.paused == set()
-    for w in [work(i) for i in range(10)]:
-        ahead.fresh(w)
+    for _ in range(10):
+        tally.hold(PER_TASK)
     assert ahead.batch() == TRICKLE_BATCH
 
 
@@ -250,23 +253,34 @@ def test_dropping_a_promoted_work_promotes_the_next():
 
 
 def test_read_ahead_spills_past_three_quarters_down_to_half_and_does_not_pause():
-    consumer = FakeConsumer()
-    ahead = read_ahead(consumer, 8)
-    held = [work(i) for i in range(7)]  # 7/8 of the budget: over three quarters
-    for w in held:
-        w.task.body = b"x" * 100
-        ahead.fresh(w)
+    consumer, tally = FakeConsumer(), Tally()
+    ahead = read_ahead(consumer, 8, tally)
+    for _ in range(7):  # 7/8 of the budget: over three quarters
+        tally.hold(PER_TASK)
     asked: list[int] = []
 
     def spill(excess: int) -> int:
         asked.append(excess)
-        return PER_TASK * 4  # four tasks went to parked
+        for _ in range(4):  # four tasks went to parked
+            tally.release(PER_TASK)
+        return PER_TASK * 4
 
-    ahead.check(lambda: held, spill)
+    ahead.check(spill)
     assert asked == [PER_TASK * 3]  # down to half the budget
     assert ahead.held == PER_TASK * 3 and not ahead.paused and consumer.paused == set()
-    ahead.check(lambda: held[:3], spill)  # under three quarters: nothing to do
+    ahead.check(spill)  # under three quarters: nothing to do
     assert asked == [PER_TASK * 3]
+
+
+def test_a_spill_that_frees_nothing_is_not_tried_again_at_once():
+    consumer, tally = FakeConsumer(), Tally()
+    ahead = read_ahead(consumer, 8, tally)
+    for _ in range(7):
+        tally.hold(PER_TASK)
+    asked: list[int] = []
+    ahead.check(lambda excess: asked.append(excess) or 0)
+    ahead.check(lambda excess: asked.append(excess) or 0)
+    assert len(asked) == 1  # the next try waits: finding nothing looked at every queue
 
 
 def test_take_back_takes_the_longest_queue_newest_first_while_wanted():
