@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from worker.kafka.offsets import OffsetTracker, expand_ranges, ranges_of
 
 
@@ -46,3 +49,39 @@ def test_ranges_round_trip_and_are_capped_lowest_first():
     assert expand_ranges(ranges_of(offsets, 100)) == set(offsets)
     assert ranges_of(offsets, 2) == [1, 4, 7, 8]
     assert ranges_of([], 10) == [] and expand_ranges([]) == set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("finish"), st.integers(0, 60)),
+            st.tuples(st.just("commit"), st.integers(0, 60)),
+            st.tuples(st.just("report"), st.just(0)),
+        ),
+        max_size=120,
+    )
+)
+def test_the_runs_report_what_sorting_every_finished_offset_reports(ops):
+    # The tracker keeps finished offsets as runs so a report does not sort them all; it must
+    # say exactly what the sorted set says: the prefix from the floor, then each run above.
+    tracker = OffsetTracker()
+    for offset in range(60):
+        tracker.start(offset)
+    finished: set[int] = set()
+    changed = False
+    for op, offset in ops:
+        if op == "finish":
+            tracker.finish(offset)
+            changed |= offset not in finished
+            finished.add(offset)
+        elif op == "commit":
+            tracker.committed(offset)
+        else:
+            low, high = tracker.floor, tracker.committable()
+            assert high is not None
+            prefix = [low, high] if low is not None and low < high else []
+            expected = prefix + ranges_of(sorted(o for o in finished if o >= high), 4096)
+            got = tracker.take_finished_ranges()
+            assert got == expected if changed else got in (expected, None)
+            changed = False
