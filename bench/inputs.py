@@ -26,6 +26,7 @@ import orjson
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.schema_registry import SchemaRegistryStandIn
@@ -56,9 +57,9 @@ inputs:
   - {topics: [cestruct], format: cloudevents, workspace: "field:workspace"}
   - {topics: [orders], format: custom, event: "field:kind", workspace: "header:x-tenant",
      record: "field:order", id: "field:ref"}
-  - {topics: [avro], format: envelope}
+  - {topics: [avro, avromap, jsonschema], format: envelope}
 """
-INPUT_TOPICS = "events,cdc,cdcschema,ce,cestruct,orders,avro"
+INPUT_TOPICS = "events,cdc,cdcschema,ce,cestruct,orders,avro,avromap,jsonschema"
 # The one subscription that matches every record.
 SUBSCRIPTION = Subscription(
     id="sub_1",
@@ -68,10 +69,21 @@ SUBSCRIPTION = Subscription(
     secrets=(SecretEntry("whsec_" + "A" * 32),),
     status=Status.ACTIVE,
 )
-AVRO_SCHEMA = """{"type": "record", "name": "Ev", "fields": [
+# The envelope framed for a Schema Registry: the row as a typed record, as Avro producers
+# (and Debezium's Avro converter) write one, and as a map of unions (every value tagged with
+# its type, one more read per column: the slowest shape for fastavro).
+AVRO_ENVELOPE = """{"type": "record", "name": "Ev", "fields": [
   {"name": "event", "type": "string"}, {"name": "workspace", "type": "string"},
-  {"name": "entity", "type": "string"},
-  {"name": "record", "type": {"type": "map", "values": ["string", "long"]}}]}"""
+  {"name": "entity", "type": "string"}, {"name": "record", "type": %s}]}"""
+AVRO_ROW = """{"type": "record", "name": "Row", "fields": [
+  {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+  {"name": "email", "type": "string"}, {"name": "stage", "type": "string"},
+  {"name": "owner", "type": "string"}, {"name": "amount", "type": "long"},
+  {"name": "tenant", "type": "string"}]}"""
+AVRO_SCHEMA = AVRO_ENVELOPE % AVRO_ROW
+AVRO_MAP_SCHEMA = AVRO_ENVELOPE % '{"type": "map", "values": ["string", "long"]}'
+JSON_SCHEMA = """{"type": "object", "required": ["event", "workspace"], "properties": {
+  "event": {"type": "string"}, "workspace": {"type": "string"}, "record": {"type": "object"}}}"""
 
 
 def messages(registry_url: str) -> dict[str, Message]:
@@ -103,11 +115,18 @@ def messages(registry_url: str) -> dict[str, Message]:
         "record": ROW,
         "changes": {"stage": {"old": "qualification", "new": "proposal"}},
     }
-    avro = AvroSerializer(SchemaRegistryClient({"url": registry_url}), AVRO_SCHEMA)
-    framed = avro(
-        {"event": "contact.updated", "workspace": "acme", "entity": "contact", "record": ROW},
-        SerializationContext("avro", MessageField.VALUE),
-    )
+    client = SchemaRegistryClient({"url": registry_url})
+    avro_event = {
+        "event": "contact.updated",
+        "workspace": "acme",
+        "entity": "contact",
+        "record": ROW,
+    }
+
+    def framed(topic: str, serializer: AvroSerializer | JSONSerializer, value: Any) -> bytes:
+        data = serializer(value, SerializationContext(topic, MessageField.VALUE))
+        assert data is not None
+        return data
 
     def message(topic: str, value: bytes, key: bytes | None = None, headers: Any = None) -> Message:
         return Message(
@@ -144,7 +163,15 @@ def messages(registry_url: str) -> dict[str, Message]:
             orjson.dumps({"kind": "order.placed", "ref": "o-1", "order": ROW}),
             headers=[("x-tenant", b"acme")],
         ),
-        "schema registry avro": message("avro", framed),
+        "schema registry avro": message(
+            "avro", framed("avro", AvroSerializer(client, AVRO_SCHEMA), avro_event)
+        ),
+        "schema registry avro, map of unions": message(
+            "avromap", framed("avromap", AvroSerializer(client, AVRO_MAP_SCHEMA), avro_event)
+        ),
+        "schema registry json schema": message(
+            "jsonschema", framed("jsonschema", JSONSerializer(JSON_SCHEMA, client), envelope)
+        ),
     }
 
 
