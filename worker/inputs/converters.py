@@ -11,6 +11,7 @@ import base64
 import datetime
 import decimal
 import io
+import struct
 import uuid
 from typing import Any
 
@@ -22,6 +23,8 @@ from worker.codec.events import InvalidEventError, decode_value
 from worker.inputs.registry import SchemaRegistry
 
 __all__ = ["decode_bytes", "decode_key", "is_framed", "jsonable"]
+
+_schema_id = struct.Struct(">I").unpack_from  # the 4 bytes after the magic byte
 
 
 def is_framed(data: bytes) -> bool:
@@ -61,7 +64,7 @@ def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:
 
 
 def _framed(data: bytes, registry: SchemaRegistry) -> Any:
-    schema_id = int.from_bytes(data[1:5], "big")
+    (schema_id,) = _schema_id(data, 1)
     schema = registry.schema(schema_id)
     if schema.kind == "JSON":
         try:
