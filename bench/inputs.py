@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         {"format": name, "us_per_record": round(us, 2), "ratio": round(base / us, 2)}
         for name, us in best.items()
     ]
-    print(f"{'format':<24} {'us/record':>10} {'vs envelope':>12}")
+    print(f"{'format':<36} {'us/record':>10} {'vs envelope':>12}")
     for row in rows:
-        print(f"{row['format']:<24} {row['us_per_record']:>10} {row['ratio']:>12}")
+        print(f"{row['format']:<36} {row['us_per_record']:>10} {row['ratio']:>12}")
     (HERE / "inputs.json").write_bytes(
         orjson.dumps(
             {"records": args.records, "rounds": args.rounds, "results": rows},
