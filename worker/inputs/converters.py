@@ -22,13 +22,9 @@ from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_value
 from worker.inputs.registry import SchemaRegistry
 
-__all__ = ["decode_bytes", "decode_key", "is_framed", "jsonable"]
+__all__ = ["decode_bytes", "decode_key", "jsonable"]
 
 _schema_id = struct.Struct(">I").unpack_from  # the 4 bytes after the magic byte
-
-
-def is_framed(data: bytes) -> bool:
-    return len(data) >= 5 and data[0] == 0
 
 
 def decode_bytes(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
@@ -52,7 +48,7 @@ def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:
     """A key: framed, JSON, or else its text (a plain string key is common)."""
     if data is None:
         return None
-    if registry is not None and is_framed(data):
+    if registry is not None and len(data) >= 5 and data[0] == 0:  # framed
         return _framed(data, registry)
     try:
         return orjson.loads(data)
