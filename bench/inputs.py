@@ -1,13 +1,15 @@
-"""``python -m bench.inputs [--records N] [--rounds R]``: routing CPU per input record, per
-input format, as a ratio to the native envelope in the same run (issue 25's target: every
-format at >= 0.8 of the envelope's throughput, Schema Registry with a warm cache).
+"""``python -m bench.inputs [--records N] [--rounds R] [--decode-only]``: routing CPU per input
+record, per input format, as a ratio to the native envelope in the same run (issue 25's
+target: every format at >= 0.8 of the envelope's throughput, Schema Registry with a warm
+cache).
 
 Measures the router's work for one record without a broker: the router's decode call
 (:meth:`worker.inputs.InputDecoder.decode` on a real ``confluent_kafka.Message``), the match
 against one subscription, the body render and the delivery task's encoding. Kafka I/O costs
 the same for every format, so leaving it out makes the ratio stricter, not looser. Each format
 runs ``--rounds`` times interleaved with the envelope, best round kept; prints a table and
-``bench/inputs.json``.
+``bench/inputs.json``. ``--decode-only`` times the decode call alone (where the formats
+differ) and only prints.
 """
 
 from __future__ import annotations
@@ -187,19 +189,19 @@ def route_once(
     return route
 
 
-def per_record_us(route: Callable[[Message], None], message: Message, n: int) -> float:
+def per_record_us(route: Callable[[Message], object], message: Message, n: int) -> float:
     start = time.process_time()
     for _ in range(n):
         route(message)
     return (time.process_time() - start) / n * 1e6
 
 
-def arguments(prog: str, rounds: int, argv: list[str] | None) -> argparse.Namespace:
+def arguments(prog: str, rounds: int) -> argparse.ArgumentParser:
     """``--records`` per format and run, and ``--rounds``: the options of both input benches."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=rounds)
-    return parser.parse_args(argv)
+    return parser
 
 
 @contextmanager
@@ -212,7 +214,9 @@ def mapping_file() -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = arguments("python -m bench.inputs", 5, argv)
+    parser = arguments("python -m bench.inputs", 5)
+    parser.add_argument("--decode-only", action="store_true", help="time the decode call alone")
+    args = parser.parse_args(argv)
     registry = SchemaRegistryStandIn().start()
     try:
         with mapping_file() as path:
@@ -227,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
             sub = dataclasses.replace(SUBSCRIPTION, ordering="key")
             route = route_once(decoder, RecordCodec(avro), sub)
             samples = messages(registry.url)
+            timed = decoder.decode if args.decode_only else route
             for message in samples.values():
                 route(message)  # warm: the registry's schema is cached from here on
             best = {name: float("inf") for name in samples}
             for _ in range(args.rounds):
                 for name, message in samples.items():
-                    best[name] = min(best[name], per_record_us(route, message, args.records))
+                    best[name] = min(best[name], per_record_us(timed, message, args.records))
     finally:
         registry.stop()
     base = best["envelope"]
@@ -243,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'format':<36} {'us/record':>10} {'vs envelope':>12}")
     for row in rows:
         print(f"{row['format']:<36} {row['us_per_record']:>10} {row['ratio']:>12}")
+    if args.decode_only:
+        return
     (HERE / "inputs.json").write_bytes(
         orjson.dumps(
             {"records": args.records, "rounds": args.rounds, "results": rows},
