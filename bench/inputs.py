@@ -1,13 +1,15 @@
-"""``python -m bench.inputs [--records N] [--rounds R]``: routing CPU per input record, per
-input format, as a ratio to the native envelope in the same run (issue 25's target: every
-format at >= 0.8 of the envelope's throughput, Schema Registry with a warm cache).
+"""``python -m bench.inputs [--records N] [--rounds R] [--decode-only]``: routing CPU per input
+record, per input format, as a ratio to the native envelope in the same run (issue 25's
+target: every format at >= 0.8 of the envelope's throughput, Schema Registry with a warm
+cache).
 
 Measures the router's work for one record without a broker: the router's decode call
 (:meth:`worker.inputs.InputDecoder.decode` on a real ``confluent_kafka.Message``), the match
 against one subscription, the body render and the delivery task's encoding. Kafka I/O costs
 the same for every format, so leaving it out makes the ratio stricter, not looser. Each format
 runs ``--rounds`` times interleaved with the envelope, best round kept; prints a table and
-``bench/inputs.json``.
+``bench/inputs.json``. ``--decode-only`` times the decode call alone (where the formats
+differ) and only prints.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.schema_registry import SchemaRegistryStandIn
@@ -56,9 +59,9 @@ inputs:
   - {topics: [cestruct], format: cloudevents, workspace: "field:workspace"}
   - {topics: [orders], format: custom, event: "field:kind", workspace: "header:x-tenant",
      record: "field:order", id: "field:ref"}
-  - {topics: [avro], format: envelope}
+  - {topics: [avro, avromap, jsonschema], format: envelope}
 """
-INPUT_TOPICS = "events,cdc,cdcschema,ce,cestruct,orders,avro"
+INPUT_TOPICS = "events,cdc,cdcschema,ce,cestruct,orders,avro,avromap,jsonschema"
 # The one subscription that matches every record.
 SUBSCRIPTION = Subscription(
     id="sub_1",
@@ -68,10 +71,21 @@ SUBSCRIPTION = Subscription(
     secrets=(SecretEntry("whsec_" + "A" * 32),),
     status=Status.ACTIVE,
 )
-AVRO_SCHEMA = """{"type": "record", "name": "Ev", "fields": [
+# The envelope framed for a Schema Registry: the row as a typed record, as Avro producers
+# (and Debezium's Avro converter) write one, and as a map of unions (every value tagged with
+# its type, one more read per column: the slowest shape for fastavro).
+AVRO_ENVELOPE = """{"type": "record", "name": "Ev", "fields": [
   {"name": "event", "type": "string"}, {"name": "workspace", "type": "string"},
-  {"name": "entity", "type": "string"},
-  {"name": "record", "type": {"type": "map", "values": ["string", "long"]}}]}"""
+  {"name": "entity", "type": "string"}, {"name": "record", "type": %s}]}"""
+AVRO_ROW = """{"type": "record", "name": "Row", "fields": [
+  {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+  {"name": "email", "type": "string"}, {"name": "stage", "type": "string"},
+  {"name": "owner", "type": "string"}, {"name": "amount", "type": "long"},
+  {"name": "tenant", "type": "string"}]}"""
+AVRO_SCHEMA = AVRO_ENVELOPE % AVRO_ROW
+AVRO_MAP_SCHEMA = AVRO_ENVELOPE % '{"type": "map", "values": ["string", "long"]}'
+JSON_SCHEMA = """{"type": "object", "required": ["event", "workspace"], "properties": {
+  "event": {"type": "string"}, "workspace": {"type": "string"}, "record": {"type": "object"}}}"""
 
 
 def messages(registry_url: str) -> dict[str, Message]:
@@ -103,11 +117,18 @@ def messages(registry_url: str) -> dict[str, Message]:
         "record": ROW,
         "changes": {"stage": {"old": "qualification", "new": "proposal"}},
     }
-    avro = AvroSerializer(SchemaRegistryClient({"url": registry_url}), AVRO_SCHEMA)
-    framed = avro(
-        {"event": "contact.updated", "workspace": "acme", "entity": "contact", "record": ROW},
-        SerializationContext("avro", MessageField.VALUE),
-    )
+    client = SchemaRegistryClient({"url": registry_url})
+    avro_event = {
+        "event": "contact.updated",
+        "workspace": "acme",
+        "entity": "contact",
+        "record": ROW,
+    }
+
+    def framed(topic: str, serializer: AvroSerializer | JSONSerializer, value: Any) -> bytes:
+        data = serializer(value, SerializationContext(topic, MessageField.VALUE))
+        assert data is not None
+        return data
 
     def message(topic: str, value: bytes, key: bytes | None = None, headers: Any = None) -> Message:
         return Message(
@@ -144,7 +165,15 @@ def messages(registry_url: str) -> dict[str, Message]:
             orjson.dumps({"kind": "order.placed", "ref": "o-1", "order": ROW}),
             headers=[("x-tenant", b"acme")],
         ),
-        "schema registry avro": message("avro", framed),
+        "schema registry avro": message(
+            "avro", framed("avro", AvroSerializer(client, AVRO_SCHEMA), avro_event)
+        ),
+        "schema registry avro, map of unions": message(
+            "avromap", framed("avromap", AvroSerializer(client, AVRO_MAP_SCHEMA), avro_event)
+        ),
+        "schema registry json schema": message(
+            "jsonschema", framed("jsonschema", JSONSerializer(JSON_SCHEMA, client), envelope)
+        ),
     }
 
 
@@ -160,19 +189,19 @@ def route_once(
     return route
 
 
-def per_record_us(route: Callable[[Message], None], message: Message, n: int) -> float:
+def per_record_us(route: Callable[[Message], object], message: Message, n: int) -> float:
     start = time.process_time()
     for _ in range(n):
         route(message)
     return (time.process_time() - start) / n * 1e6
 
 
-def arguments(prog: str, rounds: int, argv: list[str] | None) -> argparse.Namespace:
+def arguments(prog: str, rounds: int) -> argparse.ArgumentParser:
     """``--records`` per format and run, and ``--rounds``: the options of both input benches."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=rounds)
-    return parser.parse_args(argv)
+    return parser
 
 
 @contextmanager
@@ -185,7 +214,9 @@ def mapping_file() -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = arguments("python -m bench.inputs", 5, argv)
+    parser = arguments("python -m bench.inputs", 5)
+    parser.add_argument("--decode-only", action="store_true", help="time the decode call alone")
+    args = parser.parse_args(argv)
     registry = SchemaRegistryStandIn().start()
     try:
         with mapping_file() as path:
@@ -200,12 +231,13 @@ def main(argv: list[str] | None = None) -> None:
             sub = dataclasses.replace(SUBSCRIPTION, ordering="key")
             route = route_once(decoder, RecordCodec(avro), sub)
             samples = messages(registry.url)
+            timed = decoder.decode if args.decode_only else route
             for message in samples.values():
                 route(message)  # warm: the registry's schema is cached from here on
             best = {name: float("inf") for name in samples}
             for _ in range(args.rounds):
                 for name, message in samples.items():
-                    best[name] = min(best[name], per_record_us(route, message, args.records))
+                    best[name] = min(best[name], per_record_us(timed, message, args.records))
     finally:
         registry.stop()
     base = best["envelope"]
@@ -213,9 +245,11 @@ def main(argv: list[str] | None = None) -> None:
         {"format": name, "us_per_record": round(us, 2), "ratio": round(base / us, 2)}
         for name, us in best.items()
     ]
-    print(f"{'format':<24} {'us/record':>10} {'vs envelope':>12}")
+    print(f"{'format':<36} {'us/record':>10} {'vs envelope':>12}")
     for row in rows:
-        print(f"{row['format']:<24} {row['us_per_record']:>10} {row['ratio']:>12}")
+        print(f"{row['format']:<36} {row['us_per_record']:>10} {row['ratio']:>12}")
+    if args.decode_only:
+        return
     (HERE / "inputs.json").write_bytes(
         orjson.dumps(
             {"records": args.records, "rounds": args.rounds, "results": rows},

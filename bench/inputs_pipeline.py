@@ -96,7 +96,7 @@ def route_all(settings: Settings, index: SubscriptionIndex, topic: str, n: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = arguments("python -m bench.inputs_pipeline", 3, argv)
+    args = arguments("python -m bench.inputs_pipeline", 3).parse_args(argv)
     registry = SchemaRegistryStandIn().start()
     best: dict[str, float] = {}
     ratios: dict[str, list[float]] = {}

@@ -11,6 +11,7 @@ import base64
 import datetime
 import decimal
 import io
+import struct
 import uuid
 from typing import Any
 
@@ -21,11 +22,9 @@ from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_value
 from worker.inputs.registry import SchemaRegistry
 
-__all__ = ["decode_bytes", "decode_key", "is_framed", "jsonable"]
+__all__ = ["decode_bytes", "decode_key", "jsonable"]
 
-
-def is_framed(data: bytes) -> bool:
-    return len(data) >= 5 and data[0] == 0
+_schema_id = struct.Struct(">I").unpack_from  # the 4 bytes after the magic byte
 
 
 def decode_bytes(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
@@ -49,7 +48,7 @@ def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:
     """A key: framed, JSON, or else its text (a plain string key is common)."""
     if data is None:
         return None
-    if registry is not None and is_framed(data):
+    if registry is not None and len(data) >= 5 and data[0] == 0:  # framed
         return _framed(data, registry)
     try:
         return orjson.loads(data)
@@ -61,7 +60,7 @@ def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:
 
 
 def _framed(data: bytes, registry: SchemaRegistry) -> Any:
-    schema_id = int.from_bytes(data[1:5], "big")
+    (schema_id,) = _schema_id(data, 1)
     schema = registry.schema(schema_id)
     if schema.kind == "JSON":
         try:

@@ -19,7 +19,7 @@ from worker.inputs.formats import SkippedError
 from worker.inputs.holds import PartitionHolds
 from worker.inputs.record import InputRecord
 from worker.inputs.registry import RegistryUnavailableError, SchemaRegistry
-from worker.inputs.sources import MISSING, Source
+from worker.inputs.sources import Source
 from worker.inputs.spec import InputSpec, Mapping
 from worker.kafka.offsets import position
 from worker.model import Event
@@ -204,12 +204,15 @@ class InputDecoder:
         )
 
     def _key(self, record: InputRecord) -> Any:
-        if not record.key_decoded:
-            try:
-                record.decoded_key = decode_key(record.key, self._registry)
-            except InvalidEventError as exc:
-                raise InvalidEventError(f"{exc} (the key)") from None
-        return record.decoded_key if record.decoded_key is not MISSING else None
+        """The record's key, decoded once (a format and a ``key:`` source may both read it)."""
+        if record.key_decoded:
+            return record.decoded_key
+        try:
+            decoded = decode_key(record.key, self._registry)
+        except InvalidEventError as exc:
+            raise InvalidEventError(f"{exc} (the key)") from None
+        record.decoded_key = decoded
+        return decoded
 
     def _report(self) -> None:
         if self._metrics is not None:

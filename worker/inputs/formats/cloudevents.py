@@ -11,7 +11,7 @@ from typing import Any
 from worker.codec.events import InvalidEventError
 from worker.inputs.formats import InputFormat, Mapped
 from worker.inputs.options import Options
-from worker.inputs.record import InputRecord
+from worker.inputs.record import Headers, InputRecord
 from worker.inputs.sources import KeyReader
 
 __all__ = ["build", "event_object"]
@@ -20,22 +20,24 @@ _CORE = frozenset(("specversion", "type", "id", "source", "time", "subject", "da
                    "dataschema", "data", "data_base64"))  # fmt: skip
 
 
+# Header name to attribute name ("ce_type" -> "type"; None for any other header), kept so a
+# record's attribute names are not sliced and hashed anew each time. Bounded: header names
+# come from producers.
+_ATTRIBUTE_NAMES: dict[str, str | None] = {}
+_MAX_NAMES = 512
+_UNSEEN = "\0unseen"  # the default of names.get, told apart by identity
+
+
+def _attribute_name(header: str) -> str | None:
+    attribute = header[3:] if header.startswith("ce_") else None
+    if len(_ATTRIBUTE_NAMES) < _MAX_NAMES:
+        _ATTRIBUTE_NAMES[header] = attribute
+    return attribute
+
+
 def event_object(record: InputRecord) -> dict[str, Any]:
     """The CloudEvent of ``record`` as one object (structured mode: the value itself)."""
-    event: dict[str, Any] = {}
-    content_type = ""
-    headers = record.raw_headers
-    for name, raw in headers.items() if isinstance(headers, dict) else headers or ():
-        if name.startswith("ce_"):
-            try:
-                event[name[3:]] = raw.decode()  # type: ignore[union-attr]
-            except AttributeError:  # a str (from a dict of headers) or no value
-                event[name[3:]] = raw or ""
-            except UnicodeDecodeError:
-                raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
-        elif name == "content-type" and raw:
-            text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-            content_type = text.lower()
+    event, content_type = _read_headers(record.raw_headers)
     if content_type.startswith("application/cloudevents"):
         if "batch" in content_type:
             raise InvalidEventError("cloudevents: batch mode is not supported")
@@ -52,6 +54,28 @@ def event_object(record: InputRecord) -> dict[str, Any]:
     if record.value is not None:
         event["data"] = record.value
     return event
+
+
+def _read_headers(headers: Headers) -> tuple[dict[str, Any], str]:
+    """The ``ce_`` headers as attributes, and the content type (lower case; "" if none)."""
+    event: dict[str, Any] = {}
+    content_type = ""
+    names = _ATTRIBUTE_NAMES
+    for name, raw in headers.items() if isinstance(headers, dict) else headers or ():
+        attribute = names.get(name, _UNSEEN)
+        if attribute is _UNSEEN:
+            attribute = _attribute_name(name)
+        if attribute is not None:
+            try:
+                event[attribute] = raw.decode()  # type: ignore[union-attr]
+            except AttributeError:  # a str (from a dict of headers) or no value
+                event[attribute] = raw or ""
+            except UnicodeDecodeError:
+                raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
+        elif name == "content-type" and raw:
+            text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+            content_type = text.lower()
+    return event, content_type
 
 
 class CloudEvents:

@@ -19,6 +19,7 @@ from worker.inputs.sources import KeyReader, Source
 __all__ = ["build", "changed_columns", "unwrap"]
 
 _ACTIONS = {"c": "created", "u": "updated", "d": "deleted", "r": "created"}
+_RECORD_EVENTS = {action: f"record.{action}" for action in _ACTIONS.values()}
 _ABSENT = object()
 
 
@@ -33,12 +34,17 @@ def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     """``{column: {"old", "new"}}`` for every column whose value differs (a column only on
     one side counts as changed from or to null)."""
     get = before.get
-    changes = {
-        name: {"old": get(name), "new": new}
-        for name, new in after.items()
-        if get(name, _ABSENT) != new
-    }
-    if before.keys() != after.keys():
+    changes: dict[str, Any] = {}
+    only_after = 0
+    for name, new in after.items():
+        old = get(name, _ABSENT)
+        if old is _ABSENT:
+            only_after += 1
+            changes[name] = {"old": None, "new": new}
+        elif old != new:
+            changes[name] = {"old": old, "new": new}
+    # Columns only in ``before``: there are some exactly when the shared ones are fewer.
+    if len(before) > len(after) - only_after:
         for name, old in before.items():
             if name not in after:
                 changes[name] = {"old": old, "new": None}
@@ -58,9 +64,10 @@ class Debezium:
         if not isinstance(change, dict):
             raise InvalidEventError("debezium: the value is not a change event object")
         op = change.get("op")
-        if op in ("t", "m"):
-            raise SkippedError(f"debezium op {op!r} (truncate or message) is not a row change")
-        if op not in _ACTIONS:
+        action = _ACTIONS.get(op) if type(op) is str else None
+        if action is None:
+            if op in ("t", "m"):
+                raise SkippedError(f"debezium op {op!r} (truncate or message) is not a row change")
             raise InvalidEventError(f"debezium: 'op' must be c, u, d or r, got {op!r:.40}")
         if op == "r" and self._snapshot == "skip":
             raise SkippedError("debezium snapshot read (snapshot: skip)")
@@ -74,17 +81,17 @@ class Debezium:
         # field: paths read the change event, plus "row": the row whatever the op, so a
         # delete finds its workspace column as an insert does. (The change is our own
         # decoded copy: adding to it costs less than copying it.)
-        root = change
-        root["row"] = row
-        entity = self._entity_of(record, root, source, key)
+        change["row"] = row
+        if self._entity is not None:
+            entity = self._entity.text(record, change, key)
+        else:
+            table = source.get("table")
+            entity = table if isinstance(table, str) and table else None
         ident = _key_text(unwrap(key(record)))
         if ident is not None and "id" not in row:
             row = {**row, "id": ident[1]}
-        action = _ACTIONS[op]
-        envelope: dict[str, Any] = {
-            "event": f"{entity if self.by_entity and entity else 'record'}.{action}",
-            "record": row,
-        }
+        event = f"{entity}.{action}" if self.by_entity and entity else _RECORD_EVENTS[action]
+        envelope: dict[str, Any] = {"event": event, "record": row}
         if entity:
             envelope["entity"] = entity
         if op == "u" and isinstance(before, dict) and isinstance(after, dict):
@@ -93,21 +100,20 @@ class Debezium:
         if type(stamp) is int and stamp > 0:
             envelope["timestamp"] = stamp  # Unix ms: the decoder formats it
         if ident is not None:
-            envelope["ordering_key"] = f"{entity or ''}/{ident[0]}"
-        return envelope, root
-
-    def _entity_of(
-        self, record: InputRecord, change: dict[str, Any], source: dict[str, Any], key: KeyReader
-    ) -> str | None:
-        if self._entity is not None:
-            return self._entity.text(record, change, key)
-        table = source.get("table")
-        return table if isinstance(table, str) and table else None
+            envelope["ordering_key"] = f"{entity}/{ident[0]}" if entity else "/" + ident[0]
+        return envelope, change
 
 
 def _key_text(key: Any) -> tuple[str, Any] | None:
     """The primary key as ``(text, record id)``: its values joined by ``,`` in the key's field
     order, and the one value itself when there is one (None: no usable key)."""
+    if type(key) is dict and len(key) == 1:  # the usual key: one column, a number or text
+        for value in key.values():
+            kind = type(value)
+            if kind is str:
+                return value, value
+            if kind is int or kind is float:
+                return str(value), value
     if not isinstance(key, dict) or not key:
         return None
     values = list(key.values())
