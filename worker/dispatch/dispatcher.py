@@ -212,6 +212,7 @@ class Dispatcher:
         read_back = self._read_back.step()
         self._start_ready()
         self._read_ahead.check(self._spiller.spill)
+        self._spiller.write()
         now = self._clock.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_S
@@ -390,6 +391,7 @@ class Dispatcher:
             _done, pending = await asyncio.wait(set(self._in_flight), timeout=deadline)
             for job in pending:
                 job.cancel()
+        self._spiller.write_all()
         self._spill()
         self._outcomes.write_progress()
         self._producer.flush(max(1.0, deadline))

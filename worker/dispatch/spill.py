@@ -7,6 +7,12 @@ otherwise fill the read-ahead budget, and the budget pauses every ``deliveries``
 every other endpoint would wait for the flooded one. A spilled lane has parked tasks and no
 head: what a drained lane looks like after SIGTERM, which ``parked`` already means "attempt these
 in seq order" to a new owner. The design is in docs/ordering.md ("Spilling").
+
+A spilled lane moves to its parked backlog at once (bodies kept until acknowledged), but its
+writes to ``parked`` are issued a time slice a step (:class:`~worker.kafka.slices.Slices`):
+an endpoint-scoped lane can hold tens of thousands of tasks, whose encoding held the event
+loop for over a second. No deferred lane resumes while writes are still to be issued, so a
+spilled task is never attempted (and its parked record tombstoned) before its write.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from worker.dispatch.ordering import Lane, LaneId, Work, held_bytes, lane_of
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.scheduler import Scheduler
+from worker.kafka.slices import Slices
 from worker.observability.metrics import Metrics
 from worker.subscriptions.model import Subscription
 
 __all__ = ["RESUME_FACTOR", "RESUME_MIN", "SPILL_BATCH", "Spiller"]
 
-SPILL_BATCH = 250  # the most tasks written to parked in one round (~5 ms of encoding)
+SPILL_BATCH = 2000  # the most tasks spilled in one round (their writes follow a slice a step)
 # A subscription's deferred lanes resume while fewer than this many times its cap of its tasks
 # (and at least RESUME_MIN) wait for a slot or a read-back: each step's read-back pass then
 # serves many lanes at once.
@@ -54,6 +61,7 @@ class Spiller:
         self._metrics = metrics
         # subscription -> its deferred lanes, oldest first
         self._deferred: dict[str, dict[_LaneKey, None]] = {}
+        self._unwritten: Slices[tuple[Work, Lane]] = Slices()  # spilled, not yet written
 
     def spill(self, excess: int) -> int:
         """Spill lanes waiting in the scheduler (the longest subscription queue first, its
@@ -69,18 +77,30 @@ class Spiller:
             assert lane_id is not None  # _spillable
             lane = self._partitions.lane(work.partition, lane_id)
             works = lane.spill()
-            for spilled in works:
-                freed += held_bytes(spilled)
-                self._write(spilled, lane)
+            freed += sum(map(held_bytes, works))
+            self._unwritten.add((spilled, lane) for spilled in works)
             written += len(works)
             self.defer((work.partition, lane_id))
         if written:
             self._metrics.spilled(written)
         return freed
 
+    def write(self) -> None:
+        """Issue the spilled tasks' writes to ``parked`` for a time slice."""
+        if self._unwritten:
+            self._unwritten.handle(self._write)
+
+    def write_all(self) -> None:
+        """Issue every spilled task's write (on the way out)."""
+        while self._unwritten:
+            self._unwritten.handle(self._write)
+
     def resume(self) -> None:
         """Give deferred lanes their turn while their subscription has room: each then
-        attempts its parked tasks in seq order (read back from ``parked`` when not in memory)."""
+        attempts its parked tasks in seq order (read back from ``parked`` when not in memory).
+        Not while spilled tasks wait for their writes."""
+        if self._unwritten:
+            return
         parts, scheduler = self._partitions, self._scheduler
         for sub_id, lanes in list(self._deferred.items()):
             sub = self._lookup(sub_id)
@@ -104,7 +124,9 @@ class Spiller:
                 del self._deferred[sub_id]
 
     def drop(self, gone: set[int]) -> None:
-        """Forget the deferred lanes of partitions no longer owned."""
+        """Forget the deferred lanes and the unwritten spills of partitions no longer owned
+        (the new owner reads their tasks from ``deliveries`` again)."""
+        self._unwritten.keep(lambda item: item[0].partition not in gone)
         for sub_id, lanes in list(self._deferred.items()):
             kept = {key: None for key in lanes if key[0] not in gone}
             if kept:
@@ -123,5 +145,6 @@ class Spiller:
         """A lane with parked tasks and no head waits for its subscription's turn."""
         self._deferred.setdefault(key[1][0], {})[key] = None
 
-    def _write(self, work: Work, lane: Lane) -> None:
+    def _write(self, item: tuple[Work, Lane]) -> None:
+        work, lane = item
         self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work), lane=lane)

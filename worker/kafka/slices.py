@@ -46,6 +46,10 @@ class Slices(Generic[T]):
     def add(self, messages: Iterable[T]) -> None:
         self._queue.extend(messages)
 
+    def keep(self, wanted: Callable[[T], bool]) -> None:
+        """Only the waiting records ``wanted`` says yes to stay, in order."""
+        self._queue = deque(filter(wanted, self._queue))
+
     def handle(self, handle: Callable[[T], None]) -> int:
         """``handle`` the waiting records in order, until the slice is spent (at least one);
         returns how many were handled."""

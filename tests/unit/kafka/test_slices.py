@@ -44,3 +44,13 @@ def test_a_quick_batch_is_handled_in_one_step() -> None:
     slices.add(range(1000))
     assert slices.handle(lambda _: None) == 1000
     assert not slices
+
+
+def test_keep_drops_the_unwanted_and_keeps_the_order() -> None:
+    slices: Slices[int] = Slices(slice_s=0.005, clock=StepClock(0.002))
+    slices.add(range(6))
+    slices.keep(lambda n: n % 2 == 1)  # e.g. the records of partitions no longer owned go
+    handled: list[int] = []
+    while slices:
+        slices.handle(handled.append)
+    assert handled == [1, 3, 5]
