@@ -13,7 +13,8 @@ from tests.support.receiver import Received, Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import metric, running
 from worker.config import Settings
-from worker.dispatch.dispatcher import HELD_TASK_OVERHEAD, POLL_BATCH
+from worker.dispatch.ordering import HELD_TASK_OVERHEAD
+from worker.dispatch.readahead import POLL_BATCH
 from worker.subscriptions.secrets import generate_secret
 
 PAD = 1000  # bytes of padding per event

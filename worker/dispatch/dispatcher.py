@@ -33,16 +33,7 @@ from worker.dispatch.dedupe import Settled
 from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import (
-    HELD_TASK_OVERHEAD,
-    Decision,
-    Lane,
-    Work,
-    head_key,
-    held_bytes,
-    lane_of,
-    task_key,
-)
+from worker.dispatch.ordering import Decision, Lane, Work, head_key, lane_of, task_key
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import POLL_BATCH, ReadAhead
@@ -60,11 +51,9 @@ from worker.observability.spans import Spans, deliver_outcome
 from worker.subscriptions.model import Subscription
 
 __all__ = [
-    "HELD_TASK_OVERHEAD",
     "POLL_BATCH",
     "Dispatcher",
     "head_key",
-    "held_bytes",
     "task_key",
 ]
 
