@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from worker.dispatch.ordering import Lane, LaneId, Work, held_bytes, lane_of
+from worker.dispatch.ordering import Lane, LaneId, Work, lane_of
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.scheduler import Scheduler
@@ -65,25 +65,27 @@ class Spiller:
 
     def spill(self, excess: int) -> int:
         """Spill lanes waiting in the scheduler (the longest subscription queue first, its
-        newest lanes first) until ``excess`` bytes are freed or ``SPILL_BATCH`` tasks written;
-        returns the bytes freed."""
-        freed = written = 0
+        newest lanes first) until ``excess`` bytes are freed or ``SPILL_BATCH`` tasks spilled;
+        returns the bytes freed (what the tally of unstarted tasks released meanwhile)."""
+        tally = self._partitions.tally
+        before = tally.unstarted_bytes
+        spilled = 0
 
         def wanted(work: Work) -> bool:
-            return freed < excess and written < SPILL_BATCH and self._spillable(work)
+            freed = before - tally.unstarted_bytes
+            return freed < excess and spilled < SPILL_BATCH and self._spillable(work)
 
         for work in self._scheduler.take_back(wanted):
             lane_id = lane_of(work.task)
             assert lane_id is not None  # _spillable
             lane = self._partitions.lane(work.partition, lane_id)
             works = lane.spill()
-            freed += sum(map(held_bytes, works))
-            self._unwritten.add((spilled, lane) for spilled in works)
-            written += len(works)
+            self._unwritten.add((moved, lane) for moved in works)
+            spilled += len(works)
             self.defer((work.partition, lane_id))
-        if written:
-            self._metrics.spilled(written)
-        return freed
+        if spilled:
+            self._metrics.spilled(spilled)
+        return before - tally.unstarted_bytes
 
     def write(self) -> None:
         """Issue the spilled tasks' writes to ``parked`` for a time slice."""
