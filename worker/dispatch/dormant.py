@@ -34,7 +34,7 @@ MAX_PACKED_TASKS = 256
 # A bucket entry: the key digest (16 bytes) and the record's length, then the record.
 _ENTRY = struct.Struct("<16sI")
 _FIRST_BUCKETS = 64
-_PER_BUCKET = 16  # past this many records a bucket on average, the buckets double
+_PER_BUCKET = 16  # past this many records a bucket on average, one more bucket is split
 
 
 def packable(lane: Lane) -> bool:
@@ -93,12 +93,21 @@ class PackedLanes:
 
     Records live in buckets (``bytes``, chosen by the digest's first four bytes, which are
     uniform), each a run of entries: so a hundred thousand lanes are a few thousand buffers of
-    a few kilobytes, not two hundred thousand small objects."""
+    a few kilobytes, not two hundred thousand small objects.
 
-    __slots__ = ("_buckets", "_count")
+    The table grows by linear hashing: past ``_PER_BUCKET`` records a bucket on average, a
+    ``put`` splits one bucket (the next in turn) into itself and a new one at the end, by one
+    more bit of the digest. So no ``put`` moves more than one bucket's records (doubling the
+    table at once re-put every lane: 165 ms on the event loop at 100,000 lanes). Bucket
+    ``h mod 2^level`` holds a digest ``h``, or ``h mod 2^(level+1)`` once that one is split
+    in this round (below ``_split``)."""
+
+    __slots__ = ("_base", "_buckets", "_count", "_split")
 
     def __init__(self) -> None:
         self._buckets: list[bytes] = [b""] * _FIRST_BUCKETS
+        self._base = _FIRST_BUCKETS  # the buckets at the start of this round (a power of 2)
+        self._split = 0  # the next bucket to split; those below it are split this round
         self._count = 0
 
     def __len__(self) -> int:
@@ -121,28 +130,30 @@ class PackedLanes:
         self._buckets[i] += _ENTRY.pack(digest, len(record)) + record
         self._count += 1
         if self._count > _PER_BUCKET * len(self._buckets):
-            self._grow()
+            self._split_next()
 
     def records(self) -> list[bytes]:
-        return [record for _, record in self._entries()]
-
-    def _entries(self) -> list[tuple[bytes, bytes]]:
-        """(digest, record) of every packed lane."""
-        return [
-            (digest, bucket[start:end])
-            for bucket in self._buckets
-            for _, digest, start, end in _walk(bucket)
-        ]
+        return [bucket[start:end] for bucket in self._buckets for _, _, start, end in _walk(bucket)]
 
     def _index(self, digest: bytes) -> int:
-        return int.from_bytes(digest[:4], "little") & (len(self._buckets) - 1)
+        h = int.from_bytes(digest[:4], "little")
+        i = h & (self._base - 1)
+        return h & (2 * self._base - 1) if i < self._split else i
 
-    def _grow(self) -> None:
-        entries = self._entries()
-        self._buckets = [b""] * (len(self._buckets) * 2)
-        self._count = 0
-        for digest, record in entries:
-            self.put(digest, record)
+    def _split_next(self) -> None:
+        """Split bucket ``_split``: the entries whose next digest bit is set move to a new
+        bucket at the end (its index is ``_split + _base``)."""
+        bucket, bit = self._buckets[self._split], self._base
+        stay: list[bytes] = []
+        move: list[bytes] = []
+        for at, digest, _, end in _walk(bucket):
+            (move if int.from_bytes(digest[:4], "little") & bit else stay).append(bucket[at:end])
+        self._buckets[self._split] = b"".join(stay)
+        self._buckets.append(b"".join(move))
+        self._split += 1
+        if self._split == self._base:  # every bucket of the round split: the next round
+            self._base *= 2
+            self._split = 0
 
 
 def _walk(bucket: bytes) -> Iterator[tuple[int, bytes, int, int]]:

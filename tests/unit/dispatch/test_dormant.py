@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.dispatch import dormant
 from worker.dispatch.backlog import Tally
@@ -147,3 +149,40 @@ def test_packed_lanes_keep_every_record_by_digest_through_growth():
         if digest not in gone:
             assert table.pop(digest) == record
     assert len(table) == 0 and table.records() == []
+
+
+def test_packed_lanes_grow_a_bucket_at_a_time():
+    """No put splits more than one bucket: the table never re-puts every lane at once."""
+    table = dormant.PackedLanes()
+    buckets = len(table._buckets)
+    for k in range(20_000):
+        table.put(key_digest(str(k).encode()), b"r")
+        grown = len(table._buckets) - buckets
+        assert grown in (0, 1), f"put {k} added {grown} buckets"
+        buckets += grown
+        assert len(table) <= 16 * buckets
+    assert buckets > 1_000  # it did grow, through several rounds
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 3_000), st.binary(max_size=24)),
+        max_size=4_000,
+    )
+)
+def test_packed_lanes_agree_with_a_dict(steps: list[tuple[bool, int, bytes]]):
+    """Random puts and pops answer as a dict would, through every split."""
+    table = dormant.PackedLanes()
+    model: dict[bytes, bytes] = {}
+    for put, k, record in steps:
+        digest = key_digest(str(k).encode())
+        if put and digest not in model:
+            table.put(digest, record)
+            model[digest] = record
+        else:
+            assert table.pop(digest) == model.pop(digest, None)
+        assert len(table) == len(model)
+    assert sorted(table.records()) == sorted(model.values())
+    for digest, record in model.items():
+        assert table.pop(digest) == record
