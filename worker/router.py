@@ -21,9 +21,9 @@ from worker.codec.records import RecordCodec
 from worker.config import Settings
 from worker.inputs import InputDecoder, PartitionHeldError
 from worker.kafka.clients import close_consumer
+from worker.kafka.intake import FairIntake
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook, OffsetTracker, position
-from worker.kafka.slices import Slices
 from worker.kafka.stage import FatalLatch, StageLoop
 from worker.kafka.topics import Topics
 from worker.kafka.writes import produce
@@ -140,7 +140,9 @@ class Router:
         self._heartbeat = heartbeat
         self._spans = spans  # None: tracing off, no span is made
         self._offsets = OffsetBook()
-        self._polled: Slices[Message] = Slices()
+        # Polled records, handed out a partition at a time in turn: a backlog on one input
+        # partition does not keep the others' events waiting behind it.
+        self._polled = FairIntake(consumer, held=inputs.held)
         self._fatal = FatalLatch()
         self._assigned = False
         self._loop = StageLoop(
@@ -174,11 +176,10 @@ class Router:
     # -- the stage (run by StageLoop) ----------------------------------------------------
 
     def step(self) -> bool:
-        # A partition held for the Schema Registry resumes (seeks back) only between batches:
-        # the rest of the batch read past it must not be routed after it is read again.
-        if not self._polled:
-            self._inputs.resume_due(self._consumer)
-            self._polled.add(self._consumer.consume(POLL_BATCH, timeout=0))
+        # A partition held for the Schema Registry was sought back to its held record, and
+        # what waited of it here dropped: resumed, it is read again from that record.
+        self._inputs.resume_due(self._consumer)
+        self._polled.add(self._consumer.consume(POLL_BATCH, timeout=0))
         return self._polled.handle(self._route) > 0
 
     async def drain(self) -> None:
@@ -191,6 +192,9 @@ class Router:
         try:
             event = self._inputs.decode(message, self._consumer)
         except PartitionHeldError:
+            # Held (or past the held record): read again from the held record on resuming.
+            topic, partition, _ = position(message)
+            self._polled.drop([(topic, partition)])
             return
         except InvalidEventError as exc:
             event, error = None, str(exc)
@@ -294,6 +298,7 @@ class Router:
         # nothing. Queued writes still go out when the broker is back.
         for tp in partitions:
             self._offsets.drop({tp.partition}, {tp.topic})
+        self._polled.drop((tp.topic, tp.partition) for tp in partitions)
         self._inputs.drop(partitions)
 
 

@@ -123,6 +123,10 @@ class InputDecoder:
         self.holds.read(topic, partition, offset)
         self._report()
 
+    def held(self, topic: str, partition: int) -> bool:
+        """The partition is paused until the registry answers (its hold resumes it)."""
+        return (topic, partition) in self.holds.held
+
     def resume_due(self, consumer: Consumer) -> None:
         if self.holds.held:
             self.holds.resume_due(consumer)

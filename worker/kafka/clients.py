@@ -74,6 +74,10 @@ CONSUMER_DEFAULTS: dict[str, str] = {
     "queued.max.messages.kbytes": "4096",
     "max.partition.fetch.bytes": "262144",
     "fetch.max.bytes": "4194304",
+    # While that queue is full, librdkafka puts off fetching every partition for this long
+    # (its default: 1 s): a quiet partition's records then wait a second behind a flood even
+    # when the flood's partition is paused (worker/kafka/intake.py).
+    "fetch.queue.backoff.ms": "10",
 }
 # A group-less reader reads one partition to its end (rebuilding lanes, following a table):
 # nothing to share a fetch with, so whole 1 MB fetches (still within the queue's bound).
