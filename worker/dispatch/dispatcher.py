@@ -276,15 +276,22 @@ class Dispatcher:
         if lane is not None:
             self._partitions.settle(work.partition, lane_id, lane)  # unpacked by the lookup
 
-    def _start_ready(self) -> None:
+    def _start_ready(self, keep_one: bool = False) -> Work | None:
+        """Start every work that may start now, each in a task of its own; with ``keep_one``
+        the first is returned instead, for the caller's task to attempt."""
         loop = asyncio.get_running_loop()
+        kept: Work | None = None
         for work in self._scheduler.starts(self._admit):
             self._started.add(id(work))
             self._flying[work.task.delivery_id] = work
+            if keep_one and kept is None:
+                kept = work
+                continue
             job = loop.create_task(self._attempt(work))
             self._in_flight.add(job)
             job.add_done_callback(self._in_flight.discard)
         self._metrics.set_in_flight(len(self._in_flight))
+        return kept
 
     def _admit(self, work: Work) -> bool:
         """A work may take a slot: its generation is current and it is not redundant (another
@@ -304,6 +311,12 @@ class Dispatcher:
         return True
 
     async def _attempt(self, work: Work) -> None:
+        """Attempt ``work``, then the next work that may start, and so on, in this task."""
+        next_work: Work | None = work
+        while next_work is not None:
+            next_work = await self._attempt_one(next_work)
+
+    async def _attempt_one(self, work: Work) -> Work | None:
         span = self._spans.deliver(work.task) if self._spans is not None else None
         try:
             outcome = await self._attempter.attempt(work.task, span)
@@ -319,12 +332,14 @@ class Dispatcher:
         if not self._partitions.current(work):
             if span is not None:
                 deliver_outcome(span, "revoked")
-            return  # revoked meanwhile: the new owner replays it
+            return None  # revoked meanwhile: the new owner replays it
         self._outcomes.on_outcome(work, outcome, span)
-        if not self._draining:
-            # The lane's next task (or the next one waiting for this slot) starts now, not at
-            # the next step: a step may wait behind the router's and the other callbacks.
-            self._start_ready()
+        if self._draining:
+            return None
+        # The lane's next task (or the next one waiting for this slot) starts now, not at the
+        # next step, and in this task: a new task's first step, like a step of the
+        # dispatcher, waits behind the router's and the other callbacks on the loop.
+        return self._start_ready(keep_one=True)
 
     def _report_retry_age(self) -> None:
         """Per delay topic: how long its oldest due record has waited past its due time."""
