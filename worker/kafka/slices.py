@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
+from worker.eventloop import answered
+
 __all__ = ["SLICE_S", "Slices"]
 
 # Two stages share the loop (router and dispatcher): each step holds it for about this long.
@@ -51,14 +53,15 @@ class Slices(Generic[T]):
         self._queue = deque(filter(wanted, self._queue))
 
     def handle(self, handle: Callable[[T], None]) -> int:
-        """``handle`` the waiting records in order, until the slice is spent (at least one);
-        returns how many were handled."""
-        queue, clock = self._queue, self._clock
+        """``handle`` the waiting records in order, until the slice is spent or an answered
+        attempt waits to resume (:func:`worker.eventloop.answered`), at least one; returns how
+        many were handled."""
+        queue, clock, waiting = self._queue, self._clock, answered()
         deadline = clock() + self._slice_s
         n = 0
         while queue:
             handle(queue.popleft())
             n += 1
-            if clock() >= deadline:
+            if clock() >= deadline or waiting.waiting > 0:  # an answered attempt goes first
                 break
         return n

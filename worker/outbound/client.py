@@ -39,6 +39,7 @@ import aiohappyeyeballs
 from yarl import URL
 
 from worker.errors import DeliveryFailed
+from worker.eventloop import answered
 from worker.outbound.connection import (
     RESPONSE_READ_CAP,
     Connection,
@@ -271,9 +272,13 @@ class HttpSender:
         if conn.absolute:  # plain http through the proxy: the absolute form, to the address
             end = head.index(b"\r\n") + 2
             head = b"POST " + conn.absolute + head[5:end] + conn.extra + head[end:]
+        answer = conn.send(head, body)
         try:
-            return await conn.send(head, body)
-        finally:  # reusable only when the response came whole (not on timeout or error)
+            return await answer
+        finally:
+            if answer.done() and not answer.cancelled():  # counted when it was answered
+                answered().waiting -= 1
+            # Reusable only when the response came whole (not on timeout or error).
             if conn.reusable and not self._closed:
                 self._give_back(conn)
             else:

@@ -19,6 +19,7 @@ from typing import cast
 
 import httptools
 
+from worker.eventloop import answered
 from worker.outbound.tls import ClientCertificate
 
 __all__ = [
@@ -245,6 +246,7 @@ class Connection(asyncio.Protocol):
             self.state = State.IDLE
             self.idle_since = time.monotonic()
         if waiter is not None and not waiter.done():
+            answered().waiting += 1  # until the sender resumes (client.HttpSender._send)
             waiter.set_result(
                 (self._status, b"".join(self._chunks), self._retry_after, tuple(self._fields))
             )
@@ -252,6 +254,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
+            answered().waiting += 1
             waiter.set_exception(exc)
 
     def _abort(self, exc: BaseException) -> None:
