@@ -106,8 +106,13 @@ def wait(done: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+SCRAPES = [0]  # /metrics scrapes answered (an unanswered one fails the run)
+
+
 def metrics_text(port: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    SCRAPES[0] += 1
+    return text
 
 
 def metric(port: int, name: str) -> float:
@@ -219,12 +224,13 @@ def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
 PARTITIONS_3 = 4
 
 
-def router_lag(port: int) -> float:
-    """The router's lag on the flood's input topic, summed over its partitions."""
+def router_lag(port: int, topic: str = ".events") -> float:
+    """The router's lag on an input topic (the flood's by default), summed over its
+    partitions."""
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics_text(port).splitlines()
-        if line.startswith("webhook_consumer_lag{") and "router" in line and ".events" in line
+        if line.startswith("webhook_consumer_lag{") and "router" in line and topic in line
     )
 
 
@@ -297,6 +303,7 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
             time.sleep(10)
             alone = (successes(rx, "healthy") - alone_n) / (time.monotonic() - alone_from)
             base = rss_mb(pid)
+            scrapes_before = SCRAPES[0]
             lag_before = loop_lag_buckets(port)
             started, healthy_n = time.monotonic(), successes(rx, "healthy")
             # The flood from a process of its own: producing a million events in this one
@@ -307,11 +314,20 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
             producer.start()
             # Parked = behind a head: all but the endpoint's first and each key's first.
             expected = total - 1 - keys
-            samples: list[tuple[float, float, float]] = []  # (seconds, parked, RSS MB)
+            # (seconds, parked, RSS MB, healthy successes, the router's lag on their topic)
+            samples: list[tuple[float, float, float, int, float]] = []
             routed: tuple[float, int] | None = None  # (when, healthy successes then)
             while (parked := metric(port, "webhook_parked_tasks")) < expected:
                 w.check()
-                samples.append((round(time.monotonic() - started, 1), parked, rss_mb(pid)))
+                samples.append(
+                    (
+                        round(time.monotonic() - started, 1),
+                        parked,
+                        rss_mb(pid),
+                        successes(rx, "healthy") - healthy_n,
+                        router_lag(port, ".healthy"),
+                    )
+                )
                 if routed is None and not producer.is_alive() and router_lag(port) == 0:
                     routed = (time.monotonic(), successes(rx, "healthy"))
                 if time.monotonic() - started > 3600:
@@ -329,7 +345,7 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
             end = rss_mb(pid)
             lag = loop_lag_summary(lag_before, loop_lag_buckets(port))
             stop.set()
-        peak = max([end, *(r for _, _, r in samples)])
+        peak = max([end, *(x[2] for x in samples)])
         # Growth per 100,000 parked over the second half of the parking (start-up and the
         # first fill of librdkafka's and the read-ahead's buffers left out).
         mid = next((x for x in samples if x[1] >= expected / 2), samples[0] if samples else None)
@@ -356,10 +372,11 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
             "routed_s": round(routed[0] - started, 1) if routed is not None else None,
             "healthy_after_routing_ratio": round(after / alone, 3) if after and alone else None,
             # Every one of these scrapes (5 s timeout) was answered, or the run failed.
-            "metrics_scrapes": len(samples) + 3,
+            "metrics_scrapes": SCRAPES[0] - scrapes_before,
             "loop_lag": lag,
             "samples": [
-                (t, int(p), round(r, 1)) for t, p, r in samples[:: max(1, len(samples) // 20)]
+                (t, int(p), round(r, 1), n, int(behind))
+                for t, p, r, n, behind in samples[:: max(1, len(samples) // 20)]
             ],
         }
 
