@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from worker.eventloop import answered
-from worker.kafka.slices import SLICE_S
+from worker.kafka.slices import FIRST_S, SLICE_S
 
 __all__ = ["HIGH", "LOW", "QUANTUM", "FairIntake"]
 
@@ -116,10 +116,11 @@ class FairIntake:
 
     def handle(self, handle: Callable[[Message], None]) -> int:
         """``handle`` waiting records, ``QUANTUM`` a partition in turn, until the slice is spent
-        or an answered attempt waits to resume (:func:`worker.eventloop.answered`), at least
-        one record; returns how many were handled. ``handle`` may :meth:`drop`."""
+        (``FIRST_S`` of it while an answered attempt waits to resume), at least one record;
+        returns how many were handled. ``handle`` may :meth:`drop`."""
         queues, turns, clock, waiting = self._queues, self._turns, self._clock, answered()
-        deadline = clock() + self._slice_s
+        start = clock()
+        deadline, first = start + self._slice_s, start + min(FIRST_S, self._slice_s)
         n = 0
         while turns:
             key = turns[0]
@@ -129,7 +130,8 @@ class FairIntake:
                 self._count -= 1
                 n += 1
                 handle(queue.popleft())
-                spent = clock() >= deadline or waiting.waiting > 0  # an attempt goes first
+                now = clock()
+                spent = now >= deadline or (now >= first and waiting.waiting > 0)
                 if spent or queues.get(key) is not queue:  # spent, or dropped while handled
                     break
             if queues.get(key) is queue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from worker.eventloop import answered
 from worker.kafka.slices import Slices
 
 
@@ -54,3 +55,16 @@ def test_keep_drops_the_unwanted_and_keeps_the_order() -> None:
     while slices:
         slices.handle(handled.append)
     assert handled == [1, 3, 5]
+
+
+def test_a_slice_ends_early_while_an_answered_attempt_waits_to_resume() -> None:
+    # 0.3 ms between clock readings: a 2 ms slice takes 7 records, 2 while an answer waits.
+    slices: Slices[int] = Slices(slice_s=0.002, clock=StepClock(0.0003))
+    slices.add(range(100))
+    assert slices.handle(lambda n: None) == 7
+    answered().waiting += 1
+    try:
+        assert slices.handle(lambda n: None) == 2
+    finally:
+        answered().waiting -= 1
+    assert slices.handle(lambda n: None) == 7
