@@ -36,28 +36,24 @@ def decode_bytes(
     """The value of ``data``; InvalidEventError for bytes that cannot be read,
     RegistryUnavailableError when the schema cannot be fetched now. ``payload_only``: of a
     Kafka Connect JSON value with its schema, the payload alone (:mod:`worker.inputs.connect`)."""
-    if payload_only:
-        return _payload(data, registry, avro)
     if data[0] == 0 and len(data) >= 5:  # framed (JSON never starts with a zero byte)
         if registry is None:
             raise InvalidEventError(
                 "decode: Confluent Schema Registry framing and no WEBHOOK_SCHEMA_REGISTRY_URL"
             )
-        return _framed(data, registry)
-    if data[0] == 0xC3:  # our Avro single-object marker's first byte
-        return decode_value(data, avro)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
-
-
-def _payload(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
-    if data.startswith(connect.PREFIX):
-        found = connect.payload(data)
-        if found is not MISSING:
-            return found
-    return connect.unwrap(decode_bytes(data, registry, avro))
+        value = _framed(data, registry)
+    elif data[0] == 0xC3:  # our Avro single-object marker's first byte
+        value = decode_value(data, avro)
+    else:
+        if payload_only and data.startswith(connect.PREFIX):
+            found = connect.payload(data)
+            if found is not MISSING:
+                return found
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
+    return connect.unwrap(value) if payload_only else value
 
 
 def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:
