@@ -31,6 +31,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from bench import debezium
 from tests.support.schema_registry import SchemaRegistryStandIn
 from worker.codec.avro import AvroCodec
 from worker.codec.records import RecordCodec
@@ -89,14 +90,10 @@ JSON_SCHEMA = """{"type": "object", "required": ["event", "workspace"], "propert
 
 
 def messages(registry_url: str) -> dict[str, Message]:
-    before = {**ROW, "stage": "qualification"}
-    change = {
-        "before": before,
-        "after": ROW,
-        "op": "u",
-        "ts_ms": 1774967400123,
-        "source": {"connector": "postgresql", "table": "contacts", "ts_ms": 1774967400000},
-    }
+    # A real connector's update (bench/debezium.py): the full source block, and with
+    # schemas the whole Envelope schema (3.3 KB value, 155 B key).
+    change = debezium.change_event({**ROW, "stage": "qualification"}, ROW, "u", TIMESTAMP[1])
+    plain, schemas = debezium.without_schemas(change, ROW), debezium.with_schemas(change, ROW)
     ce_attrs = {
         "specversion": "1.0",
         "type": "contact.updated",
@@ -143,12 +140,8 @@ def messages(registry_url: str) -> dict[str, Message]:
 
     return {
         "envelope": message("events", orjson.dumps(envelope)),
-        "debezium": message("cdc", orjson.dumps(change), b'{"id": 7}'),
-        "debezium (schemas)": message(
-            "cdcschema",
-            orjson.dumps({"schema": {"type": "struct", "fields": []}, "payload": change}),
-            orjson.dumps({"schema": {"type": "struct"}, "payload": {"id": 7}}),
-        ),
+        "debezium": message("cdc", *plain),
+        "debezium (schemas)": message("cdcschema", *schemas),
         "cloudevents binary": message(
             "ce",
             orjson.dumps(ROW),

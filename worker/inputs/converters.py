@@ -2,7 +2,8 @@
 
 A value framed for a Schema Registry (magic byte 0, a 4-byte big-endian schema id) is read
 with that schema; anything else is our Avro single-object Event or JSON. JSON never starts
-with a zero byte, so the framing cannot be mistaken for a JSON value.
+with a zero byte, so the framing cannot be mistaken for a JSON value. A format that reads
+only the payload of Kafka Connect's ``{"schema", "payload"}`` JSON gets that payload.
 """
 
 from __future__ import annotations
@@ -20,28 +21,39 @@ from fastavro import schemaless_reader
 
 from worker.codec.avro import AvroCodec
 from worker.codec.events import InvalidEventError, decode_value
+from worker.inputs import connect
 from worker.inputs.registry import SchemaRegistry
+from worker.inputs.sources import MISSING
 
 __all__ = ["decode_bytes", "decode_key", "jsonable"]
 
 _schema_id = struct.Struct(">I").unpack_from  # the 4 bytes after the magic byte
 
 
-def decode_bytes(data: bytes, registry: SchemaRegistry | None, avro: AvroCodec) -> Any:
+def decode_bytes(
+    data: bytes, registry: SchemaRegistry | None, avro: AvroCodec, *, payload_only: bool = False
+) -> Any:
     """The value of ``data``; InvalidEventError for bytes that cannot be read,
-    RegistryUnavailableError when the schema cannot be fetched now."""
+    RegistryUnavailableError when the schema cannot be fetched now. ``payload_only``: of a
+    Kafka Connect JSON value with its schema, the payload alone (:mod:`worker.inputs.connect`)."""
     if data[0] == 0 and len(data) >= 5:  # framed (JSON never starts with a zero byte)
         if registry is None:
             raise InvalidEventError(
                 "decode: Confluent Schema Registry framing and no WEBHOOK_SCHEMA_REGISTRY_URL"
             )
-        return _framed(data, registry)
-    if data[0] == 0xC3:  # our Avro single-object marker's first byte
-        return decode_value(data, avro)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
+        value = _framed(data, registry)
+    elif data[0] == 0xC3:  # our Avro single-object marker's first byte
+        value = decode_value(data, avro)
+    else:
+        if payload_only and data.startswith(connect.PREFIX):
+            found = connect.payload(data)
+            if found is not MISSING:
+                return found
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
+    return connect.unwrap(value) if payload_only else value
 
 
 def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:

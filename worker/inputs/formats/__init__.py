@@ -26,6 +26,10 @@ class InputFormat(Protocol):
     # What a record without a value is: "skip" (a tombstone), "invalid", or "allowed" (the
     # format maps it, e.g. a CloudEvent without data).
     empty: str
+    # True: the format reads only the payload of a Kafka Connect JSON value written with its
+    # schema (``{"schema", "payload"}``); the decoder hands it that payload, parsed without
+    # the schema where it can (worker/inputs/connect.py). False: the whole value, as decoded.
+    payload_only: bool
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
         """The envelope for ``record`` (whose ``value`` is decoded). Raises

@@ -80,6 +80,7 @@ def _read_headers(headers: Headers) -> tuple[dict[str, Any], str]:
 
 class CloudEvents:
     empty = "allowed"  # binary mode: an event without data
+    payload_only = False
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
         event = event_object(record)

@@ -1,5 +1,6 @@
 """``debezium``: Debezium change events (JSON converter with or without schemas, or Avro
-through a Schema Registry) as ``record.created`` / ``updated`` / ``deleted``.
+through a Schema Registry) as ``record.created`` / ``updated`` / ``deleted``. It reads only
+the payload of a value with its schema (``payload_only``): the decoder hands it the change.
 
 Like Debezium's own ``ExtractNewRecordState`` transform, the row is ``after`` (``before`` for a
 delete); unlike it, an update also carries ``changes``: the columns whose value differs
@@ -11,23 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.events import InvalidEventError
+from worker.inputs.connect import unwrap
 from worker.inputs.formats import InputFormat, Mapped, SkippedError
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
 from worker.inputs.sources import KeyReader, Source
 
-__all__ = ["build", "changed_columns", "unwrap"]
+__all__ = ["build", "changed_columns"]
 
 _ACTIONS = {"c": "created", "u": "updated", "d": "deleted", "r": "created"}
 _RECORD_EVENTS = {action: f"record.{action}" for action in _ACTIONS.values()}
 _ABSENT = object()
-
-
-def unwrap(value: Any) -> Any:
-    """The payload of a JSON-converter value written with ``schemas.enable=true``."""
-    if isinstance(value, dict) and len(value) == 2 and "schema" in value and "payload" in value:
-        return value["payload"]
-    return value
 
 
 def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +48,7 @@ def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 
 class Debezium:
     empty = "skip"  # the tombstone after a delete
+    payload_only = True
 
     def __init__(self, *, snapshot: str, events: str, entity: Source | None) -> None:
         self._snapshot = snapshot
@@ -60,7 +56,7 @@ class Debezium:
         self._entity = entity
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
-        change = unwrap(record.value)
+        change = record.value  # the payload (the decoder unwrapped it)
         if not isinstance(change, dict):
             raise InvalidEventError("debezium: the value is not a change event object")
         op = change.get("op")
