@@ -33,13 +33,13 @@ from worker.dispatch.dedupe import Settled
 from worker.dispatch.delays import DelayQueues
 from worker.dispatch.delivery import Attempter
 from worker.dispatch.disabling import FailureTracker
-from worker.dispatch.ordering import Decision, Lane, Work, head_key, lane_of, task_key
+from worker.dispatch.ordering import Decision, Work, head_key, lane_of, task_key
 from worker.dispatch.outcomes import Outcomes
 from worker.dispatch.partitions import Partitions
 from worker.dispatch.readahead import POLL_BATCH, ReadAhead
 from worker.dispatch.readback import ReadBack
 from worker.dispatch.scheduler import Scheduler
-from worker.dispatch.spill import Spiller
+from worker.dispatch.spill import Spiller, hand_over
 from worker.kafka.lag import LagReporter
 from worker.kafka.offsets import OffsetBook
 from worker.kafka.slices import Slices
@@ -396,25 +396,6 @@ class Dispatcher:
             for job in pending:
                 job.cancel()
         self._spiller.write_all()
-        self._spill()
+        hand_over(self._scheduler, self._partitions, self._outcomes, self._started)
         self._outcomes.write_progress()
         self._producer.flush(max(1.0, deadline))
-
-    def _spill(self) -> None:
-        """Make never-started work durable elsewhere so the commit can pass it: unordered
-        tasks to the first delay topic (due now), idle ordered lanes' tasks to ``parked``."""
-        for work in list(self._scheduler.unstarted()):
-            if lane_of(work.task) is None and self._partitions.current(work):
-                self._outcomes.spill_unordered(work)
-        for lane in self._partitions.all_lanes():
-            self._spill_lane(lane)
-
-    def _spill_lane(self, lane: Lane) -> None:
-        if lane.head is not None:
-            return
-        busy = lane.busy
-        if busy is not None and id(busy) in self._started:
-            return  # still in flight: its lane replays from the source
-        works = ([busy] if busy is not None and not busy.from_parked else []) + list(lane.waiting)
-        for work in works:
-            self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work))

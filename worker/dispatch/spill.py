@@ -28,7 +28,7 @@ from worker.kafka.slices import Slices
 from worker.observability.metrics import Metrics
 from worker.subscriptions.model import Subscription
 
-__all__ = ["RESUME_FACTOR", "RESUME_MIN", "SPILL_BATCH", "Spiller"]
+__all__ = ["RESUME_FACTOR", "RESUME_MIN", "SPILL_BATCH", "Spiller", "hand_over"]
 
 SPILL_BATCH = 2000  # the most tasks spilled in one round (their writes follow a slice a step)
 # A subscription's deferred lanes resume while fewer than this many times its cap of its tasks
@@ -150,3 +150,28 @@ class Spiller:
     def _write(self, item: tuple[Work, Lane]) -> None:
         work, lane = item
         self._outcomes.write_parked(work, on_ack=partial(self._outcomes.finish, work), lane=lane)
+
+
+def hand_over(
+    scheduler: Scheduler, partitions: Partitions, outcomes: Outcomes, started: set[int]
+) -> None:
+    """On drain, make never-started work durable elsewhere so the commit can pass it:
+    unordered tasks to the first delay topic (due now), idle ordered lanes' tasks to
+    ``parked``. ``started`` holds the ids of the works in flight (their lanes replay from the
+    source)."""
+    for work in list(scheduler.unstarted()):
+        if lane_of(work.task) is None and partitions.current(work):
+            outcomes.spill_unordered(work)
+    for lane in partitions.all_lanes():
+        _hand_over_lane(lane, outcomes, started)
+
+
+def _hand_over_lane(lane: Lane, outcomes: Outcomes, started: set[int]) -> None:
+    if lane.head is not None:
+        return
+    busy = lane.busy
+    if busy is not None and id(busy) in started:
+        return  # still in flight: its lane replays from the source
+    works = ([busy] if busy is not None and not busy.from_parked else []) + list(lane.waiting)
+    for work in works:
+        outcomes.write_parked(work, on_ack=partial(outcomes.finish, work))
