@@ -6,11 +6,10 @@ per-row order."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
-from tests.support.debezium import ConnectStandalone, Postgres, postgres_bin
+from tests.support.debezium import ConnectStandalone, Postgres, postgres_bin, postgres_connector
 from tests.support.inputs import mapped_settings
 from tests.support.receiver import Receiver
 from tests.support.subs import SubsWriter
@@ -51,27 +50,9 @@ def test_row_changes_arrive_as_signed_webhooks_in_per_row_order(
         "CREATE TABLE contacts (id integer PRIMARY KEY, tenant text NOT NULL, name text,"
         " stage text, amount numeric(10,2)); ALTER TABLE contacts REPLICA IDENTITY FULL;",
     )
-    slot = f"s{uuid.uuid4().hex[:10]}"
     connect = ConnectStandalone(
         settings.bootstrap_servers or "",
-        {
-            "name": "crm",
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "tasks.max": "1",
-            "database.hostname": "127.0.0.1",
-            "database.port": str(postgres.port),
-            "database.user": "postgres",
-            "database.password": "unused",
-            "database.dbname": "crm",
-            "topic.prefix": f"{p}crm",
-            "plugin.name": "pgoutput",
-            "slot.name": slot,
-            "publication.name": slot,
-            "publication.autocreate.mode": "filtered",
-            "table.include.list": "public.contacts",
-            "snapshot.mode": "no_data",
-            "decimal.handling.mode": "string",
-        },
+        postgres_connector(postgres.port, f"{p}crm", **{"decimal.handling.mode": "string"}),
     )
     try:
         connect.wait_running()

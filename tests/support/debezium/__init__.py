@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -99,6 +100,30 @@ class Postgres:
             pg_ctl = ["runuser", "-u", "postgres", "--", *pg_ctl]
         subprocess.run(pg_ctl, capture_output=True, timeout=60, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_connector(port: int, topic_prefix: str, **extra: str) -> dict[str, str]:
+    """A Debezium PostgreSQL connector's settings: the ``crm`` database's ``contacts`` table on
+    127.0.0.1:``port``, over pgoutput with a slot and publication of its own, no snapshot."""
+    slot = f"s{uuid.uuid4().hex[:10]}"
+    return {
+        "name": "crm",
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "tasks.max": "1",
+        "database.hostname": "127.0.0.1",
+        "database.port": str(port),
+        "database.user": "postgres",
+        "database.password": "unused",
+        "database.dbname": "crm",
+        "topic.prefix": topic_prefix,
+        "plugin.name": "pgoutput",
+        "slot.name": slot,
+        "publication.name": slot,
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": "public.contacts",
+        "snapshot.mode": "no_data",
+        **extra,
+    }
 
 
 class ConnectStandalone:

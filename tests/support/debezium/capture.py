@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from tests.support.debezium import ConnectStandalone, Postgres
+from tests.support.debezium import ConnectStandalone, Postgres, postgres_connector
 from worker.kafka.kafkabroker import KafkaCluster
 
 TABLE = (
@@ -33,24 +32,7 @@ UPDATE = "UPDATE contacts SET stage = 'proposal' WHERE id = 7"
 
 
 def connector(port: int) -> dict[str, str]:
-    slot = f"s{uuid.uuid4().hex[:10]}"
-    return {
-        "name": "crm",
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "tasks.max": "1",
-        "database.hostname": "127.0.0.1",
-        "database.port": str(port),
-        "database.user": "postgres",
-        "database.password": "unused",
-        "database.dbname": "crm",
-        "topic.prefix": "crm",
-        "plugin.name": "pgoutput",
-        "slot.name": slot,
-        "publication.name": slot,
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": "public.contacts",
-        "snapshot.mode": "no_data",
-    }
+    return postgres_connector(port, "crm")
 
 
 def capture(out: Path) -> None:
