@@ -5,11 +5,11 @@ CPU per delivery than asyncio's pure-Python loop; the benchmark measures both
 (docs/performance.md). Where uvloop is not installed (Windows), asyncio's own loop runs.
 
 :func:`answered` counts HTTP answers whose attempt has not resumed yet (per thread: each
-thread runs a loop of its own). A task woken by an
-answer runs at the loop's next pass, after the steps queued before it: the router's and the
-dispatcher's, each a time slice of records (2 ms). While an answer waits, those slices end
-after 0.5 ms (:mod:`worker.kafka.slices`, :mod:`worker.kafka.intake`), so an attempt's next
-request goes out after about 1 ms of their work instead of 4.
+thread runs a loop of its own). A task woken by an answer runs at the loop's next pass, after
+the steps queued before it: the router's and the dispatcher's, each a time slice of records
+(2 ms). While an answer waits, those slices end after 0.5 ms
+(:class:`worker.kafka.slices.Budget`), so an attempt's next request goes out after about 1 ms
+of their work instead of 4.
 """
 
 from __future__ import annotations

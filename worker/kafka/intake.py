@@ -29,8 +29,7 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from worker.eventloop import answered
-from worker.kafka.slices import FIRST_S, SLICE_S
+from worker.kafka.slices import SLICE_S, Budget
 
 __all__ = ["HIGH", "LOW", "QUANTUM", "FairIntake"]
 
@@ -115,12 +114,11 @@ class FairIntake:
             self._call(self._consumer.pause, full)
 
     def handle(self, handle: Callable[[Message], None]) -> int:
-        """``handle`` waiting records, ``QUANTUM`` a partition in turn, until the slice is spent
-        (``FIRST_S`` of it while an answered attempt waits to resume), at least one record;
-        returns how many were handled. ``handle`` may :meth:`drop`."""
-        queues, turns, clock, waiting = self._queues, self._turns, self._clock, answered()
-        start = clock()
-        deadline, first = start + self._slice_s, start + min(FIRST_S, self._slice_s)
+        """``handle`` waiting records, ``QUANTUM`` a partition in turn, until the step's
+        :class:`~worker.kafka.slices.Budget` is spent (at least one record); returns how many
+        were handled. ``handle`` may :meth:`drop`."""
+        queues, turns, clock = self._queues, self._turns, self._clock
+        budget = Budget(clock(), self._slice_s)
         n = 0
         while turns:
             key = turns[0]
@@ -130,8 +128,7 @@ class FairIntake:
                 self._count -= 1
                 n += 1
                 handle(queue.popleft())
-                now = clock()
-                spent = now >= deadline or (now >= first and waiting.waiting > 0)
+                spent = budget.spent(clock())
                 if spent or queues.get(key) is not queue:  # spent, or dropped while handled
                     break
             if queues.get(key) is queue:

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 from worker.eventloop import answered
 
-__all__ = ["FIRST_S", "SLICE_S", "Slices"]
+__all__ = ["FIRST_S", "SLICE_S", "Budget", "Slices"]
 
 # Two stages share the loop (router and dispatcher): each step holds it for about this long.
 # An attempt's response and the start of the next one each wait for the slices ahead of them
@@ -31,6 +31,21 @@ SLICE_S = 0.002
 FIRST_S = 0.0005
 
 T = TypeVar("T")
+
+
+class Budget:
+    """One step's time: ``slice_s`` from ``now``, or ``FIRST_S`` of it while an answered
+    attempt waits to resume on this thread's loop (:func:`worker.eventloop.answered`)."""
+
+    __slots__ = ("_deadline", "_first", "_waiting")
+
+    def __init__(self, now: float, slice_s: float) -> None:
+        self._deadline = now + slice_s
+        self._first = now + min(FIRST_S, slice_s)
+        self._waiting = answered()
+
+    def spent(self, now: float) -> bool:
+        return now >= self._deadline or (now >= self._first and self._waiting.waiting > 0)
 
 
 class Slices(Generic[T]):
@@ -56,17 +71,14 @@ class Slices(Generic[T]):
         self._queue = deque(filter(wanted, self._queue))
 
     def handle(self, handle: Callable[[T], None]) -> int:
-        """``handle`` the waiting records in order, until the slice is spent (``FIRST_S`` of it
-        while an answered attempt waits to resume: :func:`worker.eventloop.answered`), at least
-        one; returns how many were handled."""
-        queue, clock, waiting = self._queue, self._clock, answered()
-        start = clock()
-        deadline, first = start + self._slice_s, start + min(FIRST_S, self._slice_s)
+        """``handle`` the waiting records in order, until the step's :class:`Budget` is spent
+        (at least one); returns how many were handled."""
+        queue, clock = self._queue, self._clock
+        budget = Budget(clock(), self._slice_s)
         n = 0
         while queue:
             handle(queue.popleft())
             n += 1
-            now = clock()
-            if now >= deadline or (now >= first and waiting.waiting > 0):  # an attempt first
+            if budget.spent(clock()):
                 break
         return n
