@@ -83,7 +83,7 @@ def test_join_and_leave_mid_run_keeps_order_and_loses_nothing(settings_factory):
             for name in names:
                 # Every event, not 400 successes: a task in flight on a revoked partition is
                 # sent again by its new owner, so successes can reach 400 before the last event.
-                receiver.wait_for_success_ids(name, {e["id"] for e in events}, timeout=90)
+                receiver.wait_for_ids(name, {e["id"] for e in events}, timeout=90, success=True)
         finally:
             a.stop()
             if b is not None:

@@ -218,21 +218,21 @@ class Receiver:
 
         return self._wait(name, done, timeout, f"{count} successes")
 
-    def wait_for_ids(self, name: str, ids: set[str], timeout: float) -> list[Received]:
-        def done(got: list[Received]) -> bool:
-            return ids <= {r.json["id"] for r in got if isinstance(r.json, dict)}
-
-        return self._wait(name, done, timeout, f"{len(ids)} distinct events")
-
-    def wait_for_success_ids(self, name: str, ids: set[str], timeout: float) -> list[Received]:
-        """Until every one of ``ids`` was answered 2xx (re-sent copies count once)."""
+    def wait_for_ids(
+        self, name: str, ids: set[str], timeout: float, *, success: bool = False
+    ) -> list[Received]:
+        """Until every one of ``ids`` arrived (with ``success``: was answered 2xx); re-sent
+        copies count once."""
 
         def done(got: list[Received]) -> bool:
             return ids <= {
-                r.json["id"] for r in got if 200 <= r.status_sent < 300 and isinstance(r.json, dict)
+                r.json["id"]
+                for r in got
+                if isinstance(r.json, dict) and (not success or 200 <= r.status_sent < 300)
             }
 
-        return self._wait(name, done, timeout, f"{len(ids)} distinct events answered 2xx")
+        what = "answered 2xx" if success else "arrived"
+        return self._wait(name, done, timeout, f"{len(ids)} distinct events {what}")
 
     def _wait(
         self, name: str, done: Callable[[list[Received]], bool], timeout: float, what: str
