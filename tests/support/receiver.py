@@ -203,10 +203,10 @@ class Receiver:
         with self._lock:
             return self._most.get(name, 0)
 
-    def received(self, name: str) -> list[Received]:
-        """What arrived on ``name`` so far, in arrival order."""
+    def received(self, name: str, start: int = 0) -> list[Received]:
+        """What arrived on ``name`` so far, in arrival order (from the ``start``-th on)."""
         with self._lock:
-            return list(self._received.get(name, []))
+            return self._received.get(name, [])[start:]
 
     def wait_for(self, name: str, count: int, timeout: float) -> list[Received]:
         """Wait until ``count`` requests arrived on ``name``; AssertionError on timeout."""
