@@ -32,6 +32,14 @@ _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 _VALID_TYPES: set[str] = set()
 _MAX_VALID_TYPES = 4096
 _MAX_NAME = 200
+# The optional parts with a type: (name, type, the type in an error message).
+_TYPED_PARTS: tuple[tuple[str, type, str], ...] = (
+    ("id", str, "a string"),
+    ("entity", str, "a string"),
+    ("user", str, "a string"),
+    ("record", dict, "an object"),
+    ("changes", dict, "an object"),
+)
 # Below 2**32 s (year 2106) the float ms / 1000 is within a quarter of a microsecond of the
 # exact time, so fromtimestamp's rounding to microseconds lands on the exact millisecond.
 # Beyond it the float path is sometimes a millisecond early, and stays the rule.
@@ -103,10 +111,15 @@ def validate_envelope(
     offset: int,
     timestamp_ms: int,
     event_ms: int | None = None,
+    *,
+    typed: bool = False,
 ) -> Event:
     """The envelope checked and completed (``id`` and ``timestamp`` filled in when missing).
     ``event_ms``: the time ``data["timestamp"]`` was formatted from, when the caller made it
-    (an input format that read Unix milliseconds), so it is not parsed back."""
+    (an input format that read Unix milliseconds), so it is not parsed back. ``typed``: the
+    caller (an input format) made sure ``id``, ``entity`` and ``user`` are strings and
+    ``record`` and ``changes`` objects where present, so only ``event``, ``workspace`` and
+    ``timestamp`` are checked here (they come from the record whatever the format)."""
     event = data.get("event")
     if type(event) is not str or event not in _VALID_TYPES:
         if not isinstance(event, str) or not _EVENT_TYPE.match(event):
@@ -118,14 +131,11 @@ def validate_envelope(
     workspace = data.get("workspace")
     if not isinstance(workspace, str) or not workspace.strip() or len(workspace) > _MAX_NAME:
         raise InvalidEventError("validation: 'workspace' is required: a non-empty string")
-    for name in ("id", "entity", "user"):
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise InvalidEventError(f"validation: '{name}' must be a string")
-    for name in ("record", "changes"):
-        value = data.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise InvalidEventError(f"validation: '{name}' must be an object")
+    if not typed:
+        for name, kind, what in _TYPED_PARTS:
+            value = data.get(name)
+            if value is not None and not isinstance(value, kind):
+                raise InvalidEventError(f"validation: '{name}' must be {what}")
     event_id = data.get("id")
     if not event_id:
         event_id = f"{topic}-{partition}-{offset}"

@@ -207,6 +207,7 @@ class InputDecoder:
             record.offset,
             record.timestamp_ms,
             event_ms,
+            typed=fmt.typed,
         )
 
     def _key(self, record: InputRecord) -> Any:

@@ -30,6 +30,11 @@ class InputFormat(Protocol):
     # schema (``{"schema", "payload"}``); the decoder hands it that payload, parsed without
     # the schema where it can (worker/inputs/connect.py). False: the whole value, as decoded.
     payload_only: bool
+    # True: the envelope's ``id``, ``entity`` and ``user`` are strings and its ``record`` and
+    # ``changes`` objects where present, as the format checked or built them; the decoder
+    # then checks only what every format takes from the record (event type, workspace,
+    # timestamp: worker.codec.events.validate_envelope).
+    typed: bool
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
         """The envelope for ``record`` (whose ``value`` is decoded). Raises

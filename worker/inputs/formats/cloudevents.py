@@ -80,6 +80,7 @@ def _read_headers(headers: Headers) -> tuple[dict[str, Any], str]:
 
 class CloudEvents:
     empty = "allowed"  # binary mode: an event without data
+    typed = True  # ``id`` checked here; ``record`` an object or absent
     payload_only = False
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
@@ -94,6 +95,8 @@ class CloudEvents:
             value = event.get(name)
             if value is not None:
                 envelope["timestamp" if name == "time" else name] = value
+        if not isinstance(envelope.get("id", ""), str):  # structured mode: any JSON value
+            raise InvalidEventError("validation: 'id' must be a string")
         data = event.get("data")
         if data is not None:
             if not isinstance(data, dict):

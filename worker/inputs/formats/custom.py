@@ -17,6 +17,7 @@ _TEXT_PARTS = ("event", "id", "user")
 
 class Custom:
     empty = "invalid"
+    typed = False
     payload_only = False
 
     def __init__(self, parts: dict[str, Source]) -> None:

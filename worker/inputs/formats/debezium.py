@@ -48,6 +48,7 @@ def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 
 class Debezium:
     empty = "skip"  # the tombstone after a delete
+    typed = True  # every part built here, or checked as it was read
     payload_only = True
 
     def __init__(self, *, snapshot: str, events: str, entity: Source | None) -> None:

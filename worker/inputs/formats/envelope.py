@@ -13,6 +13,7 @@ __all__ = ["build"]
 
 class Envelope:
     empty = "invalid"
+    typed = False
     payload_only = False
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
