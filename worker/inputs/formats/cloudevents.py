@@ -20,30 +20,37 @@ _CORE = frozenset(("specversion", "type", "id", "source", "time", "subject", "da
                    "dataschema", "data", "data_base64"))  # fmt: skip
 
 
-# Header name to attribute name ("ce_type" -> "type"; None for any other header), kept so a
-# record's attribute names are not sliced and hashed anew each time. Bounded: header names
-# come from producers.
-_ATTRIBUTE_NAMES: dict[str, str | None] = {}
+# Header name to (attribute name, an extension?) ("ce_type" -> ("type", False); None for any
+# other header), kept so a record's attribute names are not sliced and hashed anew each time.
+# Bounded: header names come from producers.
+_ATTRIBUTE_NAMES: dict[str, tuple[str, bool] | None] = {}
 _MAX_NAMES = 512
-_UNSEEN = "\0unseen"  # the default of names.get, told apart by identity
+_UNSEEN: Any = ("\0unseen", False)  # the default of names.get, told apart by identity
 
 
-def _attribute_name(header: str) -> str | None:
+def _attribute_name(header: str) -> tuple[str, bool] | None:
     attribute = header[3:] if header.startswith("ce_") else None
+    found = None if attribute is None else (attribute, attribute not in _CORE)
     if len(_ATTRIBUTE_NAMES) < _MAX_NAMES:
-        _ATTRIBUTE_NAMES[header] = attribute
-    return attribute
+        _ATTRIBUTE_NAMES[header] = found
+    return found
 
 
 def event_object(record: InputRecord) -> dict[str, Any]:
     """The CloudEvent of ``record`` as one object (structured mode: the value itself)."""
-    event, content_type = _read_headers(record.raw_headers)
+    return _event(record)[0]
+
+
+def _event(record: InputRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The CloudEvent as one object, and its extension attributes when read from headers
+    (binary mode; None in structured mode)."""
+    event, extensions, content_type = _read_headers(record.raw_headers)
     if content_type.startswith("application/cloudevents"):
         if "batch" in content_type:
             raise InvalidEventError("cloudevents: batch mode is not supported")
         if not isinstance(record.value, dict):
             raise InvalidEventError("cloudevents: a structured event must be a JSON object")
-        return record.value
+        return record.value, None
     if "type" not in event:
         raise InvalidEventError(
             "cloudevents: no ce_type header (binary mode) and the content-type is not "
@@ -53,29 +60,35 @@ def event_object(record: InputRecord) -> dict[str, Any]:
         event["datacontenttype"] = content_type
     if record.value is not None:
         event["data"] = record.value
-    return event
+    return event, extensions
 
 
-def _read_headers(headers: Headers) -> tuple[dict[str, Any], str]:
-    """The ``ce_`` headers as attributes, and the content type (lower case; "" if none)."""
+def _read_headers(headers: Headers) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The ``ce_`` headers as attributes, those of them that are extensions, and the content
+    type (lower case; "" if none)."""
     event: dict[str, Any] = {}
+    extensions: dict[str, Any] = {}
     content_type = ""
     names = _ATTRIBUTE_NAMES
     for name, raw in headers.items() if isinstance(headers, dict) else headers or ():
-        attribute = names.get(name, _UNSEEN)
-        if attribute is _UNSEEN:
-            attribute = _attribute_name(name)
-        if attribute is not None:
+        found = names.get(name, _UNSEEN)
+        if found is _UNSEEN:
+            found = _attribute_name(name)
+        if found is not None:
             try:
-                event[attribute] = raw.decode()  # type: ignore[union-attr]
+                value = raw.decode()  # type: ignore[union-attr]
             except AttributeError:  # a str (from a dict of headers) or no value
-                event[attribute] = raw or ""
+                value = raw or ""
             except UnicodeDecodeError:
                 raise InvalidEventError(f"cloudevents: header {name} is not UTF-8") from None
+            attribute, extension = found
+            event[attribute] = value
+            if extension:
+                extensions[attribute] = value
         elif name == "content-type" and raw:
             text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
             content_type = text.lower()
-    return event, content_type
+    return event, extensions, content_type
 
 
 class CloudEvents:
@@ -84,7 +97,7 @@ class CloudEvents:
     payload_only = False
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
-        event = event_object(record)
+        event, extensions = _event(record)
         if "data_base64" in event:
             raise InvalidEventError("cloudevents: data_base64 is not a JSON object")
         kind = event.get("type")
@@ -104,7 +117,8 @@ class CloudEvents:
                     f"cloudevents: data must be a JSON object, got {type(data).__name__}"
                 )
             envelope["record"] = data
-        extensions = {k: v for k, v in event.items() if k not in _CORE}
+        if extensions is None:  # structured mode
+            extensions = {k: v for k, v in event.items() if k not in _CORE}
         if extensions:
             envelope["extensions"] = extensions
         return envelope, event
