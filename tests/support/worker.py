@@ -109,7 +109,11 @@ def wait_ready(port: int, timeout: float, error: object = lambda: None) -> None:
 
 def metric(port: int, name: str) -> float:
     """The value of an unlabelled series on a worker's ``/metrics``; fails if it is missing."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return metric_in(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
+
+
+def metric_in(text: str, name: str) -> float:
+    """The value of an unlabelled series in a scrape's text; fails if it is missing."""
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert match, f"{name} is not exported"
     return float(match.group(1))
