@@ -35,6 +35,7 @@ from bench.procstat import rss_mb
 from bench.rig import make_settings, workers
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
+from tests.support.worker import metric_in
 from worker.config import Settings, parse_retry_delays
 from worker.kafka.clients import make_producer
 from worker.kafka.writes import produce
@@ -96,14 +97,10 @@ def paced(settings: Settings, stop: threading.Event) -> None:
     producer.flush(30)
 
 
-def successes(receiver: Receiver, name: str) -> int:
-    return len({r.json["id"] for r in receiver.received(name) if r.status_sent == 200})
-
-
 class Successes:
-    """Distinct events answered 200 on one endpoint, counted as they arrive: the sampling
-    loop reads only the requests since its last call (re-reading them all every second, 50,000
-    at full scale, held the GIL from the receivers' thread)."""
+    """Distinct events answered 200 on one endpoint, counted as they arrive: each call reads
+    only the requests since the last (re-reading them all every second, 50,000 at full scale,
+    held the GIL from the receivers' thread)."""
 
     def __init__(self, receiver: Receiver, name: str) -> None:
         self._receiver, self._name = receiver, name
@@ -180,12 +177,13 @@ def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
         SubsWriter(settings).create("k1", url, ["*"], secret=secret, ordering="key")
         send(settings, events)
         with workers(settings) as w:
-            wait(lambda: successes(rx, "hook") >= 1, 120, "no delivery")
+            ok = Successes(rx, "hook")
+            wait(lambda: ok() >= 1, 120, "no delivery")
             low, high = round(0.1 * len(events)), round(0.9 * len(events))
-            wait(lambda: successes(rx, "hook") >= low, 600, "slow")
-            t0, n0 = time.monotonic(), successes(rx, "hook")
-            wait(lambda: successes(rx, "hook") >= high, 600, "slow")
-            seconds, n = time.monotonic() - t0, successes(rx, "hook") - n0
+            wait(lambda: ok() >= low, 600, "slow")
+            t0, n0 = time.monotonic(), ok()
+            wait(lambda: ok() >= high, 600, "slow")
+            seconds, n = time.monotonic() - t0, ok() - n0
             w.check()
         rate = n / seconds
         return {
@@ -221,7 +219,8 @@ def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
             send(settings, events)
             wait(lambda: len(rx.received("hook")) >= 1, 120, "no delivery")
             started = rx.received("hook")[0].arrived
-            wait(lambda: successes(rx, "hook") >= len(events), 600, "not all delivered")
+            ok = Successes(rx, "hook")
+            wait(lambda: ok() >= len(events), 600, "not all delivered")
             seconds = max(r.arrived for r in rx.received("hook")) - started
         floor = 5 * sum(delays) / 1000
         return {
@@ -244,14 +243,6 @@ def router_lag(text: str, topic: str) -> float:
         for line in text.splitlines()
         if line.startswith("webhook_consumer_lag{") and "router" in line and topic in line
     )
-
-
-def gauge(text: str, name: str) -> float:
-    """An unlabelled metric's value in a scrape (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def murmur2(data: bytes) -> int:
@@ -340,7 +331,8 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
             routed: tuple[float, int] | None = None  # (when, healthy successes then)
             # One scrape a second (Prometheus scrapes every 15-30 s; each is rendered on the
             # worker's loop).
-            while (parked := gauge(text := metrics_text(port), "webhook_parked_tasks")) < expected:
+            parked_tasks = "webhook_parked_tasks"
+            while (parked := metric_in(text := metrics_text(port), parked_tasks)) < expected:
                 w.check()
                 samples.append(
                     (
