@@ -34,29 +34,63 @@ import orjson
 
 from worker.inputs.sources import MISSING
 
-__all__ = ["PREFIX", "TRIES", "payload", "unwrap"]
+__all__ = ["PREFIX", "TRIES", "PayloadReader", "payload", "unwrap"]
 
 PREFIX = b'{"schema":'
 _SEPARATOR = b',"payload":'
 _SKIP = len(_SEPARATOR)
+_START = len(PREFIX)
 TRIES = 3  # matches tried before giving up (then the whole value is parsed)
 
 
 def payload(data: bytes) -> Any:
     """The ``payload`` of a compact ``{"schema":...,"payload":...}`` value, parsed alone;
     MISSING when ``data`` is not one (the caller parses it whole)."""
-    if not data.startswith(PREFIX) or data[-1] != 0x7D:  # ends with "}"
-        return MISSING
-    end = len(data)
+    return _search(data)[0]
+
+
+def _search(data: bytes) -> tuple[Any, int]:
+    """:func:`payload`, and where it begins (-1: MISSING)."""
+    if data[-1] != 0x7D or not data.startswith(PREFIX):  # must end with "}"
+        return MISSING, -1
+    at = len(data)
     for _ in range(TRIES):
-        at = data.rfind(_SEPARATOR, len(PREFIX), end)
+        at = data.rfind(_SEPARATOR, _START, at)  # from the end; then further back
         if at < 0:
-            return MISSING
+            break
         try:
-            return orjson.loads(data[at + _SKIP : -1])
+            return orjson.loads(data[at + _SKIP : -1]), at + _SKIP
         except orjson.JSONDecodeError:
-            end = at  # a key named payload inside the schema or the payload: look further back
-    return MISSING
+            pass  # a key named payload inside the schema or the payload
+    return MISSING, -1
+
+
+class PayloadReader:
+    """:func:`payload`, remembering where the last value's payload began. The values of a
+    topic share their schema, so a value that starts with the same bytes as the last one up
+    to its separator is read from there without a search; if what follows is not one JSON
+    value before the last brace, it is searched as any other. By the argument above, the
+    first way finds a payload only where the search would find the same one: text after a
+    ``,"payload":`` that parses is the payload, whichever way the match was found. One
+    reader for a mapping's values and one for its keys."""
+
+    __slots__ = ("_prefix", "_start")
+
+    def __init__(self) -> None:
+        self._prefix: bytes | None = None  # up to and including the last separator found
+        self._start = 0
+
+    def __call__(self, data: bytes) -> Any:
+        prefix = self._prefix
+        if prefix is not None and data.startswith(prefix) and data[-1] == 0x7D:
+            try:
+                return orjson.loads(data[self._start : -1])
+            except orjson.JSONDecodeError:
+                pass  # the same schema, not one payload after it
+        found, start = _search(data)
+        if start >= 0:
+            self._prefix, self._start = data[:start], start
+        return found
 
 
 def unwrap(value: Any) -> Any:

@@ -31,11 +31,16 @@ _schema_id = struct.Struct(">I").unpack_from  # the 4 bytes after the magic byte
 
 
 def decode_bytes(
-    data: bytes, registry: SchemaRegistry | None, avro: AvroCodec, *, payload_only: bool = False
+    data: bytes,
+    registry: SchemaRegistry | None,
+    avro: AvroCodec,
+    *,
+    payload: connect.PayloadReader | None = None,
 ) -> Any:
     """The value of ``data``; InvalidEventError for bytes that cannot be read,
-    RegistryUnavailableError when the schema cannot be fetched now. ``payload_only``: of a
-    Kafka Connect JSON value with its schema, the payload alone (:mod:`worker.inputs.connect`)."""
+    RegistryUnavailableError when the schema cannot be fetched now. With ``payload``: of a
+    Kafka Connect JSON value with its schema, the payload alone, read by it
+    (:mod:`worker.inputs.connect`)."""
     if data[0] == 0 and len(data) >= 5:  # framed (JSON never starts with a zero byte)
         if registry is None:
             raise InvalidEventError(
@@ -45,15 +50,15 @@ def decode_bytes(
     elif data[0] == 0xC3:  # our Avro single-object marker's first byte
         value = decode_value(data, avro)
     else:
-        if payload_only and data.startswith(connect.PREFIX):
-            found = connect.payload(data)
+        if payload is not None and data.startswith(connect.PREFIX):
+            found = payload(data)
             if found is not MISSING:
                 return found
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidEventError(f"decode: not valid UTF-8 JSON: {exc}") from None
-    return connect.unwrap(value) if payload_only else value
+    return value if payload is None else connect.unwrap(value)
 
 
 def decode_key(data: bytes | None, registry: SchemaRegistry | None) -> Any:

@@ -185,9 +185,7 @@ class InputDecoder:
                 f"too_large: event is {len(value)} bytes, above the limit of {self._max_bytes}"
             )
         else:
-            record.value = decode_bytes(
-                value, self._registry, self._avro, payload_only=fmt.payload_only
-            )
+            record.value = decode_bytes(value, self._registry, self._avro, payload=fmt.payload)
         envelope, root = fmt.map(record, self._key)
         for name, source in overrides:
             found = source.text(record, root, self._key)

@@ -1,7 +1,8 @@
-"""Kafka Connect JSON values with their schema: a ``payload_only`` format (Debezium) gets the
-payload parsed alone (worker/inputs/connect.py), and gets exactly what parsing the whole value
-and unwrapping it gave, whatever ``,"payload":`` the schema or the payload hold; the other
-formats still see the whole value."""
+"""Kafka Connect JSON values with their schema: a format with a payload reader (Debezium) gets
+the payload parsed alone (worker/inputs/connect.py), and gets exactly what parsing the whole
+value and unwrapping it gave, whatever ``,"payload":`` the schema or the payload hold, whether
+the reader searched or used the last value's prefix; the other formats still see the whole
+value."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def whole(data: bytes) -> Any:
     return connect.unwrap(decode_bytes(data, None, AVRO))
 
 
-def payload_only(data: bytes) -> Any:
-    return decode_bytes(data, None, AVRO, payload_only=True)
+def payload_only(data: bytes, reader: connect.PayloadReader | None = None) -> Any:
+    """Read by a new reader (a search), or by ``reader`` (its last prefix first)."""
+    return decode_bytes(data, None, AVRO, payload=reader or connect.PayloadReader())
 
 
 def wrapped(schema: Any, payload: Any) -> bytes:
@@ -86,6 +88,29 @@ TRICKY_PAYLOADS = {
 def test_separators_inside_the_schema_or_the_payload_are_not_taken(schema, payload):
     data = wrapped(TRICKY_SCHEMAS[schema], TRICKY_PAYLOADS[payload])
     assert payload_only(data) == whole(data) == TRICKY_PAYLOADS[payload]
+    # A reader that read another payload under the same schema reads it from that prefix.
+    reader = connect.PayloadReader()
+    assert payload_only(wrapped(TRICKY_SCHEMAS[schema], {"op": "c"}), reader) == {"op": "c"}
+    assert payload_only(data, reader) == TRICKY_PAYLOADS[payload]
+
+
+def test_a_reader_reads_from_the_last_prefix_and_searches_when_it_does_not_fit():
+    reader = connect.PayloadReader()
+    first, second = {**CHANGE, "op": "c"}, {**CHANGE, "op": "d"}
+    assert payload_only(wrapped(SCHEMA, first), reader) == first
+    assert reader._prefix == wrapped(SCHEMA, 0)[:-2]  # up to the separator, included
+    assert payload_only(wrapped(SCHEMA, second), reader) == second
+    # The same prefix and more than one value after it: searched, and so read whole.
+    data = wrapped(SCHEMA, second)[:-1] + b',"x":1}'
+    assert (
+        payload_only(data, reader) == whole(data) == {"schema": SCHEMA, "payload": second, "x": 1}
+    )
+    # Another schema (another table on the topic): searched, and its prefix kept from then on.
+    other = wrapped({"type": "struct", "name": "other"}, first)
+    assert payload_only(other, reader) == first
+    assert reader._prefix == other[: other.rindex(TRAP.encode()) + len(TRAP)]
+    with pytest.raises(InvalidEventError, match="not valid UTF-8 JSON"):
+        payload_only(other[:-3], reader)  # truncated: invalid as before
 
 
 def test_matches_after_the_separator_are_tried_from_the_end():
@@ -156,14 +181,19 @@ JSON = st.recursive(
 )
 
 
+READER = connect.PayloadReader()  # one for all the examples: prefixes from earlier ones
+
+
 @settings(max_examples=500, deadline=None)
-@given(schema=JSON, payload=JSON)
-@example(schema={"a": 1, "payload": 1}, payload={"b": 1, "payload": 2})
-def test_any_schema_and_payload_read_as_the_whole_parse(schema, payload):
+@given(schema=JSON, payload=JSON, again=JSON)
+@example(schema={"a": 1, "payload": 1}, payload={"b": 1, "payload": 2}, again=None)
+def test_any_schema_and_payload_read_as_the_whole_parse(schema, payload, again):
     data = wrapped(schema, payload)
     found = connect.payload(data)
     assert found is MISSING or found == payload
     assert payload_only(data) == whole(data) == payload
+    assert payload_only(data, READER) == payload
+    assert payload_only(wrapped(schema, again), READER) == again  # the same schema
 
 
 def _after_separators(data: bytes) -> list[Any]:
@@ -209,6 +239,10 @@ def test_edited_values_read_as_the_whole_parse_when_they_are_valid_json(
         return
     event(f"valid JSON, {data.count(TRAP.encode())} separators")
     assert payload_only(data) == expected
+    # A reader that has just read the value as it was before the edit.
+    reader = connect.PayloadReader()
+    assert payload_only(wrapped(schema, payload), reader) == payload
+    assert payload_only(data, reader) == expected
 
 
 # -- through the decoder ------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from worker.inputs.connect import PayloadReader
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
 from worker.inputs.sources import KeyReader
@@ -26,10 +27,11 @@ class InputFormat(Protocol):
     # What a record without a value is: "skip" (a tombstone), "invalid", or "allowed" (the
     # format maps it, e.g. a CloudEvent without data).
     empty: str
-    # True: the format reads only the payload of a Kafka Connect JSON value written with its
-    # schema (``{"schema", "payload"}``); the decoder hands it that payload, parsed without
-    # the schema where it can (worker/inputs/connect.py). False: the whole value, as decoded.
-    payload_only: bool
+    # A reader: the format reads only the payload of a Kafka Connect JSON value written with
+    # its schema (``{"schema", "payload"}``); the decoder hands it that payload, parsed
+    # without the schema by this reader where it can (worker/inputs/connect.py). None: the
+    # whole value, as decoded.
+    payload: PayloadReader | None
     # True: the envelope's ``id``, ``entity`` and ``user`` are strings and its ``record`` and
     # ``changes`` objects where present, as the format checked or built them; the decoder
     # then checks only what every format takes from the record (event type, workspace,

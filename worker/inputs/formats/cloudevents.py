@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.events import InvalidEventError
+from worker.inputs.connect import PayloadReader
 from worker.inputs.formats import InputFormat, Mapped
 from worker.inputs.options import Options
 from worker.inputs.record import Headers, InputRecord
@@ -94,7 +95,7 @@ def _read_headers(headers: Headers) -> tuple[dict[str, Any], dict[str, Any], str
 class CloudEvents:
     empty = "allowed"  # binary mode: an event without data
     typed = True  # ``id`` checked here; ``record`` an object or absent
-    payload_only = False
+    payload: PayloadReader | None = None
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
         event, extensions = _event(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.events import InvalidEventError
+from worker.inputs.connect import PayloadReader
 from worker.inputs.formats import InputFormat, Mapped
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
@@ -18,7 +19,7 @@ _TEXT_PARTS = ("event", "id", "user")
 class Custom:
     empty = "invalid"
     typed = False
-    payload_only = False
+    payload: PayloadReader | None = None
 
     def __init__(self, parts: dict[str, Source]) -> None:
         self._parts = parts

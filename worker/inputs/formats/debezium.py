@@ -1,6 +1,6 @@
 """``debezium``: Debezium change events (JSON converter with or without schemas, or Avro
 through a Schema Registry) as ``record.created`` / ``updated`` / ``deleted``. It reads only
-the payload of a value with its schema (``payload_only``): the decoder hands it the change.
+the payload of a value with its schema (``payload``): the decoder hands it the change.
 
 Like Debezium's own ``ExtractNewRecordState`` transform, the row is ``after`` (``before`` for a
 delete); unlike it, an update also carries ``changes``: the columns whose value differs
@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from worker.codec.events import InvalidEventError
-from worker.inputs.connect import unwrap
+from worker.inputs import connect
 from worker.inputs.formats import InputFormat, Mapped, SkippedError
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
-from worker.inputs.sources import KeyReader, Source
+from worker.inputs.sources import MISSING, KeyReader, Source
 
 __all__ = ["build", "changed_columns"]
 
@@ -49,9 +49,10 @@ def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 class Debezium:
     empty = "skip"  # the tombstone after a delete
     typed = True  # every part built here, or checked as it was read
-    payload_only = True
 
     def __init__(self, *, snapshot: str, events: str, entity: Source | None) -> None:
+        self.payload: connect.PayloadReader | None = connect.PayloadReader()
+        self._key_payload = connect.PayloadReader()
         self._snapshot = snapshot
         self.by_entity = events == "entity"
         self._entity = entity
@@ -84,7 +85,9 @@ class Debezium:
         else:
             table = source.get("table")
             entity = table if isinstance(table, str) and table else None
-        ident = _key_text(unwrap(key(record)))
+        raw = record.key  # with its schema, read by its payload as the value is
+        by_payload = self._key_payload(raw) if raw and raw.startswith(connect.PREFIX) else MISSING
+        ident = _key_text(connect.unwrap(key(record)) if by_payload is MISSING else by_payload)
         if ident is not None and "id" not in row:
             row = {**row, "id": ident[1]}
         event = f"{entity}.{action}" if self.by_entity and entity else _RECORD_EVENTS[action]

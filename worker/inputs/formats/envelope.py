@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.codec.events import InvalidEventError
+from worker.inputs.connect import PayloadReader
 from worker.inputs.formats import InputFormat, Mapped
 from worker.inputs.options import Options
 from worker.inputs.record import InputRecord
@@ -14,7 +15,7 @@ __all__ = ["build"]
 class Envelope:
     empty = "invalid"
     typed = False
-    payload_only = False
+    payload: PayloadReader | None = None
 
     def map(self, record: InputRecord, key: KeyReader) -> Mapped:
         value = record.value
