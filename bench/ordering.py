@@ -1,4 +1,5 @@
-"""``python -m bench.ordering [--scenarios 1,2,3] [--scale 1.0] [--nice N]``: issue 15's benchmark.
+"""``python -m bench.ordering [--scenarios 1,2,3] [--scale 1.0] [--nice N] [--pin]``:
+issue 15's benchmark.
 
 1. key scope, 1,000 keys, an endpoint answering after 50 ms, max_in_flight 10: the rate
    against 10 / 50 ms = 200/s;
@@ -22,7 +23,8 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,9 @@ import httpx
 import orjson
 
 from bench.broker import local_broker
-from bench.priority import lower_priority
+from bench.priority import lower_priority, pin
 from bench.procstat import rss_mb
-from bench.rig import make_settings, workers
+from bench.rig import Workers, make_settings, workers
 from tests.support.receiver import Receiver, Reply
 from tests.support.subs import SubsWriter
 from tests.support.worker import metric_in
@@ -167,7 +169,16 @@ def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> d
     }
 
 
-def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
+@contextmanager
+def worker_on(settings: Settings, cpus: set[int] | None) -> Iterator[Workers]:
+    """One worker process; with ``cpus`` (``--pin``), each of its threads runs only there."""
+    with workers(settings) as w:
+        if cpus:
+            pin(w.pids()[0], cpus)
+        yield w
+
+
+def scenario_1(bootstrap: str, scale: float, cpus: set[int] | None = None) -> dict[str, Any]:
     keys = 1000
     events = [keyed_event(i, "k1", i % keys) for i in range(max(2000, round(10_000 * scale)))]
     settings = make_settings(bootstrap, "ord1", 4)
@@ -176,7 +187,7 @@ def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
         url = rx.endpoint("hook", secret, lambda n, b: Reply(delay_s=DELAY_S))
         SubsWriter(settings).create("k1", url, ["*"], secret=secret, ordering="key")
         send(settings, events)
-        with workers(settings) as w:
+        with worker_on(settings, cpus) as w:
             ok = Successes(rx, "hook")
             wait(lambda: ok() >= 1, 120, "no delivery")
             low, high = round(0.1 * len(events)), round(0.9 * len(events))
@@ -196,7 +207,7 @@ def scenario_1(bootstrap: str, scale: float) -> dict[str, Any]:
         }
 
 
-def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
+def scenario_2(bootstrap: str, scale: float, cpus: set[int] | None = None) -> dict[str, Any]:
     delays = parse_retry_delays("1s,2s")
     # Every attempt fails twice: 20 failures in a row would disable the endpoint (not measured).
     settings = make_settings(bootstrap, "ord2", 4, retry_delays_ms=delays, disable_after_failures=0)
@@ -214,7 +225,7 @@ def scenario_2(bootstrap: str, scale: float) -> dict[str, Any]:
         secret = generate_secret()
         url = rx.endpoint("hook", secret, twice)
         SubsWriter(settings).create("k2", url, ["*"], secret=secret, ordering="key")
-        with workers(settings) as w:
+        with worker_on(settings, cpus) as w:
             w.wait_ready()
             send(settings, events)
             wait(lambda: len(rx.received("hook")) >= 1, 120, "no delivery")
@@ -272,7 +283,9 @@ def sub_id_on(partition: int, partitions: int) -> str:
             return sub_id
 
 
-def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
+def scenario_3(
+    bootstrap: str, scale: float, nice: int = 0, worker_cpus: set[int] | None = None
+) -> dict[str, Any]:
     total = round(1_000_000 * scale)
     keys = max(1, round(100_000 * scale))
     settings = make_settings(
@@ -302,9 +315,11 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
         writer.create("fifo", dead, ["*"], secret=secret, ordering="endpoint", sub_id=ids["fifo"])
         writer.create("keyed", dead_keys, ["*"], secret=secret, ordering="key", sub_id=ids["keyed"])
         writer.create("ok", healthy, ["*"], secret=secret, ordering="key", sub_id=ids["ok"])
-        with workers(settings) as w:
+        with worker_on(settings, worker_cpus) as w:
             w.wait_ready()
             pid, port = w.pids()[0], w.ports[0]
+            if worker_cpus:
+                pin(pid, worker_cpus)
             stop = threading.Event()
             feeder = threading.Thread(target=paced, args=(settings, stop), daemon=True)
             feeder.start()
@@ -376,6 +391,7 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
         return {
             "scale": scale,
             "others_nice": nice,
+            "worker_cpus": sorted(worker_cpus or ()),
             "deliveries_partitions": placement,
             "parked": expected,
             "keys": keys,
@@ -404,7 +420,10 @@ def scenario_3(bootstrap: str, scale: float, nice: int = 0) -> dict[str, Any]:
         }
 
 
-SCENARIOS = {"1": scenario_1, "2": scenario_2, "3": scenario_3}
+SCENARIOS: dict[str, Callable[[str, float, set[int] | None], dict[str, Any]]] = {
+    "1": scenario_1,
+    "2": scenario_2,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,20 +435,32 @@ def main(argv: list[str] | None = None) -> int:
         "--nice",
         type=int,
         default=0,
-        help="run the broker (and scenario 3's flood producer) at this nice value, so that on "
-        "a shared machine the worker gets the CPU first, as on a machine of its own (0: off)",
+        help="run scenario 3's flood producer (and the broker's threads, which weighs only "
+        "within the broker's own session where Linux autogroups are on: bench/priority.py) at "
+        "this nice value, so that on a shared machine the worker gets the CPU first (0: off)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the worker on CPU 0 and everything else (this process and its receivers, "
+        "the broker, the flood's producer) on the others: the worker with a core of its own, "
+        "as in a deployment where the broker and the load are other machines",
     )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
+    worker_cpus: set[int] | None = None
+    if args.pin and len(cpus := os.sched_getaffinity(0)) > 1:
+        worker_cpus = {min(cpus)}
+        os.sched_setaffinity(0, cpus - worker_cpus)  # inherited by the threads started next
     with local_broker() as broker:
         if args.nice:
             for pid in broker.pids:
                 lower_priority(pid, args.nice)
         for name in args.scenarios.split(","):
             if name == "3":
-                results[name] = scenario_3(broker.bootstrap, args.scale, args.nice)
+                results[name] = scenario_3(broker.bootstrap, args.scale, args.nice, worker_cpus)
             else:
-                results[name] = SCENARIOS[name](broker.bootstrap, args.scale)
+                results[name] = SCENARIOS[name](broker.bootstrap, args.scale, worker_cpus)
             print(name, orjson.dumps(results[name]).decode(), flush=True)
     args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return 0
