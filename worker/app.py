@@ -220,15 +220,21 @@ async def _serve(
     broker.start()
     loop_lag = LoopLagMonitor(worker.metrics)
     loop_lag.start()
+    unsettle: Callable[[], None] | None = None
     try:
         if on_started is not None:
             started = on_started(health.port)
             if started is not None:
                 await started
         await _wait_for_table(follower, stop)
-        settle_heap()  # before the stages: what start-up built stays out of the collector's walks
+        # Before the stages: what start-up built, and later what each full collection found
+        # alive, stays out of the collector's walks (undone when the stages end: in-process
+        # workers in tests).
+        unsettle = settle_heap()
         await _run_stages(stages, stop, watch=_watch_table(follower, stop, worker.metrics))
     finally:
+        if unsettle is not None:
+            unsettle()
         await loop_lag.stop()
         broker.stop()
         _flush(producer, settings)
