@@ -38,6 +38,7 @@ from worker.router import Router
 from worker.subscriptions.index import SubscriptionIndex
 
 HERE = Path(__file__).resolve().parent
+STALL_S = 60.0  # no record routed for this long: the run fails instead of waiting forever
 
 
 def fill(settings: Settings, samples: dict[str, Message], n: int) -> None:
@@ -82,13 +83,19 @@ def route_all(settings: Settings, index: SubscriptionIndex, topic: str, n: int) 
     consumer.seek(TopicPartition(topic, 0, OFFSET_BEGINNING))
     start = time.process_time()
     done = 0
+    progressed, last = time.monotonic(), 0
     while done < n:
         if not router.step():
             # Nothing fetched yet: nap as the stage loop does (worker.kafka.pacing), so the
             # CPU counted is routing, not spinning on an empty fetch queue.
             time.sleep(0.001)
         producer.poll(0)
+        router._fatal.check()  # a failed write stops a worker's stage: here, the bench
         done = router._offsets.tracker(topic, 0).committable() or 0
+        if done != last:
+            progressed, last = time.monotonic(), done
+        elif time.monotonic() - progressed > STALL_S:
+            raise RuntimeError(f"routing {topic}: stuck at {done} of {n} for {STALL_S:.0f} s")
     producer.flush(30)
     elapsed = time.process_time() - start
     consumer.close()
