@@ -171,7 +171,8 @@ def loop_lag_summary(before: dict[float, float], after: dict[float, float]) -> d
 
 @contextmanager
 def worker_on(settings: Settings, cpus: set[int] | None) -> Iterator[Workers]:
-    """One worker process; with ``cpus`` (``--pin``), each of its threads runs only there."""
+    """One worker process; with ``cpus`` (``--pin``), each of its threads runs only there: it
+    is pinned as it starts, before it starts a thread, and its threads inherit that."""
     with workers(settings) as w:
         if cpus:
             pin(w.pids()[0], cpus)
@@ -318,8 +319,6 @@ def scenario_3(
         with worker_on(settings, worker_cpus) as w:
             w.wait_ready()
             pid, port = w.pids()[0], w.ports[0]
-            if worker_cpus:
-                pin(pid, worker_cpus)
             stop = threading.Event()
             feeder = threading.Thread(target=paced, args=(settings, stop), daemon=True)
             feeder.start()
